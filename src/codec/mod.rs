@@ -1,0 +1,197 @@
+//! Decoding: bytes in, packets out.
+//!
+//! ```text
+//! byte 1      packet type (b7-4) | flags (b3-0)
+//! byte 2..5   Remaining Length, 1-4 bytes, 7 bits each, least significant first
+//! ...         variable header and payload: Remaining Length bytes
+//! ```
+//!
+//! The first byte is checked as soon as it arrives and the size limit as soon as the
+//! Remaining Length is known, so bad or oversized input is refused without waiting for
+//! the rest of it.
+
+pub(crate) mod prim;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::error::DecodeError;
+use crate::packet::{Packet, PacketType};
+
+pub use prim::MAX_REMAINING_LENGTH;
+
+/// The result of decoding input that may hold only part of a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status<T> {
+    /// A whole packet, and how many bytes of the input it took.
+    Complete(T, usize),
+    /// The input is a valid beginning of a packet; at least this many more bytes are
+    /// needed before anything can be decoded.
+    Incomplete(usize),
+}
+
+/// The largest packet 3.1.1 can express: 1 + 4 + 268 435 455 bytes.
+pub const MAX_PACKET_SIZE: usize = 1 + 4 + MAX_REMAINING_LENGTH;
+
+/// A decoder with limits. [`decode`] and [`decode_bytes`] use the default one, which
+/// accepts every packet size 3.1.1 allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decoder {
+    max_packet_size: usize,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder::new()
+    }
+}
+
+/// What the fixed header says about the packet at the start of the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FixedHeader {
+    /// The packet type.
+    pub packet_type: PacketType,
+    /// The flag nibble (checked for the type).
+    pub flags: u8,
+    /// Bytes taken by the fixed header itself (2–5).
+    pub header_len: usize,
+    /// The Remaining Length.
+    pub remaining_length: usize,
+}
+
+impl FixedHeader {
+    /// The size of the whole packet.
+    pub fn packet_len(&self) -> usize {
+        self.header_len + self.remaining_length
+    }
+}
+
+/// Checks the first byte: the packet type is not reserved and the flags are the ones
+/// the type requires (MQTT-2.2.2-1, MQTT-2.2.2-2, MQTT-3.3.1-2, MQTT-3.3.1-4).
+fn check_first_byte(b: u8) -> Result<(PacketType, u8), DecodeError> {
+    let t = PacketType::from_u8(b >> 4).ok_or(DecodeError::ReservedPacketType)?;
+    let flags = b & 0x0F;
+    match t.fixed_flags() {
+        Some(f) if f != flags => Err(DecodeError::InvalidFlags {
+            packet_type: t as u8,
+            flags,
+        }),
+        Some(_) => Ok((t, flags)),
+        None => {
+            let qos = (flags >> 1) & 0x03;
+            if qos == 3 {
+                Err(DecodeError::PublishQos3)
+            } else if qos == 0 && flags & 0x08 != 0 {
+                Err(DecodeError::PublishDupWithQos0)
+            } else {
+                Ok((t, flags))
+            }
+        }
+    }
+}
+
+impl Decoder {
+    /// A decoder that accepts packets up to [`MAX_PACKET_SIZE`].
+    pub const fn new() -> Self {
+        Decoder {
+            max_packet_size: MAX_PACKET_SIZE,
+        }
+    }
+
+    /// The same decoder refusing packets (fixed header included) larger than `max`
+    /// bytes with [`DecodeError::PacketTooLarge`], as soon as the header tells the size.
+    pub const fn with_max_packet_size(self, max: usize) -> Self {
+        Decoder {
+            max_packet_size: max,
+        }
+    }
+
+    /// The largest packet this decoder accepts.
+    pub const fn max_packet_size(&self) -> usize {
+        self.max_packet_size
+    }
+
+    /// Reads and checks the fixed header at the start of `buf`.
+    pub fn fixed_header(&self, buf: &[u8]) -> Result<Status<FixedHeader>, DecodeError> {
+        let Some(&first) = buf.first() else {
+            return Ok(Status::Incomplete(2));
+        };
+        let (packet_type, flags) = check_first_byte(first)?;
+        let (remaining_length, used) = match prim::remaining_length(&buf[1..])? {
+            prim::Length::Done(v, used) => (v, used),
+            prim::Length::Partial => return Ok(Status::Incomplete(1)),
+        };
+        if let Some(fixed) = packet_type.fixed_remaining_length() {
+            if fixed != remaining_length {
+                return Err(DecodeError::InvalidRemainingLength);
+            }
+        }
+        let header = FixedHeader {
+            packet_type,
+            flags,
+            header_len: 1 + used,
+            remaining_length,
+        };
+        if header.packet_len() > self.max_packet_size {
+            return Err(DecodeError::PacketTooLarge);
+        }
+        Ok(Status::Complete(header, header.header_len))
+    }
+
+    /// Decodes one packet from the start of `buf`, borrowing its fields from `buf`.
+    /// Bytes after the packet are left alone; `Complete` says how many were used.
+    pub fn decode<'a>(&self, buf: &'a [u8]) -> Result<Status<Packet<&'a [u8]>>, DecodeError> {
+        let h = match self.fixed_header(buf)? {
+            Status::Complete(h, _) => h,
+            Status::Incomplete(n) => return Ok(Status::Incomplete(n)),
+        };
+        let total = h.packet_len();
+        if buf.len() < total {
+            return Ok(Status::Incomplete(total - buf.len()));
+        }
+        let body = &buf[h.header_len..total];
+        let packet = Packet::decode_body(h.packet_type, h.flags, body)?;
+        Ok(Status::Complete(packet, total))
+    }
+
+    /// Decodes one packet from the front of `buf` without copying: the packet's text
+    /// fields and payload are [`Bytes`] that share `buf`'s memory. On `Complete` the
+    /// packet's bytes are removed from `buf`; on `Incomplete` or an error `buf` is left
+    /// as it was.
+    pub fn decode_bytes(&self, buf: &mut BytesMut) -> Result<Status<Packet<Bytes>>, DecodeError> {
+        let base = buf.as_ptr() as usize;
+        let (located, total) = match self.decode(buf)? {
+            Status::Complete(p, total) => {
+                // Remember where each field lies, so the borrow of `buf` can end.
+                let located = p.map(&mut |s: &[u8]| {
+                    let start = (s.as_ptr() as usize).wrapping_sub(base);
+                    start..start.wrapping_add(s.len())
+                });
+                (located, total)
+            }
+            Status::Incomplete(n) => return Ok(Status::Incomplete(n)),
+        };
+        let frame = buf.split_to(total).freeze();
+        Ok(Status::Complete(
+            // Every field is a sub-slice of the frame; the guard only keeps a broken
+            // invariant from panicking.
+            located.map(&mut |r| {
+                if r.start <= r.end && r.end <= frame.len() {
+                    frame.slice(r)
+                } else {
+                    Bytes::new()
+                }
+            }),
+            total,
+        ))
+    }
+}
+
+/// Decodes one packet from the start of `buf` with the default [`Decoder`].
+pub fn decode(buf: &[u8]) -> Result<Status<Packet<&[u8]>>, DecodeError> {
+    Decoder::new().decode(buf)
+}
+
+/// Decodes one packet from the front of `buf`, zero-copy, with the default [`Decoder`].
+pub fn decode_bytes(buf: &mut BytesMut) -> Result<Status<Packet<Bytes>>, DecodeError> {
+    Decoder::new().decode_bytes(buf)
+}

@@ -1,0 +1,139 @@
+//! Wire primitives: big-endian integers, length-prefixed fields, the Remaining Length.
+//!
+//! Fields inside a packet are parsed with nom's `complete` parsers: the frame is whole
+//! by the time a body is parsed, so running out of bytes inside it is malformed input,
+//! never "incomplete".
+
+use bytes::{BufMut, BytesMut};
+use nom::Parser;
+use nom::multi::length_data;
+use nom::number::complete::{be_u16, u8 as be_u8};
+
+use crate::error::DecodeError;
+use crate::types::PacketId;
+
+/// Largest Remaining Length that four bytes can carry (§2.2.3).
+pub const MAX_REMAINING_LENGTH: usize = 268_435_455;
+
+type NomErr<'a> = nom::Err<nom::error::Error<&'a [u8]>>;
+
+fn end(_: NomErr<'_>) -> DecodeError {
+    DecodeError::UnexpectedEnd
+}
+
+/// One byte.
+pub(crate) fn u8_(i: &[u8]) -> Result<(&[u8], u8), DecodeError> {
+    be_u8(i).map_err(end)
+}
+
+/// A big-endian u16.
+pub(crate) fn u16_(i: &[u8]) -> Result<(&[u8], u16), DecodeError> {
+    be_u16(i).map_err(end)
+}
+
+/// A field with a two-byte length prefix.
+pub(crate) fn prefixed(i: &[u8]) -> Result<(&[u8], &[u8]), DecodeError> {
+    length_data(be_u16).parse(i).map_err(end)
+}
+
+/// A non-zero packet identifier.
+pub(crate) fn packet_id(i: &[u8]) -> Result<(&[u8], PacketId), DecodeError> {
+    let (i, v) = u16_(i)?;
+    Ok((i, PacketId::new(v).ok_or(DecodeError::ZeroPacketId)?))
+}
+
+/// The outcome of reading a Remaining Length from the start of `buf`.
+pub(crate) enum Length {
+    /// The value and how many bytes encoded it.
+    Done(usize, usize),
+    /// The field is not complete yet.
+    Partial,
+}
+
+/// Reads a Remaining Length: base-128 groups, least significant first, at most four
+/// bytes (§2.2.3, with the Errata 01 correction of the bound check).
+pub(crate) fn remaining_length(buf: &[u8]) -> Result<Length, DecodeError> {
+    let mut value = 0usize;
+    for (i, &b) in buf.iter().take(4).enumerate() {
+        value |= ((b & 0x7F) as usize) << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok(Length::Done(value, i + 1));
+        }
+    }
+    if buf.len() >= 4 {
+        Err(DecodeError::MalformedRemainingLength)
+    } else {
+        Ok(Length::Partial)
+    }
+}
+
+/// How many bytes the minimal encoding of Remaining Length `n` takes.
+pub(crate) const fn remaining_length_len(n: usize) -> usize {
+    match n {
+        0..=127 => 1,
+        128..=16_383 => 2,
+        16_384..=2_097_151 => 3,
+        _ => 4,
+    }
+}
+
+/// Writes the minimal encoding of Remaining Length `n` (at most 268 435 455).
+pub(crate) fn put_remaining_length(buf: &mut BytesMut, mut n: usize) {
+    loop {
+        let mut b = (n & 0x7F) as u8;
+        n >>= 7;
+        if n > 0 {
+            b |= 0x80;
+        }
+        buf.put_u8(b);
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+/// Writes a field with its two-byte length prefix. Callers pass validated fields, whose
+/// length fits in a u16.
+pub(crate) fn put_prefixed(buf: &mut BytesMut, b: &[u8]) {
+    buf.put_u16(b.len() as u16);
+    buf.put_slice(b);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remaining_length_boundaries_round_trip_in_minimal_form() {
+        for n in [
+            0,
+            127,
+            128,
+            16_383,
+            16_384,
+            2_097_151,
+            2_097_152,
+            MAX_REMAINING_LENGTH,
+        ] {
+            let mut b = BytesMut::new();
+            put_remaining_length(&mut b, n);
+            assert_eq!(b.len(), remaining_length_len(n));
+            match remaining_length(&b).unwrap() {
+                Length::Done(v, used) => assert_eq!((v, used), (n, b.len())),
+                Length::Partial => panic!("partial for {n}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_fifth_length_byte_is_malformed_without_waiting() {
+        assert!(matches!(
+            remaining_length(&[0xFF, 0xFF, 0xFF, 0xFF]),
+            Err(DecodeError::MalformedRemainingLength)
+        ));
+        assert!(matches!(
+            remaining_length(&[0xFF, 0xFF]),
+            Ok(Length::Partial)
+        ));
+    }
+}

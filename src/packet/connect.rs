@@ -1,0 +1,216 @@
+//! CONNECT (§3.1).
+//!
+//! ```text
+//! 10 RL
+//! 00 04 'M' 'Q' 'T' 'T'   protocol name
+//! 04                      protocol level (3.1.1)
+//! flags                   b7 user name | b6 password | b5 will retain | b4-3 will QoS |
+//!                         b2 will | b1 clean session | b0 reserved (0)
+//! keep alive (u16, seconds)
+//! client id (str) [will topic (str) will message (bin)] [user name (str) [password (bin)]]
+//! ```
+
+use bytes::{BufMut, BytesMut};
+
+use crate::codec::prim;
+use crate::error::DecodeError;
+use crate::types::{Binary, MqttString, QoS, TopicName, check_text, check_topic_name};
+
+const PROTOCOL_NAME: &[u8] = b"MQTT";
+const PROTOCOL_LEVEL: u8 = 4;
+
+/// A CONNECT packet: the first packet a client sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connect<B> {
+    /// The client identifier; may be empty (the server then assigns one, if it accepts
+    /// an empty identifier at all).
+    pub client_id: MqttString<B>,
+    /// Clean session: discard any previous session and start a new one.
+    pub clean_session: bool,
+    /// Keep-alive interval in seconds; 0 turns keep-alive off.
+    pub keep_alive: u16,
+    /// The will message, published if the connection ends without DISCONNECT.
+    pub will: Option<Will<B>>,
+    /// User name and optional password. 3.1.1 allows no password without a user name
+    /// (MQTT-3.1.2-22), so the password lives inside.
+    pub login: Option<Login<B>>,
+}
+
+/// The will of a CONNECT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Will<B> {
+    /// Where the will is published.
+    pub topic: TopicName<B>,
+    /// The will's payload.
+    pub message: Binary<B>,
+    /// The will's QoS.
+    pub qos: QoS,
+    /// Whether the will is published as a retained message.
+    pub retain: bool,
+}
+
+/// The credentials of a CONNECT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login<B> {
+    /// The user name.
+    pub username: MqttString<B>,
+    /// The password, if any.
+    pub password: Option<Binary<B>>,
+}
+
+impl<B> Connect<B> {
+    pub(crate) fn map<C>(self, f: &mut impl FnMut(B) -> C) -> Connect<C> {
+        Connect {
+            client_id: self.client_id.map(f),
+            clean_session: self.clean_session,
+            keep_alive: self.keep_alive,
+            will: self.will.map(|w| Will {
+                topic: w.topic.map(f),
+                message: w.message.map(f),
+                qos: w.qos,
+                retain: w.retain,
+            }),
+            login: self.login.map(|l| Login {
+                username: l.username.map(f),
+                password: l.password.map(|p| p.map(f)),
+            }),
+        }
+    }
+}
+
+impl<B: AsRef<[u8]>> Connect<B> {
+    pub(crate) fn remaining_length(&self) -> usize {
+        let mut n = 10 + 2 + self.client_id.len();
+        if let Some(w) = &self.will {
+            n += 2 + w.topic.len() + 2 + w.message.len();
+        }
+        if let Some(l) = &self.login {
+            n += 2 + l.username.len();
+            if let Some(p) = &l.password {
+                n += 2 + p.len();
+            }
+        }
+        n
+    }
+
+    fn flags(&self) -> u8 {
+        let mut f = 0u8;
+        if self.clean_session {
+            f |= 0x02;
+        }
+        if let Some(w) = &self.will {
+            f |= 0x04 | w.qos.as_u8() << 3;
+            if w.retain {
+                f |= 0x20;
+            }
+        }
+        if let Some(l) = &self.login {
+            f |= 0x80;
+            if l.password.is_some() {
+                f |= 0x40;
+            }
+        }
+        f
+    }
+
+    pub(crate) fn encode_body(&self, buf: &mut BytesMut) {
+        prim::put_prefixed(buf, PROTOCOL_NAME);
+        buf.put_u8(PROTOCOL_LEVEL);
+        buf.put_u8(self.flags());
+        buf.put_u16(self.keep_alive);
+        prim::put_prefixed(buf, self.client_id.as_bytes());
+        if let Some(w) = &self.will {
+            prim::put_prefixed(buf, w.topic.as_bytes());
+            prim::put_prefixed(buf, w.message.as_bytes());
+        }
+        if let Some(l) = &self.login {
+            prim::put_prefixed(buf, l.username.as_bytes());
+            if let Some(p) = &l.password {
+                prim::put_prefixed(buf, p.as_bytes());
+            }
+        }
+    }
+}
+
+/// Reads a field that the flags say is present: running out of bytes is reported as
+/// the field missing.
+fn present(i: &[u8], missing: DecodeError) -> Result<(&[u8], &[u8]), DecodeError> {
+    prim::prefixed(i).map_err(|_| missing)
+}
+
+impl<'a> Connect<&'a [u8]> {
+    pub(crate) fn decode_body(i: &'a [u8]) -> Result<Self, DecodeError> {
+        let (i, name) = prim::prefixed(i).map_err(|_| DecodeError::InvalidProtocolName)?;
+        if name != PROTOCOL_NAME {
+            return Err(DecodeError::InvalidProtocolName);
+        }
+        let (i, level) = prim::u8_(i)?;
+        if level != PROTOCOL_LEVEL {
+            return Err(DecodeError::UnsupportedProtocolLevel(level));
+        }
+        let (i, flags) = prim::u8_(i)?;
+        if flags & 0x01 != 0 {
+            return Err(DecodeError::ConnectReservedFlag);
+        }
+        let will_flag = flags & 0x04 != 0;
+        let will_qos = (flags >> 3) & 0x03;
+        let will_retain = flags & 0x20 != 0;
+        if will_qos == 3 {
+            return Err(DecodeError::WillQos3);
+        }
+        if !will_flag && will_qos != 0 {
+            return Err(DecodeError::WillQosWithoutWill);
+        }
+        if !will_flag && will_retain {
+            return Err(DecodeError::WillRetainWithoutWill);
+        }
+        let has_user = flags & 0x80 != 0;
+        let has_password = flags & 0x40 != 0;
+        if has_password && !has_user {
+            return Err(DecodeError::PasswordWithoutUsername);
+        }
+        let (i, keep_alive) = prim::u16_(i)?;
+
+        let (mut i, client_id) = present(i, DecodeError::MissingClientId)?;
+        check_text(client_id)?;
+        let mut will = None;
+        if will_flag {
+            let (rest, topic) = present(i, DecodeError::MissingWill)?;
+            check_topic_name(topic)?;
+            let (rest, message) = present(rest, DecodeError::MissingWill)?;
+            i = rest;
+            will = Some(Will {
+                topic: TopicName(topic),
+                message: Binary(message),
+                qos: QoS::from_u8(will_qos).ok_or(DecodeError::WillQos3)?,
+                retain: will_retain,
+            });
+        }
+        let mut login = None;
+        if has_user {
+            let (rest, username) = present(i, DecodeError::MissingUsername)?;
+            check_text(username)?;
+            i = rest;
+            let mut password = None;
+            if has_password {
+                let (rest, p) = present(i, DecodeError::MissingPassword)?;
+                i = rest;
+                password = Some(Binary(p));
+            }
+            login = Some(Login {
+                username: MqttString(username),
+                password,
+            });
+        }
+        if !i.is_empty() {
+            return Err(DecodeError::TrailingBytes);
+        }
+        Ok(Connect {
+            client_id: MqttString(client_id),
+            clean_session: flags & 0x02 != 0,
+            keep_alive,
+            will,
+            login,
+        })
+    }
+}
