@@ -67,6 +67,7 @@ impl FixedHeader {
 
 /// Checks the first byte: the packet type is not reserved and the flags are the ones
 /// the type requires (MQTT-2.2.2-1, MQTT-2.2.2-2, MQTT-3.3.1-2, MQTT-3.3.1-4).
+#[inline]
 fn check_first_byte(b: u8) -> Result<(PacketType, u8), DecodeError> {
     let t = PacketType::from_u8(b >> 4).ok_or(DecodeError::ReservedPacketType)?;
     let flags = b & 0x0F;
@@ -111,6 +112,7 @@ impl Decoder {
     }
 
     /// Reads and checks the fixed header at the start of `buf`.
+    #[inline]
     pub fn fixed_header(&self, buf: &[u8]) -> Result<Status<FixedHeader>, DecodeError> {
         let Some(&first) = buf.first() else {
             return Ok(Status::Incomplete(2));
@@ -139,6 +141,7 @@ impl Decoder {
 
     /// Decodes one packet from the start of `buf`, borrowing its fields from `buf`.
     /// Bytes after the packet are left alone; `Complete` says how many were used.
+    #[inline]
     pub fn decode<'a>(&self, buf: &'a [u8]) -> Result<Status<Packet<&'a [u8]>>, DecodeError> {
         let h = match self.fixed_header(buf)? {
             Status::Complete(h, _) => h,
@@ -157,6 +160,7 @@ impl Decoder {
     /// fields and payload are [`Bytes`] that share `buf`'s memory. On `Complete` the
     /// packet's bytes are removed from `buf`; on `Incomplete` or an error `buf` is left
     /// as it was.
+    #[inline]
     pub fn decode_bytes(&self, buf: &mut BytesMut) -> Result<Status<Packet<Bytes>>, DecodeError> {
         let base = buf.as_ptr() as usize;
         let (located, total) = match self.decode(buf)? {
@@ -187,11 +191,13 @@ impl Decoder {
 }
 
 /// Decodes one packet from the start of `buf` with the default [`Decoder`].
+#[inline]
 pub fn decode(buf: &[u8]) -> Result<Status<Packet<&[u8]>>, DecodeError> {
     Decoder::new().decode(buf)
 }
 
 /// Decodes one packet from the front of `buf`, zero-copy, with the default [`Decoder`].
+#[inline]
 pub fn decode_bytes(buf: &mut BytesMut) -> Result<Status<Packet<Bytes>>, DecodeError> {
     Decoder::new().decode_bytes(buf)
 }

@@ -22,21 +22,25 @@ fn end(_: NomErr<'_>) -> DecodeError {
 }
 
 /// One byte.
+#[inline]
 pub(crate) fn u8_(i: &[u8]) -> Result<(&[u8], u8), DecodeError> {
     be_u8(i).map_err(end)
 }
 
 /// A big-endian u16.
+#[inline]
 pub(crate) fn u16_(i: &[u8]) -> Result<(&[u8], u16), DecodeError> {
     be_u16(i).map_err(end)
 }
 
 /// A field with a two-byte length prefix.
+#[inline]
 pub(crate) fn prefixed(i: &[u8]) -> Result<(&[u8], &[u8]), DecodeError> {
     length_data(be_u16).parse(i).map_err(end)
 }
 
 /// A non-zero packet identifier.
+#[inline]
 pub(crate) fn packet_id(i: &[u8]) -> Result<(&[u8], PacketId), DecodeError> {
     let (i, v) = u16_(i)?;
     Ok((i, PacketId::new(v).ok_or(DecodeError::ZeroPacketId)?))
@@ -52,6 +56,7 @@ pub(crate) enum Length {
 
 /// Reads a Remaining Length: base-128 groups, least significant first, at most four
 /// bytes (§2.2.3, with the Errata 01 correction of the bound check).
+#[inline]
 pub(crate) fn remaining_length(buf: &[u8]) -> Result<Length, DecodeError> {
     let mut value = 0usize;
     for (i, &b) in buf.iter().take(4).enumerate() {
@@ -68,6 +73,7 @@ pub(crate) fn remaining_length(buf: &[u8]) -> Result<Length, DecodeError> {
 }
 
 /// How many bytes the minimal encoding of Remaining Length `n` takes.
+#[inline]
 pub(crate) const fn remaining_length_len(n: usize) -> usize {
     match n {
         0..=127 => 1,
@@ -78,6 +84,7 @@ pub(crate) const fn remaining_length_len(n: usize) -> usize {
 }
 
 /// Writes the minimal encoding of Remaining Length `n` (at most 268 435 455).
+#[inline]
 pub(crate) fn put_remaining_length(buf: &mut BytesMut, mut n: usize) {
     loop {
         let mut b = (n & 0x7F) as u8;
@@ -94,6 +101,7 @@ pub(crate) fn put_remaining_length(buf: &mut BytesMut, mut n: usize) {
 
 /// Writes a field with its two-byte length prefix. Callers pass validated fields, whose
 /// length fits in a u16.
+#[inline]
 pub(crate) fn put_prefixed(buf: &mut BytesMut, b: &[u8]) {
     buf.put_u16(b.len() as u16);
     buf.put_slice(b);

@@ -89,6 +89,7 @@ pub enum PacketType {
 
 impl PacketType {
     /// The packet type for a type nibble; `None` for the reserved 0 and 15.
+    #[inline]
     pub const fn from_u8(v: u8) -> Option<PacketType> {
         use PacketType::*;
         Some(match v {
@@ -133,6 +134,7 @@ impl PacketType {
 
     /// The flag nibble every packet of this type carries; `None` for PUBLISH, whose
     /// flags carry DUP, QoS and RETAIN.
+    #[inline]
     pub(crate) const fn fixed_flags(self) -> Option<u8> {
         match self {
             PacketType::Publish => None,
@@ -142,6 +144,7 @@ impl PacketType {
     }
 
     /// The Remaining Length every packet of this type has, if it is fixed.
+    #[inline]
     pub(crate) const fn fixed_remaining_length(self) -> Option<usize> {
         use PacketType::*;
         match self {
@@ -277,6 +280,7 @@ impl<B: AsRef<[u8]>> Packet<B> {
 
 impl<'a> Packet<&'a [u8]> {
     /// Parses the body of a packet whose fixed header has been checked.
+    #[inline]
     pub(crate) fn decode_body(
         t: PacketType,
         flags: u8,
