@@ -83,7 +83,9 @@ pub(crate) const fn remaining_length_len(n: usize) -> usize {
     }
 }
 
-/// Writes the minimal encoding of Remaining Length `n` (at most 268 435 455).
+/// Writes the minimal encoding of Remaining Length `n` (at most 268 435 455) byte by
+/// byte: the reference the one-write header is checked against.
+#[cfg(test)]
 #[inline]
 pub(crate) fn put_remaining_length(buf: &mut BytesMut, mut n: usize) {
     loop {
@@ -97,6 +99,48 @@ pub(crate) fn put_remaining_length(buf: &mut BytesMut, mut n: usize) {
             break;
         }
     }
+}
+
+/// A fixed header in a small array: the first byte, then the minimal Remaining Length,
+/// with two bytes to spare. Returns the array and how many bytes are used (2–5).
+#[inline]
+fn fixed_header(first: u8, rl: usize) -> ([u8; 7], usize) {
+    let mut a = [first, 0, 0, 0, 0, 0, 0];
+    let mut n = 1;
+    let mut v = rl;
+    for slot in a.iter_mut().skip(1).take(4) {
+        let mut b = (v & 0x7F) as u8;
+        v >>= 7;
+        if v > 0 {
+            b |= 0x80;
+        }
+        *slot = b;
+        n += 1;
+        if v == 0 {
+            break;
+        }
+    }
+    (a, n)
+}
+
+/// Writes a fixed header (Remaining Length at most 268 435 455) in one write.
+#[inline]
+pub(crate) fn put_fixed_header(buf: &mut BytesMut, first: u8, rl: usize) {
+    let (a, n) = fixed_header(first, rl);
+    buf.put_slice(a.get(..n).unwrap_or(&a));
+}
+
+/// Writes a fixed header followed by a big-endian u16 (a packet identifier or a length
+/// prefix) in one write.
+#[inline]
+pub(crate) fn put_fixed_header_u16(buf: &mut BytesMut, first: u8, rl: usize, v: u16) {
+    let (mut a, n) = fixed_header(first, rl);
+    let [hi, lo] = v.to_be_bytes();
+    if let Some([h, l]) = a.get_mut(n..n + 2) {
+        *h = hi;
+        *l = lo;
+    }
+    buf.put_slice(a.get(..n + 2).unwrap_or(&a));
 }
 
 /// Writes a field with its two-byte length prefix. Callers pass validated fields, whose
@@ -130,6 +174,31 @@ mod tests {
                 Length::Done(v, used) => assert_eq!((v, used), (n, b.len())),
                 Length::Partial => panic!("partial for {n}"),
             }
+        }
+    }
+
+    #[test]
+    fn a_fixed_header_written_in_one_go_matches_the_byte_by_byte_encoding() {
+        for n in [
+            0,
+            2,
+            127,
+            128,
+            16_383,
+            16_384,
+            2_097_152,
+            MAX_REMAINING_LENGTH,
+        ] {
+            let mut want = BytesMut::new();
+            want.put_u8(0x32);
+            put_remaining_length(&mut want, n);
+            let mut got = BytesMut::new();
+            put_fixed_header(&mut got, 0x32, n);
+            assert_eq!(got, want, "{n}");
+            want.put_u16(0xBEEF);
+            let mut got = BytesMut::new();
+            put_fixed_header_u16(&mut got, 0x32, n, 0xBEEF);
+            assert_eq!(got, want, "{n}");
         }
     }
 

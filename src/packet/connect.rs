@@ -114,10 +114,20 @@ impl<B: AsRef<[u8]>> Connect<B> {
     }
 
     pub(crate) fn encode_body(&self, buf: &mut BytesMut) {
-        prim::put_prefixed(buf, PROTOCOL_NAME);
-        buf.put_u8(PROTOCOL_LEVEL);
-        buf.put_u8(self.flags());
-        buf.put_u16(self.keep_alive);
+        // Protocol name, level, flags and keep-alive in one write.
+        let [ka_hi, ka_lo] = self.keep_alive.to_be_bytes();
+        buf.put_slice(&[
+            0,
+            4,
+            b'M',
+            b'Q',
+            b'T',
+            b'T',
+            PROTOCOL_LEVEL,
+            self.flags(),
+            ka_hi,
+            ka_lo,
+        ]);
         prim::put_prefixed(buf, self.client_id.as_bytes());
         if let Some(w) = &self.will {
             prim::put_prefixed(buf, w.topic.as_bytes());

@@ -242,30 +242,45 @@ impl<B: AsRef<[u8]>> Packet<B> {
 
     /// Appends the packet's bytes to `buf`, in the minimal encoding. On error nothing is
     /// written.
+    #[inline]
     pub fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
-        let rl = self.remaining_length();
-        if rl > MAX_REMAINING_LENGTH {
-            return Err(EncodeError::PacketTooLarge);
-        }
-        if let Packet::Publish(p) = self {
-            p.check()?;
-        }
-        buf.reserve(1 + prim::remaining_length_len(rl) + rl);
-        buf.put_u8(self.first_byte());
-        prim::put_remaining_length(buf, rl);
+        // The fixed-size packets are written in a single write.
+        let id_only = |buf: &mut BytesMut, first: u8, id: PacketId| {
+            let [hi, lo] = id.get().to_be_bytes();
+            buf.put_slice(&[first, 2, hi, lo]);
+        };
         match self {
-            Packet::Connect(p) => p.encode_body(buf),
-            Packet::ConnAck(p) => p.encode_body(buf),
-            Packet::Publish(p) => p.encode_body(buf),
-            Packet::PubAck(id)
-            | Packet::PubRec(id)
-            | Packet::PubRel(id)
-            | Packet::PubComp(id)
-            | Packet::UnsubAck(id) => buf.put_u16(id.get()),
-            Packet::Subscribe(p) => p.encode_body(buf),
-            Packet::SubAck(p) => p.encode_body(buf),
-            Packet::Unsubscribe(p) => p.encode_body(buf),
-            Packet::PingReq | Packet::PingResp | Packet::Disconnect => {}
+            Packet::Publish(p) => return p.encode(buf),
+            Packet::PubAck(id) => id_only(buf, 0x40, *id),
+            Packet::PubRec(id) => id_only(buf, 0x50, *id),
+            Packet::PubRel(id) => id_only(buf, 0x62, *id),
+            Packet::PubComp(id) => id_only(buf, 0x70, *id),
+            Packet::UnsubAck(id) => id_only(buf, 0xB0, *id),
+            Packet::ConnAck(p) => buf.put_slice(&[0x20, 2, p.session_present() as u8, p.code()]),
+            Packet::PingReq => buf.put_slice(&[0xC0, 0]),
+            Packet::PingResp => buf.put_slice(&[0xD0, 0]),
+            Packet::Disconnect => buf.put_slice(&[0xE0, 0]),
+            Packet::Connect(_)
+            | Packet::Subscribe(_)
+            | Packet::SubAck(_)
+            | Packet::Unsubscribe(_) => {
+                let rl = self.remaining_length();
+                if rl > MAX_REMAINING_LENGTH {
+                    return Err(EncodeError::PacketTooLarge);
+                }
+                buf.reserve(1 + prim::remaining_length_len(rl) + rl);
+                let first = self.first_byte();
+                match self {
+                    Packet::Connect(p) => {
+                        prim::put_fixed_header(buf, first, rl);
+                        p.encode_body(buf);
+                    }
+                    Packet::Subscribe(p) => p.encode(buf, first, rl),
+                    Packet::SubAck(p) => p.encode(buf, first, rl),
+                    Packet::Unsubscribe(p) => p.encode(buf, first, rl),
+                    _ => {}
+                }
+            }
         }
         Ok(())
     }

@@ -142,8 +142,11 @@ macro_rules! list_common {
                 2 + self.$field.as_ref().len()
             }
 
-            pub(crate) fn encode_body(&self, buf: &mut BytesMut) {
-                buf.put_u16(self.packet_id.get());
+            /// Writes the packet: fixed header and packet identifier in one write, then
+            /// the list.
+            #[inline]
+            pub(crate) fn encode(&self, buf: &mut BytesMut, first: u8, rl: usize) {
+                prim::put_fixed_header_u16(buf, first, rl, self.packet_id.get());
                 buf.put_slice(self.$field.as_ref());
             }
         }
