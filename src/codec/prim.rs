@@ -6,7 +6,7 @@
 
 use bytes::{BufMut, BytesMut};
 use nom::Parser;
-use nom::multi::length_data;
+use nom::bytes::complete::take;
 use nom::number::complete::{be_u16, u8 as be_u8};
 
 use crate::error::DecodeError;
@@ -36,7 +36,10 @@ pub(crate) fn u16_(i: &[u8]) -> Result<(&[u8], u16), DecodeError> {
 /// A field with a two-byte length prefix.
 #[inline]
 pub(crate) fn prefixed(i: &[u8]) -> Result<(&[u8], &[u8]), DecodeError> {
-    length_data(be_u16).parse(i).map_err(end)
+    // `be_u16` then `take`, rather than `length_data`: the same parse, without the
+    // `flat_map` machinery (measured: about half the instructions per field).
+    let (i, n) = be_u16(i).map_err(end)?;
+    take(n).parse(i).map_err(end)
 }
 
 /// A non-zero packet identifier.

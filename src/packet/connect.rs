@@ -144,6 +144,7 @@ impl<B: AsRef<[u8]>> Connect<B> {
 
 /// Reads a field that the flags say is present: running out of bytes is reported as
 /// the field missing.
+#[inline]
 fn present(i: &[u8], missing: DecodeError) -> Result<(&[u8], &[u8]), DecodeError> {
     prim::prefixed(i).map_err(|_| missing)
 }
