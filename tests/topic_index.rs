@@ -322,12 +322,86 @@ fn qos_strategy() -> impl Strategy<Value = QoS> {
     ]
 }
 
+/// Applies `inserts` then `removes` (an index into `inserts` and a client) to an index
+/// and to a model, then checks that the index reports exactly the live (filter, key)
+/// pairs that `topic::matches` accepts for each topic, each once, with its QoS, and that
+/// its order, its `Debug` and its node count are those of an index built from the live
+/// set alone in another order.
+fn check_against_matches(
+    hash_matches_parent: bool,
+    inserts: &[(String, u8, QoS)],
+    removes: &[(prop::sample::Index, u8)],
+    topics: &[String],
+) -> Result<(), TestCaseError> {
+    let mut index = SubscriptionIndex::new(hash_matches_parent);
+    let mut model: BTreeMap<(String, u8), QoS> = BTreeMap::new();
+    for (f, client, qos) in inserts {
+        let key = (f.clone(), *client);
+        let previous = model.insert(key.clone(), *qos);
+        prop_assert_eq!(index.insert(&filter(f), key, *qos), previous);
+    }
+    for (which, client) in removes {
+        if inserts.is_empty() {
+            break;
+        }
+        let f = &inserts[which.index(inserts.len())].0;
+        let key = (f.clone(), *client);
+        prop_assert_eq!(index.remove(f.as_bytes(), &key), model.remove(&key));
+    }
+    prop_assert_eq!(index.len(), model.len());
+
+    // A fresh index holding only the live set, built in another order.
+    let mut fresh = SubscriptionIndex::new(hash_matches_parent);
+    for ((f, client), qos) in model.iter().rev() {
+        fresh.insert(&filter(f), (f.clone(), *client), *qos);
+    }
+    prop_assert_eq!(index.node_count(), fresh.node_count());
+    prop_assert_eq!(format!("{index:?}"), format!("{fresh:?}"));
+
+    for topic in topics {
+        let got = matched(&index, topic);
+        prop_assert_eq!(&got, &matched(&fresh, topic));
+        let mut got = got;
+        got.sort();
+        let expected: Vec<((String, u8), QoS)> = model
+            .iter()
+            .filter(|((f, _), _)| matches(f.as_bytes(), topic.as_bytes(), hash_matches_parent))
+            .map(|(k, q)| (k.clone(), *q))
+            .collect();
+        prop_assert_eq!(got, expected, "topic {:?}", topic);
+    }
+
+    for (f, client) in model.keys() {
+        prop_assert!(index.remove(f.as_bytes(), &(f.clone(), *client)).is_some());
+    }
+    prop_assert_eq!(index.len(), 0);
+    prop_assert_eq!(index.node_count(), 0);
+    Ok(())
+}
+
+fn wide_filter_strategy() -> impl Strategy<Value = String> {
+    (0u8..40, 0u8..4).prop_map(|(n, shape)| match shape {
+        0 => format!("x/{n}"),
+        1 => format!("x/{n}/#"),
+        2 => format!("x/+/{n}"),
+        _ => format!("{n}/+"),
+    })
+}
+
+fn wide_topic_strategy() -> impl Strategy<Value = String> {
+    (0u8..40, 0u8..40, any::<bool>()).prop_map(|(n, m, deep)| {
+        if deep {
+            format!("x/{n}/{m}")
+        } else {
+            format!("x/{n}")
+        }
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
-    /// After any inserts and removes, the index reports exactly the live (filter, key)
-    /// pairs that `topic::matches` accepts, each once, with its QoS; its order and its
-    /// size depend only on the live set.
+    /// Few levels, so that filters overlap a lot.
     #[test]
     fn the_index_agrees_with_matches_on_random_filters_and_topics(
         hash_matches_parent in any::<bool>(),
@@ -335,48 +409,17 @@ proptest! {
         removes in prop::collection::vec((any::<prop::sample::Index>(), 0u8..3), 0..16),
         topics in prop::collection::vec(topic_strategy(), 1..8),
     ) {
-        let mut index = SubscriptionIndex::new(hash_matches_parent);
-        let mut model: BTreeMap<(String, u8), QoS> = BTreeMap::new();
-        for (f, client, qos) in &inserts {
-            let key = (f.clone(), *client);
-            let previous = model.insert(key.clone(), *qos);
-            prop_assert_eq!(index.insert(&filter(f), key, *qos), previous);
-        }
-        for (which, client) in &removes {
-            if inserts.is_empty() {
-                break;
-            }
-            let f = &inserts[which.index(inserts.len())].0;
-            let key = (f.clone(), *client);
-            prop_assert_eq!(index.remove(f.as_bytes(), &key), model.remove(&key));
-        }
-        prop_assert_eq!(index.len(), model.len());
+        check_against_matches(hash_matches_parent, &inserts, &removes, &topics)?;
+    }
 
-        // A fresh index holding only the live set, built in another order.
-        let mut fresh = SubscriptionIndex::new(hash_matches_parent);
-        for ((f, client), qos) in model.iter().rev() {
-            fresh.insert(&filter(f), (f.clone(), *client), *qos);
-        }
-        prop_assert_eq!(index.node_count(), fresh.node_count());
-        prop_assert_eq!(format!("{index:?}"), format!("{fresh:?}"));
-
-        for topic in &topics {
-            let got = matched(&index, topic);
-            prop_assert_eq!(&got, &matched(&fresh, topic));
-            let mut got = got;
-            got.sort();
-            let expected: Vec<((String, u8), QoS)> = model
-                .iter()
-                .filter(|((f, _), _)| matches(f.as_bytes(), topic.as_bytes(), hash_matches_parent))
-                .map(|(k, q)| (k.clone(), *q))
-                .collect();
-            prop_assert_eq!(got, expected, "topic {:?}", topic);
-        }
-
-        for (f, client) in model.keys() {
-            prop_assert!(index.remove(f.as_bytes(), &(f.clone(), *client)).is_some());
-        }
-        prop_assert_eq!(index.len(), 0);
-        prop_assert_eq!(index.node_count(), 0);
+    /// Many sibling levels, so that nodes grow past and shrink below the small-node size.
+    #[test]
+    fn the_index_agrees_with_matches_with_many_siblings(
+        hash_matches_parent in any::<bool>(),
+        inserts in prop::collection::vec((wide_filter_strategy(), 0u8..2, qos_strategy()), 0..80),
+        removes in prop::collection::vec((any::<prop::sample::Index>(), 0u8..2), 0..80),
+        topics in prop::collection::vec(wide_topic_strategy(), 1..8),
+    ) {
+        check_against_matches(hash_matches_parent, &inserts, &removes, &topics)?;
     }
 }

@@ -22,7 +22,7 @@ type Subscribers<K> = BTreeMap<K, QoS>;
 /// One trie node: the filters that share the levels on the path from the root.
 struct Node<K> {
     /// Children reached by a literal level, compared byte for byte (MQTT-4.7.3-4).
-    literal: BTreeMap<Box<[u8]>, Node<K>>,
+    literal: Literals<K>,
     /// The child reached by a `+` level.
     plus: Option<Box<Node<K>>>,
     /// Subscribers of the filter made of this node's path followed by `#`.
@@ -34,7 +34,7 @@ struct Node<K> {
 impl<K> Node<K> {
     const fn new() -> Self {
         Node {
-            literal: BTreeMap::new(),
+            literal: Literals::new(),
             plus: None,
             hash: BTreeMap::new(),
             exact: BTreeMap::new(),
@@ -58,14 +58,7 @@ impl<K> Node<K> {
     /// The child along `edge`, created if missing (counted in `created`).
     fn child_or_insert(&mut self, edge: Edge<'_>, created: &mut usize) -> &mut Node<K> {
         match edge {
-            Edge::Literal(level) => {
-                if !self.literal.contains_key(level) {
-                    *created += 1;
-                }
-                self.literal
-                    .entry(Box::from(level))
-                    .or_insert_with(Node::new)
-            }
+            Edge::Literal(level) => self.literal.get_or_insert(level, created),
             Edge::Plus => {
                 if self.plus.is_none() {
                     *created += 1;
@@ -123,9 +116,114 @@ impl<K> Drop for Node<K> {
 
 /// Moves the children of `node` into `pending`, leaving `node` childless.
 fn detach_children<K>(node: &mut Node<K>, pending: &mut Vec<Node<K>>) {
-    pending.extend(mem::take(&mut node.literal).into_values());
+    match mem::replace(&mut node.literal, Literals::new()) {
+        Literals::Few(children) => pending.extend(children.into_iter().map(|(_, c)| *c)),
+        Literals::Many(children) => pending.extend(children.into_values().map(|c| *c)),
+    }
     if let Some(plus) = node.plus.take() {
         pending.push(*plus);
+    }
+}
+
+/// A literal child: its level and its node.
+type Child<K> = (Box<[u8]>, Box<Node<K>>);
+
+/// Up to this many literal children are kept in a sorted vector.
+const FEW: usize = 8;
+
+/// The children of a node reached by literal levels, sorted by level. A few children
+/// live in a vector (one small allocation), more in a B-tree (logarithmic insertion).
+enum Literals<K> {
+    Few(Vec<Child<K>>),
+    Many(BTreeMap<Box<[u8]>, Box<Node<K>>>),
+}
+
+fn search<T>(few: &[(Box<[u8]>, T)], level: &[u8]) -> Result<usize, usize> {
+    few.binary_search_by(|(l, _)| (**l).cmp(level))
+}
+
+impl<K> Literals<K> {
+    const fn new() -> Self {
+        Literals::Few(Vec::new())
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Literals::Few(few) => few.len(),
+            Literals::Many(many) => many.len(),
+        }
+    }
+
+    fn get(&self, level: &[u8]) -> Option<&Node<K>> {
+        match self {
+            Literals::Few(few) => {
+                let i = search(few, level).ok()?;
+                few.get(i).map(|(_, child)| &**child)
+            }
+            Literals::Many(many) => many.get(level).map(|child| &**child),
+        }
+    }
+
+    fn get_mut(&mut self, level: &[u8]) -> Option<&mut Node<K>> {
+        match self {
+            Literals::Few(few) => {
+                let i = search(few, level).ok()?;
+                few.get_mut(i).map(|(_, child)| &mut **child)
+            }
+            Literals::Many(many) => many.get_mut(level).map(|child| &mut **child),
+        }
+    }
+
+    /// The child at `level`, created if missing (counted in `created`).
+    fn get_or_insert(&mut self, level: &[u8], created: &mut usize) -> &mut Node<K> {
+        if let Literals::Few(few) = self {
+            if few.len() >= FEW && search(few, level).is_err() {
+                *self = Literals::Many(mem::take(few).into_iter().collect());
+            }
+        }
+        match self {
+            Literals::Few(few) => {
+                let i = match search(few, level) {
+                    Ok(i) => i,
+                    Err(i) => {
+                        few.insert(i, (Box::from(level), Box::new(Node::new())));
+                        *created += 1;
+                        i
+                    }
+                };
+                // `i` is the position just found or filled.
+                &mut few[i].1
+            }
+            Literals::Many(many) => many.entry(Box::from(level)).or_insert_with(|| {
+                *created += 1;
+                Box::new(Node::new())
+            }),
+        }
+    }
+
+    /// Removes the child at `level` with its subtree.
+    fn remove(&mut self, level: &[u8]) {
+        match self {
+            Literals::Few(few) => {
+                if let Ok(i) = search(few, level) {
+                    few.remove(i);
+                }
+            }
+            Literals::Many(many) => {
+                many.remove(level);
+                if many.len() <= FEW / 2 {
+                    *self = Literals::Few(mem::take(many).into_iter().collect());
+                }
+            }
+        }
+    }
+
+    /// Calls `f` with every child, from the greatest level to the least.
+    fn for_each_rev<'a>(&'a self, mut f: impl FnMut(&'a [u8], &'a Node<K>)) {
+        match self {
+            Literals::Few(few) => few.iter().rev().for_each(|(l, c)| f(l, c)),
+            Literals::Many(many) => many.iter().rev().for_each(|(l, c)| f(l, c)),
+        }
     }
 }
 
@@ -400,14 +498,14 @@ impl<K> SubscriptionIndex<K> {
                     label: Some(b"+"),
                 });
             }
-            for (level, child) in node.literal.iter().rev() {
+            node.literal.for_each_rev(|level, child| {
                 pending.push(Visit {
                     node: child,
                     parent_len: len,
                     parent_is_root: is_root,
                     label: Some(level),
-                });
-            }
+                })
+            });
         }
     }
 }
