@@ -11,18 +11,19 @@
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+use core::borrow::Borrow;
 use core::fmt;
 use core::mem;
 
 use crate::types::{QoS, TopicFilter};
 
 /// Subscribers of one filter, by key.
-type Subscribers<K> = BTreeMap<K, QoS>;
+type Subscribers<K> = SmallMap<K, QoS>;
 
 /// One trie node: the filters that share the levels on the path from the root.
 struct Node<K> {
     /// Children reached by a literal level, compared byte for byte (MQTT-4.7.3-4).
-    literal: Literals<K>,
+    literal: SmallMap<Box<[u8]>, Box<Node<K>>>,
     /// The child reached by a `+` level.
     plus: Option<Box<Node<K>>>,
     /// Subscribers of the filter made of this node's path followed by `#`.
@@ -34,23 +35,23 @@ struct Node<K> {
 impl<K> Node<K> {
     const fn new() -> Self {
         Node {
-            literal: Literals::new(),
+            literal: SmallMap::new(),
             plus: None,
-            hash: BTreeMap::new(),
-            exact: BTreeMap::new(),
+            hash: SmallMap::new(),
+            exact: SmallMap::new(),
         }
     }
 
     fn child(&self, edge: Edge<'_>) -> Option<&Node<K>> {
         match edge {
-            Edge::Literal(level) => self.literal.get(level),
+            Edge::Literal(level) => self.literal.get(level).map(|c| &**c),
             Edge::Plus => self.plus.as_deref(),
         }
     }
 
     fn child_mut(&mut self, edge: Edge<'_>) -> Option<&mut Node<K>> {
         match edge {
-            Edge::Literal(level) => self.literal.get_mut(level),
+            Edge::Literal(level) => self.literal.get_mut(level).map(|c| &mut **c),
             Edge::Plus => self.plus.as_deref_mut(),
         }
     }
@@ -58,7 +59,12 @@ impl<K> Node<K> {
     /// The child along `edge`, created if missing (counted in `created`).
     fn child_or_insert(&mut self, edge: Edge<'_>, created: &mut usize) -> &mut Node<K> {
         match edge {
-            Edge::Literal(level) => self.literal.get_or_insert(level, created),
+            Edge::Literal(level) => self.literal.get_or_insert_with(
+                level,
+                || Box::from(level),
+                || Box::new(Node::new()),
+                created,
+            ),
             Edge::Plus => {
                 if self.plus.is_none() {
                     *created += 1;
@@ -106,7 +112,7 @@ impl<K> Node<K> {
 impl<K> Drop for Node<K> {
     /// Drops the subtree without recursing once per level.
     fn drop(&mut self) {
-        let mut pending: Vec<Node<K>> = Vec::new();
+        let mut pending = Vec::new();
         detach_children(self, &mut pending);
         while let Some(mut node) = pending.pop() {
             detach_children(&mut node, &mut pending);
@@ -115,78 +121,129 @@ impl<K> Drop for Node<K> {
 }
 
 /// Moves the children of `node` into `pending`, leaving `node` childless.
-fn detach_children<K>(node: &mut Node<K>, pending: &mut Vec<Node<K>>) {
-    match mem::replace(&mut node.literal, Literals::new()) {
-        Literals::Few(children) => pending.extend(children.into_iter().map(|(_, c)| *c)),
-        Literals::Many(children) => pending.extend(children.into_values().map(|c| *c)),
-    }
+#[allow(clippy::vec_box, reason = "the nodes stay in the boxes the trie made")]
+fn detach_children<K>(node: &mut Node<K>, pending: &mut Vec<Box<Node<K>>>) {
+    node.literal.drain_values_into(pending);
     if let Some(plus) = node.plus.take() {
-        pending.push(*plus);
+        pending.push(plus);
     }
 }
 
-/// A literal child: its level and its node.
-type Child<K> = (Box<[u8]>, Box<Node<K>>);
-
-/// Up to this many literal children are kept in a sorted vector.
+/// Up to this many entries a [`SmallMap`] is a sorted vector.
 const FEW: usize = 8;
 
-/// The children of a node reached by literal levels, sorted by level. A few children
-/// live in a vector (one small allocation), more in a B-tree (logarithmic insertion).
-enum Literals<K> {
-    Few(Vec<Child<K>>),
-    Many(BTreeMap<Box<[u8]>, Box<Node<K>>>),
+/// A map sorted by key that keeps up to [`FEW`] entries in a vector (one small
+/// allocation of the exact size, binary search) and more in a B-tree (logarithmic
+/// insertion). Most trie nodes have one child and most filters one subscriber.
+enum SmallMap<Q, V> {
+    Few(Vec<(Q, V)>),
+    Many(BTreeMap<Q, V>),
 }
 
-fn search<T>(few: &[(Box<[u8]>, T)], level: &[u8]) -> Result<usize, usize> {
-    few.binary_search_by(|(l, _)| (**l).cmp(level))
+fn search<Q: Borrow<R>, R: Ord + ?Sized, V>(few: &[(Q, V)], key: &R) -> Result<usize, usize> {
+    few.binary_search_by(|(q, _)| q.borrow().cmp(key))
 }
 
-impl<K> Literals<K> {
+impl<Q, V> SmallMap<Q, V> {
     const fn new() -> Self {
-        Literals::Few(Vec::new())
+        SmallMap::Few(Vec::new())
     }
 
     fn len(&self) -> usize {
         match self {
-            Literals::Few(few) => few.len(),
-            Literals::Many(many) => many.len(),
+            SmallMap::Few(few) => few.len(),
+            SmallMap::Many(many) => many.len(),
         }
     }
 
-    fn get(&self, level: &[u8]) -> Option<&Node<K>> {
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Calls `f` with every entry in key order.
+    fn for_each<'a>(&'a self, mut f: impl FnMut(&'a Q, &'a V)) {
         match self {
-            Literals::Few(few) => {
-                let i = search(few, level).ok()?;
-                few.get(i).map(|(_, child)| &**child)
-            }
-            Literals::Many(many) => many.get(level).map(|child| &**child),
+            SmallMap::Few(few) => few.iter().for_each(|(q, v)| f(q, v)),
+            SmallMap::Many(many) => many.iter().for_each(|(q, v)| f(q, v)),
         }
     }
 
-    fn get_mut(&mut self, level: &[u8]) -> Option<&mut Node<K>> {
+    /// Calls `f` with every entry in reverse key order.
+    fn for_each_rev<'a>(&'a self, mut f: impl FnMut(&'a Q, &'a V)) {
         match self {
-            Literals::Few(few) => {
-                let i = search(few, level).ok()?;
-                few.get_mut(i).map(|(_, child)| &mut **child)
-            }
-            Literals::Many(many) => many.get_mut(level).map(|child| &mut **child),
+            SmallMap::Few(few) => few.iter().rev().for_each(|(q, v)| f(q, v)),
+            SmallMap::Many(many) => many.iter().rev().for_each(|(q, v)| f(q, v)),
         }
     }
 
-    /// The child at `level`, created if missing (counted in `created`).
-    fn get_or_insert(&mut self, level: &[u8], created: &mut usize) -> &mut Node<K> {
-        if let Literals::Few(few) = self {
-            if few.len() >= FEW && search(few, level).is_err() {
-                *self = Literals::Many(mem::take(few).into_iter().collect());
+    /// Moves every value into `out`, leaving the map empty.
+    fn drain_values_into(&mut self, out: &mut Vec<V>) {
+        match mem::replace(self, SmallMap::new()) {
+            SmallMap::Few(few) => out.extend(few.into_iter().map(|(_, v)| v)),
+            SmallMap::Many(many) => out.extend(many.into_values()),
+        }
+    }
+}
+
+impl<Q: Ord, V> SmallMap<Q, V> {
+    fn get<R: Ord + ?Sized>(&self, key: &R) -> Option<&V>
+    where
+        Q: Borrow<R>,
+    {
+        match self {
+            SmallMap::Few(few) => {
+                let i = search(few, key).ok()?;
+                few.get(i).map(|(_, v)| v)
+            }
+            SmallMap::Many(many) => many.get(key),
+        }
+    }
+
+    fn get_mut<R: Ord + ?Sized>(&mut self, key: &R) -> Option<&mut V>
+    where
+        Q: Borrow<R>,
+    {
+        match self {
+            SmallMap::Few(few) => {
+                let i = search(few, key).ok()?;
+                few.get_mut(i).map(|(_, v)| v)
+            }
+            SmallMap::Many(many) => many.get_mut(key),
+        }
+    }
+
+    /// Turns a full vector into a B-tree before a new key goes in.
+    fn make_room<R: Ord + ?Sized>(&mut self, key: &R)
+    where
+        Q: Borrow<R>,
+    {
+        if let SmallMap::Few(few) = self {
+            if few.len() >= FEW && search(few, key).is_err() {
+                *self = SmallMap::Many(mem::take(few).into_iter().collect());
             }
         }
+    }
+
+    /// The value at `key`; if missing, `owned` makes the key (always, in a B-tree),
+    /// `make` the value, and `created` is counted.
+    fn get_or_insert_with<R: Ord + ?Sized>(
+        &mut self,
+        key: &R,
+        owned: impl FnOnce() -> Q,
+        make: impl FnOnce() -> V,
+        created: &mut usize,
+    ) -> &mut V
+    where
+        Q: Borrow<R>,
+    {
+        self.make_room(key);
         match self {
-            Literals::Few(few) => {
-                let i = match search(few, level) {
+            SmallMap::Few(few) => {
+                let i = match search(few, key) {
                     Ok(i) => i,
                     Err(i) => {
-                        few.insert(i, (Box::from(level), Box::new(Node::new())));
+                        few.reserve_exact(1);
+                        few.insert(i, (owned(), make()));
                         *created += 1;
                         i
                     }
@@ -194,36 +251,60 @@ impl<K> Literals<K> {
                 // `i` is the position just found or filled.
                 &mut few[i].1
             }
-            Literals::Many(many) => many.entry(Box::from(level)).or_insert_with(|| {
+            SmallMap::Many(many) => many.entry(owned()).or_insert_with(|| {
                 *created += 1;
-                Box::new(Node::new())
+                make()
             }),
         }
     }
 
-    /// Removes the child at `level` with its subtree.
-    fn remove(&mut self, level: &[u8]) {
+    /// Inserts or replaces; returns the previous value.
+    fn insert(&mut self, key: Q, value: V) -> Option<V> {
+        self.make_room(&key);
         match self {
-            Literals::Few(few) => {
-                if let Ok(i) = search(few, level) {
-                    few.remove(i);
+            SmallMap::Few(few) => match search(few, &key) {
+                Ok(i) => few.get_mut(i).map(|(_, v)| mem::replace(v, value)),
+                Err(i) => {
+                    few.reserve_exact(1);
+                    few.insert(i, (key, value));
+                    None
                 }
-            }
-            Literals::Many(many) => {
-                many.remove(level);
-                if many.len() <= FEW / 2 {
-                    *self = Literals::Few(mem::take(many).into_iter().collect());
-                }
-            }
+            },
+            SmallMap::Many(many) => many.insert(key, value),
         }
     }
 
-    /// Calls `f` with every child, from the greatest level to the least.
-    fn for_each_rev<'a>(&'a self, mut f: impl FnMut(&'a [u8], &'a Node<K>)) {
+    fn remove<R: Ord + ?Sized>(&mut self, key: &R) -> Option<V>
+    where
+        Q: Borrow<R>,
+    {
         match self {
-            Literals::Few(few) => few.iter().rev().for_each(|(l, c)| f(l, c)),
-            Literals::Many(many) => many.iter().rev().for_each(|(l, c)| f(l, c)),
+            SmallMap::Few(few) => {
+                let i = search(few, key).ok()?;
+                let (_, value) = few.remove(i);
+                if few.capacity() > 2 * few.len() {
+                    few.shrink_to_fit();
+                }
+                Some(value)
+            }
+            SmallMap::Many(many) => {
+                let value = many.remove(key);
+                if many.len() <= FEW / 2 {
+                    *self = SmallMap::Few(mem::take(many).into_iter().collect());
+                }
+                value
+            }
         }
+    }
+}
+
+impl<Q: fmt::Debug, V: fmt::Debug> fmt::Debug for SmallMap<Q, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut map = f.debug_map();
+        self.for_each(|q, v| {
+            map.entry(q, v);
+        });
+        map.finish()
     }
 }
 
@@ -445,9 +526,7 @@ impl<K: Ord + Clone> SubscriptionIndex<K> {
 }
 
 fn emit<K>(subscribers: &Subscribers<K>, f: &mut impl FnMut(&K, QoS)) {
-    for (key, &qos) in subscribers {
-        f(key, qos);
-    }
+    subscribers.for_each(|key, &qos| f(key, qos));
 }
 
 impl<K> SubscriptionIndex<K> {
