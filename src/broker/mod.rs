@@ -4,8 +4,6 @@
 //! The [`Broker`] owns one [`Server`] per connection and the state they share: the
 //! sessions (online and stored), the subscription index and the retained messages.
 
-mod scan;
-
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::format;
 use alloc::vec::Vec;
@@ -19,8 +17,8 @@ use crate::server::{
     ServerConfig, ServerEvent, Session,
 };
 use crate::time::Instant;
+use crate::topic::SubscriptionIndex;
 use crate::types::{MqttString, QoS, TopicFilter};
-use scan::SubscriptionIndex;
 
 /// The caller's name for one network connection. The broker never invents one: the
 /// caller picks a fresh id for every connection it [`open`](Broker::open)s.
