@@ -319,9 +319,10 @@ pub enum Action {
     Event(ServerEvent),
 }
 
-/// A message handed to [`Server::publish`] that did not fit in the session's queue.
+/// A message handed back by [`Server::publish`] or [`Session::enqueue`]: the session's
+/// queue was full, or the connection is not (or no longer) accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueFull(pub Message);
+pub struct NotQueued(pub Message);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
@@ -381,9 +382,9 @@ impl Session {
 
     /// Queues a message for later transmission; gives it back if `max_queued` are
     /// already queued.
-    pub fn enqueue(&mut self, message: Message, max_queued: usize) -> Result<(), QueueFull> {
+    pub fn enqueue(&mut self, message: Message, max_queued: usize) -> Result<(), NotQueued> {
         if self.queue.len() >= max_queued {
-            return Err(QueueFull(message));
+            return Err(NotQueued(message));
         }
         self.queue.push_back(message);
         Ok(())
@@ -833,15 +834,12 @@ impl Server {
     }
 
     /// Hands a message to the client: QoS 0 goes out at once, QoS 1/2 within the
-    /// inflight window, beyond it into the session's queue. When the queue is full the
-    /// message comes back and nothing changes. A connection that is not yet accepted
-    /// queues it; a closed one refuses it.
-    pub fn publish(&mut self, _now: Instant, message: Message) -> Result<(), QueueFull> {
-        if self.is_closed() {
-            return Err(QueueFull(message));
-        }
+    /// inflight window, beyond it into the session's queue. When the queue is full, or
+    /// the connection is not accepted (yet, or any more), the message comes back and
+    /// nothing changes.
+    pub fn publish(&mut self, _now: Instant, message: Message) -> Result<(), NotQueued> {
         if !self.is_connected() {
-            return self.session.enqueue(message, self.config.max_queued);
+            return Err(NotQueued(message));
         }
         if message.qos == QoS::AtMostOnce {
             self.send(Packet::Publish(Publish {

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use crate::packet::Packet;
 use crate::profile::{Profile, RetainPolicy};
 use crate::server::{
-    Action as ServerAction, CloseReason, ConnectRequest, Ignored, Message, QueueFull, Server,
+    Action as ServerAction, CloseReason, ConnectRequest, Ignored, Message, NotQueued, Server,
     ServerConfig, ServerEvent, Session,
 };
 use crate::time::Instant;
@@ -591,7 +591,7 @@ impl Broker {
         } else {
             Ok(())
         };
-        if let Err(QueueFull(message)) = result {
+        if let Err(NotQueued(message)) = result {
             self.actions.push_back(Action::Event(BrokerEvent::Dropped {
                 client_id: MqttString(client.clone()),
                 message,

@@ -120,8 +120,9 @@ impl Harness {
     pub fn connect_with(&mut self, c: u64, p: Connect<Bytes>) -> ConnAck {
         self.open(c);
         self.send(c, Packet::Connect(p));
-        match self.take(c).first() {
-            Some(Packet::ConnAck(a)) => *a,
+        // The CONNACK is taken; what follows it (resent and queued messages) stays.
+        match self.inbox.get_mut(&c).and_then(|q| q.pop_front()) {
+            Some(Packet::ConnAck(a)) => a,
             other => panic!("expected CONNACK on {c}, got {other:?}"),
         }
     }
