@@ -8,53 +8,7 @@
 //! many connections and retained messages belong to the [`Broker`](crate::broker::Broker),
 //! which drives one `Server` per connection.
 //!
-//! # Driving a server
-//!
-//! - Feed received bytes with [`handle_bytes`](Server::handle_bytes), expiries of
-//!   [`poll_timeout`](Server::poll_timeout) with [`handle_timeout`](Server::handle_timeout),
-//!   and the end of the transport with [`connection_closed`](Server::connection_closed).
-//! - After every input, call [`poll_action`](Server::poll_action) until it returns `None`,
-//!   then re-arm your timer with [`poll_timeout`](Server::poll_timeout).
-//! - A valid CONNECT that passes the profile's and the [`Authorizer`]'s checks produces
-//!   [`ServerEvent::Connect`]. Answer it with [`accept`](Server::accept) (giving the
-//!   session to resume, if any) or [`refuse`](Server::refuse). Packets pipelined after
-//!   the CONNECT are held until then and processed only if it is accepted
-//!   (MQTT-3.1.4-5).
-//! - Messages for the client are handed over with [`publish`](Server::publish); they go
-//!   out within the inflight window and are queued (up to a bound) beyond it.
-//!
-//! ```
-//! use mqtt_sansio::server::{Action, Server, ServerConfig, ServerEvent};
-//! use mqtt_sansio::{ConnAck, Connect, Instant, MqttString, Packet, Profile};
-//!
-//! let mut server = Server::new(Profile::mqtt311(), ServerConfig::default());
-//! let connect = Packet::Connect(Connect {
-//!     client_id: MqttString::from_static("sensor-1")?,
-//!     clean_session: true,
-//!     keep_alive: 10,
-//!     will: None,
-//!     login: None,
-//! });
-//! let now = Instant::ZERO;
-//! server.handle_bytes(now, &connect.to_bytes()?);
-//! while let Some(action) = server.poll_action() {
-//!     match action {
-//!         Action::Event(ServerEvent::Connect(req)) => {
-//!             assert_eq!(req.client_id.as_str(), "sensor-1");
-//!             server.accept(now, None);
-//!         }
-//!         Action::Send(packet) => {
-//!             // Write `packet.to_bytes()` to the socket.
-//!             assert_eq!(packet, Packet::ConnAck(ConnAck::Accepted { session_present: false }));
-//!         }
-//!         Action::Event(_) => {}
-//!         Action::Close(reason) => panic!("closed: {reason:?}"),
-//!     }
-//! }
-//! // Nothing received for 1.5 × 10 s closes the connection.
-//! assert_eq!(server.poll_timeout(), Some(Instant::from_secs(15)));
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! [`Server`]'s documentation states the driving contract, with an example.
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::sync::Arc;
@@ -433,8 +387,55 @@ enum State {
     Closed,
 }
 
-/// One server-side connection. See the [module documentation](self) for the driving
-/// contract and an example.
+/// One server-side connection.
+///
+/// # Driving a server
+///
+/// - Feed received bytes with [`handle_bytes`](Server::handle_bytes), expiries of
+///   [`poll_timeout`](Server::poll_timeout) with [`handle_timeout`](Server::handle_timeout),
+///   and the end of the transport with [`connection_closed`](Server::connection_closed).
+/// - After every input, call [`poll_action`](Server::poll_action) until it returns `None`,
+///   then re-arm your timer with [`poll_timeout`](Server::poll_timeout).
+/// - A valid CONNECT that passes the profile's and the [`Authorizer`]'s checks produces
+///   [`ServerEvent::Connect`]. Answer it with [`accept`](Server::accept) (giving the
+///   session to resume, if any) or [`refuse`](Server::refuse). Packets pipelined after
+///   the CONNECT are held until then and processed only if it is accepted
+///   (MQTT-3.1.4-5).
+/// - Messages for the client are handed over with [`publish`](Server::publish); they go
+///   out within the inflight window and are queued (up to a bound) beyond it.
+///
+/// ```
+/// use mqtt_sansio::server::{Action, Server, ServerConfig, ServerEvent};
+/// use mqtt_sansio::{ConnAck, Connect, Instant, MqttString, Packet, Profile};
+///
+/// let mut server = Server::new(Profile::mqtt311(), ServerConfig::default());
+/// let connect = Packet::Connect(Connect {
+///     client_id: MqttString::from_static("sensor-1")?,
+///     clean_session: true,
+///     keep_alive: 10,
+///     will: None,
+///     login: None,
+/// });
+/// let now = Instant::ZERO;
+/// server.handle_bytes(now, &connect.to_bytes()?);
+/// while let Some(action) = server.poll_action() {
+///     match action {
+///         Action::Event(ServerEvent::Connect(req)) => {
+///             assert_eq!(req.client_id.as_str(), "sensor-1");
+///             server.accept(now, None);
+///         }
+///         Action::Send(packet) => {
+///             // Write `packet.to_bytes()` to the socket.
+///             assert_eq!(packet, Packet::ConnAck(ConnAck::Accepted { session_present: false }));
+///         }
+///         Action::Event(_) => {}
+///         Action::Close(reason) => panic!("closed: {reason:?}"),
+///     }
+/// }
+/// // Nothing received for 1.5 × 10 s closes the connection.
+/// assert_eq!(server.poll_timeout(), Some(Instant::from_secs(15)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct Server {
     profile: Profile,
