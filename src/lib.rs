@@ -75,7 +75,7 @@ pub mod time;
 pub mod topic;
 pub mod types;
 
-pub use broker::{Broker, ConnId};
+pub use broker::{Broker, BrokerConfig, ConnId};
 pub use codec::{Decoder, FixedHeader, MAX_PACKET_SIZE, Status, decode, decode_bytes};
 pub use error::{DecodeError, EncodeError};
 pub use packet::{

@@ -5,11 +5,13 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
-use mqtt_sansio::broker::{Action, BrokerEvent, ConnId, DropReason};
+use mqtt_sansio::broker::{Action, BrokerConfig, BrokerEvent, ConnId, DropReason};
 use mqtt_sansio::server::{CloseReason, Ignored, PolicyViolation, ServerConfig};
-use mqtt_sansio::{ConnAck, Instant, MqttString, Packet, Profile, QoS};
+use mqtt_sansio::{ConnAck, ConnectReturnCode, Instant, MqttString, Packet, Profile, QoS};
 use proptest::prelude::*;
-use support::harness::{Harness, connect, pid, publish, publishes, retained, unsubscribe, will};
+use support::harness::{
+    Harness, connect, pid, publish, publishes, retained, subscribe, unsubscribe, will,
+};
 
 fn accepted(session_present: bool) -> ConnAck {
     ConnAck::Accepted { session_present }
@@ -494,6 +496,80 @@ fn the_same_inputs_give_the_same_actions() {
     assert_eq!(one.log, two.log);
 }
 
+#[test]
+fn the_session_bound_refuses_a_new_client_with_server_unavailable() {
+    let config = BrokerConfig {
+        max_sessions: Some(2),
+        ..BrokerConfig::default()
+    };
+    let mut h = Harness::with_config(Profile::mqtt311(), config);
+    h.connect(1, "a", false);
+    h.drop_conn(1);
+    h.connect(2, "b", true);
+    assert_eq!(
+        h.connect(3, "c", true),
+        ConnAck::Refused(ConnectReturnCode::ServerUnavailable)
+    );
+    assert!(h.is_closed(3));
+    assert!(
+        h.events
+            .iter()
+            .any(|e| *e == BrokerEvent::SessionLimit { conn: ConnId(3) })
+    );
+    // A known session is still reachable.
+    assert_eq!(h.connect(4, "a", false), accepted(true));
+}
+
+#[test]
+fn the_retained_bound_keeps_existing_topics_and_reports_a_new_one() {
+    let config = BrokerConfig {
+        max_retained: Some(1),
+        ..BrokerConfig::default()
+    };
+    let mut h = Harness::with_config(Profile::mqtt311(), config);
+    h.connect(1, "s", true);
+    h.subscribe(1, 1, &[("#", QoS::AtMostOnce)]);
+    h.connect(2, "pub", true);
+    h.send(2, retained("a", QoS::AtMostOnce, 0, "1"));
+    h.send(2, retained("b", QoS::AtMostOnce, 0, "2"));
+    h.send(2, retained("a", QoS::AtMostOnce, 0, "3"));
+    assert_eq!(payloads(&h.take(1)), vec!["1", "2", "3"]);
+    assert_eq!(&h.broker.retained("a").unwrap().payload[..], b"3");
+    assert!(h.broker.retained("b").is_none());
+    let not_stored = h
+        .events
+        .iter()
+        .filter(|e| matches!(e, BrokerEvent::RetainedNotStored { .. }))
+        .count();
+    assert_eq!(not_stored, 1);
+}
+
+#[test]
+fn bytes_split_anywhere_give_the_same_actions_as_whole_packets() {
+    let script: Vec<(u64, Packet<Bytes>)> = vec![
+        (1, Packet::Connect(connect("s", true, 60, None))),
+        (1, subscribe(1, &[("t/#", QoS::ExactlyOnce)]).into()),
+        (2, Packet::Connect(connect("p", true, 60, None))),
+        (2, publish("t/a", QoS::ExactlyOnce, 1, "m").into()),
+        (2, Packet::PubRel(pid(1))),
+        (1, Packet::PingReq),
+    ];
+    let mut whole = Harness::new(Profile::mqtt311());
+    let mut split = Harness::new(Profile::mqtt311());
+    for h in [&mut whole, &mut split] {
+        h.open(1);
+        h.open(2);
+    }
+    for (c, p) in &script {
+        whole.send(*c, p.clone());
+        for b in p.to_bytes().unwrap().iter() {
+            split.send_bytes(*c, &[*b]);
+        }
+    }
+    assert_eq!(whole.log, split.log);
+    assert!(whole.log.len() > 6);
+}
+
 // ---------------------------------------------------------------- properties
 
 fn level() -> impl Strategy<Value = &'static str> {
@@ -542,6 +618,40 @@ fn qos() -> impl Strategy<Value = QoS> {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// Arbitrary bytes on two connections, with time passing, never make the broker
+    /// panic, and everything it sends encodes and decodes back to itself.
+    #[test]
+    fn arbitrary_input_is_survived_and_every_sent_packet_is_valid(
+        aws in any::<bool>(),
+        chunks in prop::collection::vec((1u64..3, prop::collection::vec(any::<u8>(), 0..40), 0u64..20_000), 1..30),
+    ) {
+        let profile = if aws { Profile::aws_iot_core() } else { Profile::mqtt311() };
+        let mut h = Harness::new(profile);
+        h.open(1);
+        h.open(2);
+        // A valid start on connection 1, so that later garbage reaches connected state.
+        h.send(1, Packet::Connect(connect("c", false, 10, None)));
+        h.send(1, subscribe(1, &[("#", QoS::AtLeastOnce)]));
+        for (c, bytes, ms) in chunks {
+            if !h.is_closed(c) {
+                h.send_bytes(c, &bytes);
+            }
+            h.advance(ms);
+        }
+        for a in &h.log {
+            if let Action::Send { packet, .. } = a {
+                let wire = packet.to_bytes().unwrap();
+                match mqtt_sansio::decode(&wire) {
+                    Ok(mqtt_sansio::Status::Complete(back, n)) => {
+                        prop_assert_eq!(n, wire.len());
+                        prop_assert_eq!(&back.to_owned(), packet);
+                    }
+                    other => prop_assert!(false, "{other:?}"),
+                }
+            }
+        }
+    }
 
     /// Every client gets exactly one copy of each message that matches one of its
     /// filters, and nothing else.

@@ -66,6 +66,18 @@ pub enum BrokerEvent {
         /// What was ignored.
         what: Ignored,
     },
+    /// A retained message for a new topic was not stored: the retained store held
+    /// [`BrokerConfig::max_retained`] messages. It was still routed.
+    RetainedNotStored {
+        /// The message.
+        message: Message,
+    },
+    /// A CONNECT on `conn` was refused because the broker held
+    /// [`BrokerConfig::max_sessions`] sessions.
+    SessionLimit {
+        /// The connection.
+        conn: ConnId,
+    },
     /// The authorizer made the broker acknowledge and drop a PUBLISH on `conn`.
     Discarded {
         /// The connection.
@@ -94,6 +106,29 @@ pub enum Action {
     },
     /// Something happened.
     Event(BrokerEvent),
+}
+
+/// Settings of a broker: those of each connection, and bounds on what the broker keeps
+/// for all of them.
+#[derive(Debug, Clone, Default)]
+pub struct BrokerConfig {
+    /// Applied to every connection (queue and inflight bounds, authorizer, …).
+    pub connection: ServerConfig,
+    /// Most sessions (connected or stored) at once; a CONNECT that would create one
+    /// more is refused with CONNACK 3, server unavailable. `None`: no bound.
+    pub max_sessions: Option<usize>,
+    /// Most retained messages (one per topic); a retained PUBLISH to a new topic beyond
+    /// it is routed but not stored, and reported. `None`: no bound.
+    pub max_retained: Option<usize>,
+}
+
+impl From<ServerConfig> for BrokerConfig {
+    fn from(connection: ServerConfig) -> Self {
+        BrokerConfig {
+            connection,
+            ..BrokerConfig::default()
+        }
+    }
 }
 
 /// The caller named a connection that is already open.
@@ -190,7 +225,7 @@ struct Stored {
 #[derive(Debug)]
 pub struct Broker {
     profile: Profile,
-    config: ServerConfig,
+    config: BrokerConfig,
     conns: BTreeMap<ConnId, Conn>,
     online: BTreeMap<Bytes, ConnId>,
     stored: BTreeMap<Bytes, Stored>,
@@ -205,8 +240,10 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// An empty broker following `profile`; `config` applies to every connection.
-    pub fn new(profile: Profile, config: ServerConfig) -> Broker {
+    /// An empty broker following `profile` (a [`ServerConfig`] converts into a
+    /// [`BrokerConfig`] without broker-wide bounds).
+    pub fn new(profile: Profile, config: impl Into<BrokerConfig>) -> Broker {
+        let config = config.into();
         Broker {
             index: SubscriptionIndex::new(profile.hash_matches_parent),
             profile,
@@ -235,7 +272,7 @@ impl Broker {
         if self.conns.contains_key(&conn) {
             return Err(ConnIdInUse(conn));
         }
-        let server = Server::open(now, self.profile.clone(), self.config.clone());
+        let server = Server::open(now, self.profile.clone(), self.config.connection.clone());
         self.conns.insert(
             conn,
             Conn {
@@ -464,6 +501,20 @@ impl Broker {
             (req.client_id.clone(), false)
         };
         let key = client_id.0.clone();
+        let known = self.online.contains_key(&key) || self.stored.contains_key(&key);
+        let full = self
+            .config
+            .max_sessions
+            .is_some_and(|max| self.online.len() + self.stored.len() >= max);
+        if full && !known {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.server
+                    .refuse(now, crate::packet::ConnectReturnCode::ServerUnavailable);
+            }
+            self.actions
+                .push_back(Action::Event(BrokerEvent::SessionLimit { conn }));
+            return;
+        }
         // MQTT-3.1.4-2: a client id in use is taken over; the older connection closes
         // first (and its will is published per the profile).
         if let Some(&old) = self.online.get(&key) {
@@ -547,10 +598,20 @@ impl Broker {
             if m.payload.is_empty() {
                 // MQTT-3.3.1-10, -11
                 self.retained.remove(topic);
-            } else {
+            } else if self.retained.contains_key(topic)
+                || self
+                    .config
+                    .max_retained
+                    .is_none_or(|max| self.retained.len() < max)
+            {
                 // MQTT-3.3.1-5, -7
                 self.retained
                     .insert(Bytes::copy_from_slice(topic), m.clone());
+            } else {
+                self.actions
+                    .push_back(Action::Event(BrokerEvent::RetainedNotStored {
+                        message: m.clone(),
+                    }));
             }
         }
         // MQTT-3.3.5-1: one copy per client, at the highest matching QoS.
@@ -586,7 +647,7 @@ impl Broker {
                 Ok(())
             } else {
                 // MQTT-3.1.2-5: queued while the client is offline.
-                st.session.enqueue(m, self.config.max_queued)
+                st.session.enqueue(m, self.config.connection.max_queued)
             }
         } else {
             Ok(())
