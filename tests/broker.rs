@@ -254,6 +254,33 @@ fn retained_messages_are_stored_replaced_cleared_and_sent_on_subscribe() {
     assert_eq!(h.broker.retained_len(), 1);
 }
 
+#[test]
+fn aws_with_retained_messages_sends_them_only_to_exact_filters() {
+    let mut profile = Profile::aws_iot_core();
+    profile.retain = mqtt_sansio::profile::RetainPolicy::Store;
+    let mut h = Harness::new(profile);
+    h.connect(1, "pub", true);
+    h.send(1, retained("r/a", QoS::AtLeastOnce, 1, "v"));
+    h.connect(2, "s", true);
+    let got = h.subscribe(
+        2,
+        1,
+        &[("r/+", QoS::AtLeastOnce), ("r/#", QoS::AtLeastOnce)],
+    );
+    assert!(publishes(&got).is_empty(), "{got:?}");
+    let got = h.subscribe(2, 2, &[("r/a", QoS::AtLeastOnce)]);
+    assert_eq!(payloads(&got), vec!["v"]);
+    assert!(publishes(&got)[0].retain);
+}
+
+fn assert_send<T: Send>() {}
+
+#[test]
+fn a_broker_can_move_between_threads() {
+    assert_send::<mqtt_sansio::Broker>();
+    assert_send::<mqtt_sansio::Server>();
+}
+
 // MQTT-3.1.2-16, MQTT-3.1.2-17
 #[test]
 fn a_will_is_published_with_its_qos_and_retain_flag() {

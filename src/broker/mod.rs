@@ -573,12 +573,22 @@ impl Broker {
             // MQTT-3.3.1-6, MQTT-3.8.4-3: retained messages matching the (new or
             // replaced) subscription go out with RETAIN=1 (MQTT-3.3.1-8).
             let hmp = self.profile.hash_matches_parent;
-            let matching: Vec<Message> = self
-                .retained
-                .values()
-                .filter(|m| crate::topic::matches(filter.as_bytes(), m.topic.as_bytes(), hmp))
-                .cloned()
-                .collect();
+            let matching: Vec<Message> = if filter.has_wildcards() {
+                if !self.profile.retained_on_wildcard {
+                    continue;
+                }
+                self.retained
+                    .values()
+                    .filter(|m| crate::topic::matches(filter.as_bytes(), m.topic.as_bytes(), hmp))
+                    .cloned()
+                    .collect()
+            } else {
+                self.retained
+                    .get(filter.as_bytes())
+                    .cloned()
+                    .into_iter()
+                    .collect()
+            };
             for m in matching {
                 let out = Message {
                     qos: m.qos.min(qos),
