@@ -273,6 +273,35 @@ fn aws_with_retained_messages_sends_them_only_to_exact_filters() {
     assert!(publishes(&got)[0].retain);
 }
 
+#[test]
+fn a_subscription_made_just_before_a_violation_stays_in_the_stored_session() {
+    let mut h = Harness::new(Profile::mqtt311());
+    h.connect(1, "s", false);
+    let mut wire = Packet::from(subscribe(1, &[("t", QoS::AtLeastOnce)]))
+        .to_bytes()
+        .unwrap()
+        .to_vec();
+    wire.extend_from_slice(&[0x36, 0x00]); // a PUBLISH with QoS 3
+    h.send_bytes(1, &wire);
+    assert!(matches!(h.take(1)[..], [Packet::SubAck(_)]));
+    assert!(h.is_closed(1));
+    h.connect(2, "pub", true);
+    h.send(2, publish("t", QoS::AtLeastOnce, 1, "kept"));
+    assert_eq!(h.connect(3, "s", false), accepted(true));
+    assert_eq!(payloads(&h.take(3)), vec!["kept"]);
+}
+
+#[test]
+fn a_client_whose_own_will_matches_its_persistent_session_finds_it_on_resume() {
+    let mut h = Harness::new(Profile::mqtt311());
+    let w = will("me/status", "offline", QoS::AtLeastOnce, false);
+    h.connect_with(1, connect("me", false, 60, Some(w)));
+    h.subscribe(1, 1, &[("me/#", QoS::AtLeastOnce)]);
+    h.drop_conn(1);
+    assert_eq!(h.connect(2, "me", false), accepted(true));
+    assert_eq!(payloads(&h.take(2)), vec!["offline"]);
+}
+
 fn assert_send<T: Send>() {}
 
 #[test]

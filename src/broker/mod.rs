@@ -399,15 +399,27 @@ impl Broker {
                 return;
             };
             if c.server.is_closed() {
+                // What the connection did before it closed is carried out while it is
+                // still known (its subscriptions reach the index); from the close on,
+                // it is forgotten, so that its will reaches its stored session, if any.
                 let mut rest = Vec::new();
                 while let Some(a) = c.server.poll_action() {
                     rest.push(a);
                 }
-                if let Some(c) = self.conns.remove(&conn) {
-                    self.detach(now, conn, c);
-                }
+                let mut detached = false;
                 for a in rest {
+                    let ends = matches!(
+                        a,
+                        ServerAction::Close(_) | ServerAction::Event(ServerEvent::Will(_))
+                    );
+                    if ends && !detached {
+                        self.detach(now, conn);
+                        detached = true;
+                    }
                     self.on_server_action(now, conn, a);
+                }
+                if !detached {
+                    self.detach(now, conn);
                 }
                 return;
             }
@@ -421,7 +433,10 @@ impl Broker {
 
     /// Forgets a closed connection: its session is stored (persistent) or dropped with
     /// its subscriptions (clean).
-    fn detach(&mut self, now: Instant, conn: ConnId, mut c: Conn) {
+    fn detach(&mut self, now: Instant, conn: ConnId) {
+        let Some(mut c) = self.conns.remove(&conn) else {
+            return;
+        };
         if let Some(old) = self.armed.remove(&conn) {
             self.timers.remove(&(old, conn));
         }
