@@ -509,6 +509,9 @@ impl Broker {
     }
 
     fn on_connect(&mut self, now: Instant, conn: ConnId, req: ConnectRequest) {
+        if self.conns.get(&conn).is_none_or(|c| c.server.is_closed()) {
+            return;
+        }
         let (client_id, assigned) = if req.client_id.is_empty() {
             // MQTT-3.1.3-6: the server assigns a unique id.
             (self.assign_id(), true)
