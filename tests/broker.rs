@@ -302,6 +302,38 @@ fn a_client_whose_own_will_matches_its_persistent_session_finds_it_on_resume() {
     assert_eq!(payloads(&h.take(2)), vec!["offline"]);
 }
 
+#[test]
+fn an_application_close_publishes_the_will_and_forgets_the_connection() {
+    let mut h = Harness::new(Profile::mqtt311());
+    h.connect(1, "s", true);
+    h.subscribe(1, 1, &[("w", QoS::AtMostOnce)]);
+    h.connect_with(
+        2,
+        connect(
+            "c",
+            true,
+            60,
+            Some(will("w", "kicked", QoS::AtMostOnce, false)),
+        ),
+    );
+    h.broker.close(h.now, ConnId(2));
+    while let Some(a) = h.broker.poll_action() {
+        h.log.push(a);
+    }
+    let n = h.log.len();
+    assert_eq!(
+        h.log[n - 2],
+        Action::Close {
+            conn: ConnId(2),
+            reason: CloseReason::Application
+        }
+    );
+    assert!(
+        matches!(&h.log[n - 1], Action::Send { conn: ConnId(1), packet: Packet::Publish(p) } if &p.payload[..] == b"kicked")
+    );
+    assert_eq!(h.broker.connections(), 1);
+}
+
 fn assert_send<T: Send>() {}
 
 #[test]

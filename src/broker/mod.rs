@@ -303,6 +303,16 @@ impl Broker {
         }
     }
 
+    /// The application closes `conn` (an administrator's kick, a shutdown): a `Close`
+    /// action with [`CloseReason::Application`] follows, and the will is published.
+    pub fn close(&mut self, now: Instant, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.server.close_with(now, CloseReason::Application);
+            self.pump(now, conn);
+            self.settle(now);
+        }
+    }
+
     /// Time has passed: keep-alive and connect deadlines, and session expiry.
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(&(at, conn)) = self.timers.first() {
