@@ -2,3 +2,5 @@
 #![allow(dead_code)]
 
 pub mod canonical;
+pub mod decode_tool;
+pub mod vectors;
