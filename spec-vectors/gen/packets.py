@@ -705,11 +705,12 @@ Q = "pub_acks"
 for t in (4, 5, 6, 7):
     name = TYPES[t][0]
     low = name.lower()
-    rules = ["MQTT-2.3.1-6"] + (["MQTT-3.6.1-1"] if t == 6 else [])
+    section = f"§3.{t}"
+    rules = [section] + (["MQTT-3.6.1-1"] if t == 6 else [])
     for pid in (1, 0x1234, 65535):
         ok(Q, f"{low}-{pid}", rules, f"{name} with packet identifier {pid}", id_only(t, pid))
     first = t << 4 | TYPES[t][1]
-    bad(Q, f"{low}-packet-id-zero", ["MQTT-2.3.1-6"], f"{name} with packet identifier 0",
+    bad(Q, f"{low}-packet-id-zero", [section, "§2.3.1"], f"{name} with packet identifier 0",
         raw(f"{first:02x}020000"), "zero_packet_id")
     fixed_rule = FIXED_RL[t][1]
     for n, h in [(0, ""), (1, "00"), (3, "000100"), (4, "00010002")]:
@@ -781,7 +782,7 @@ for cut in [1, 2, 5, len(sp[0]) - 1]:
 
 for codes, slug in [([0], "granted-0"), ([1], "granted-1"), ([2], "granted-2"),
                     ([0x80], "failure"), ([0, 1, 2, 0x80], "all-codes")]:
-    ok(S, f"suback-{slug}", ["MQTT-3.9.3-2", "MQTT-2.3.1-7"], f"SUBACK with codes {codes}",
+    ok(S, f"suback-{slug}", ["MQTT-3.9.3-2", "§3.9"], f"SUBACK with codes {codes}",
        suback(10, codes))
 ok(S, "suback-many", ["MQTT-3.9.3-2"], "SUBACK with 200 codes", suback(1, [1] * 200))
 bad(S, "suback-no-codes", [], "SUBACK with packet identifier only", raw("90020001"),
@@ -789,7 +790,7 @@ bad(S, "suback-no-codes", [], "SUBACK with packet identifier only", raw("9002000
 for c in [3, 0x7F, 0x81, 0xFF]:
     bad(S, f"suback-code-0x{c:02x}", [], f"SUBACK return code 0x{c:02x} is reserved",
         raw(f"90030001{c:02x}"), "invalid_suback_code")
-bad(S, "suback-packet-id-zero", ["MQTT-2.3.1-7"], "SUBACK with packet identifier 0",
+bad(S, "suback-packet-id-zero", ["§3.9", "§2.3.1"], "SUBACK with packet identifier 0",
     raw("9003000000"), "zero_packet_id")
 bad(S, "suback-empty-body", [], "SUBACK with Remaining Length 0", raw("9000"), "unexpected_end")
 bad(S, "suback-half-packet-id", [], "SUBACK with one byte of packet identifier", raw("900100"),
@@ -831,9 +832,9 @@ up = unsubscribe(10, ["a/b", "c/d"])
 for cut in [1, 2, 6, len(up[0]) - 1]:
     short(U, f"prefix-{cut}", ["§3.10"], f"the first {cut} bytes of an UNSUBSCRIBE", up, cut)
 for pid in (1, 65535):
-    ok(U, f"unsuback-{pid}", ["MQTT-2.3.1-7"], f"UNSUBACK with packet identifier {pid}",
+    ok(U, f"unsuback-{pid}", ["§3.11"], f"UNSUBACK with packet identifier {pid}",
        id_only(11, pid))
-bad(U, "unsuback-packet-id-zero", ["MQTT-2.3.1-7"], "UNSUBACK with packet identifier 0",
+bad(U, "unsuback-packet-id-zero", ["§3.11", "§2.3.1"], "UNSUBACK with packet identifier 0",
     raw("b0020000"), "zero_packet_id")
 for n, h in [(0, ""), (1, "00"), (3, "000100")]:
     bad(U, f"unsuback-remaining-length-{n}", ["§3.11.1"], f"UNSUBACK with Remaining Length {n}",

@@ -2,5 +2,6 @@
 #![allow(dead_code)]
 
 pub mod canonical;
+pub mod coverage;
 pub mod decode_tool;
 pub mod vectors;
