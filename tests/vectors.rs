@@ -464,3 +464,24 @@ fn remaining_length_boundaries_all_have_valid_vectors() {
         );
     }
 }
+
+#[test]
+fn every_error_kind_of_the_json_schema_has_a_vector_and_no_vector_uses_another() {
+    let path = support::vectors::spec_dir().join("packet-vectors.schema.json");
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("schema file")).expect("JSON");
+    let listed: BTreeSet<String> = schema["$defs"]["errorKind"]["enum"]
+        .as_array()
+        .expect("errorKind enum")
+        .iter()
+        .map(|k| k.as_str().expect("kind").to_owned())
+        .collect();
+    let used: BTreeSet<String> = load_packet_vectors()
+        .into_iter()
+        .filter_map(|v| match v.expect {
+            Expect::Error { kind, .. } => Some(kind),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(used, listed);
+}
