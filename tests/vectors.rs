@@ -265,6 +265,17 @@ fn check_error(v: &PacketVector, kind: &str, rule: &str) {
                 other => panic!("{}: prefix of {k} bytes: want {kind}, got {other:?}", v.id),
             }
         }
+        if v.input.len() <= ALL_PREFIXES_UP_TO {
+            let mut buf = BytesMut::from(prefix);
+            match (k < at, d.decode_bytes(&mut buf)) {
+                (true, Ok(Status::Incomplete(n))) => {
+                    assert_eq!(Some(n), documented_needed(prefix), "{}: {k} bytes", v.id)
+                }
+                (false, Err(e)) if same_error(&e, kind, rule) => {}
+                (_, other) => panic!("{}: decode_bytes of {k} bytes: {other:?}", v.id),
+            }
+            assert_eq!(&buf[..], prefix, "{}: the buffer changed", v.id);
+        }
     }
 
     // Whole, with trailing bytes, and zero-copy: the error, and the buffer untouched.
