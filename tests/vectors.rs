@@ -496,3 +496,47 @@ fn every_error_kind_of_the_json_schema_has_a_vector_and_no_vector_uses_another()
         .collect();
     assert_eq!(used, listed);
 }
+
+// MQTT-6.0.0-2: packets need not line up with the chunks they arrive in.
+#[test]
+fn the_valid_vectors_back_to_back_decode_as_one_stream_in_any_chunking() {
+    let valid: Vec<(Vec<u8>, serde_json::Value)> = load_packet_vectors()
+        .into_iter()
+        .filter(|v| v.max_packet_size.is_none() && v.input.len() <= ALL_PREFIXES_UP_TO)
+        .filter_map(|v| match v.expect {
+            Expect::Packet(p) => Some((v.input, p)),
+            _ => None,
+        })
+        .collect();
+    let stream: Vec<u8> = valid.iter().flat_map(|(b, _)| b.clone()).collect();
+    let lines = support::decode_tool::raw_lines(&Decoder::new(), &stream);
+    assert_eq!(lines.len(), valid.len());
+    for (line, (_, want)) in lines.iter().zip(&valid) {
+        assert_eq!(
+            &serde_json::from_str::<serde_json::Value>(line).unwrap(),
+            want
+        );
+    }
+
+    // Fed in chunks of 1, 7 and 1000 bytes, the same packets come out in order.
+    for chunk in [1, 7, 1000] {
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        for piece in stream.chunks(chunk) {
+            buf.extend_from_slice(piece);
+            while let Ok(Status::Complete(p, _)) = mqtt_sansio::decode_bytes(&mut buf) {
+                got.push(packet_to_json(&p));
+            }
+        }
+        assert!(
+            buf.is_empty(),
+            "chunks of {chunk}: {} bytes left",
+            buf.len()
+        );
+        assert_eq!(got.len(), valid.len(), "chunks of {chunk}");
+        assert!(
+            got.iter().zip(&valid).all(|(g, (_, w))| g == w),
+            "chunks of {chunk}"
+        );
+    }
+}
