@@ -617,9 +617,10 @@ impl Client {
     }
 
     /// Ends the connection: emits `Close`, keeps or discards the session.
+    /// What the session gives up follows the `Close`, as [`Event::Lost`].
     fn close(&mut self, reason: Reason) {
-        self.end_connection();
         self.actions.push_back(Action::Close(reason));
+        self.end_connection();
     }
 
     /// The connection is gone: keep the session (clean session 0) or discard it.
