@@ -9,7 +9,7 @@ use core::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::codec::{Decoder, MAX_REMAINING_LENGTH, Status};
+use crate::codec::{Decoder, MAX_PACKET_SIZE, MAX_REMAINING_LENGTH, Status};
 use crate::error::DecodeError;
 use crate::packet::{
     ConnAck, Connect, ConnectReturnCode, Packet, PacketType, Publish, QosPid, SubAck, SubAckCode,
@@ -36,17 +36,24 @@ pub struct ClientConfig {
     /// application calls [`Client::ack`]; the acknowledgements still go out in the order
     /// the PUBLISH packets arrived (MQTT-4.6.0-2, MQTT-4.6.0-3).
     pub manual_acks: bool,
+    /// Largest packet the client accepts from the server, fixed header included. A
+    /// larger one closes the connection with [`Reason::Decode`] and
+    /// [`DecodeError::PacketTooLarge`] as soon as its header arrives (MQTT-4.8.0-2: the
+    /// client cannot buffer it).
+    pub max_packet_size: usize,
 }
 
 impl ClientConfig {
     /// The default settings for `profile`: CONNACK timeout 10 s, PINGRESP timeout 10 s,
-    /// the profile's inflight limit, automatic acknowledgements.
+    /// the profile's inflight limit, automatic acknowledgements, packets up to the
+    /// largest MQTT allows.
     pub fn for_profile(profile: &Profile) -> ClientConfig {
         ClientConfig {
             connack_timeout: Duration::from_secs(10),
             pingresp_timeout: Duration::from_secs(10),
             max_inflight: profile.max_inflight,
             manual_acks: false,
+            max_packet_size: MAX_PACKET_SIZE,
         }
     }
 }
@@ -67,7 +74,8 @@ pub enum Action {
     /// Something the application may want to know.
     Event(Event),
     /// Close the network connection. The client is disconnected; it keeps its session
-    /// when the connection was made with clean session 0.
+    /// when the connection was made with clean session 0. [`Event::Lost`] events for
+    /// what the connection gives up may follow.
     Close(Reason),
 }
 
@@ -531,6 +539,7 @@ impl Client {
     /// A disconnected client following `profile`, with `config`.
     pub fn with_config(profile: Profile, config: ClientConfig) -> Client {
         Client {
+            decoder: Decoder::new().with_max_packet_size(config.max_packet_size),
             profile,
             config,
             state: State::Disconnected,
@@ -538,7 +547,6 @@ impl Client {
             acks: VecDeque::new(),
             actions: VecDeque::new(),
             read_buf: BytesMut::new(),
-            decoder: Decoder::new(),
             now: Instant::ZERO,
         }
     }
