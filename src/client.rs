@@ -300,16 +300,16 @@ pub enum ClientState {
 #[derive(Debug)]
 enum State {
     Disconnected,
+    /// CONNECT sent. The keep-alive runs only where the profile lets the client send
+    /// before CONNACK.
     AwaitingConnAck {
         deadline: Instant,
-        clean_session: bool,
-        keep_alive: Option<Duration>,
-        connect_sent: Instant,
+        link: Link,
     },
     Connected(Link),
 }
 
-/// An accepted connection.
+/// An open network connection.
 #[derive(Debug)]
 struct Link {
     clean_session: bool,
@@ -319,6 +319,30 @@ struct Link {
     last_sent: Instant,
     /// When the oldest unanswered PINGREQ times out.
     ping_deadline: Option<Instant>,
+}
+
+impl Link {
+    /// When the keep-alive next needs the client: a PINGREQ due or a PINGRESP late.
+    fn next_wake(&self) -> Option<Instant> {
+        let ping = self.keep_alive.map(|ka| self.last_sent + ka);
+        match (ping, self.ping_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The keep-alive at `now`: `Err` when PINGRESP is late, `Ok(true)` when a PINGREQ
+    /// is due.
+    fn on_timeout(&mut self, now: Instant, pingresp_timeout: Duration) -> Result<bool, Reason> {
+        if self.ping_deadline.is_some_and(|d| now >= d) {
+            return Err(Reason::PingTimeout);
+        }
+        let due = self.keep_alive.is_some_and(|ka| now >= self.last_sent + ka);
+        if due && self.ping_deadline.is_none() {
+            self.ping_deadline = Some(now + pingresp_timeout);
+        }
+        Ok(due)
+    }
 }
 
 /// An outgoing packet that awaits its acknowledgement, or (before CONNACK) its sending.
@@ -451,7 +475,9 @@ fn protocol(rule: &'static str, expected: &'static str, got: &'static str) -> Re
 ///   precede new messages, and AWS IoT Core, which forbids sending before CONNACK, is
 ///   obeyed.
 /// - Keep-alive: a PINGREQ goes out when nothing was sent for the keep-alive interval
-///   (MQTT-3.1.2-23). When a profile clamps the keep-alive and the client asked for 0
+///   (MQTT-3.1.2-23), also while CONNACK is awaited where the profile allows sending
+///   before CONNACK (3.1.1; not AWS IoT Core, whose shortest keep-alive, 30 s, is longer
+///   than the default CONNACK timeout). When a profile clamps the keep-alive and the client asked for 0
 ///   (AWS IoT Core applies 1 200 s), the client pings at the clamped maximum.
 /// - Packet ids are allocated by [`PacketIds`]: never 0, never one in flight, reused
 ///   once acknowledged; PUBLISH, SUBSCRIBE and UNSUBSCRIBE share the space.
@@ -595,14 +621,11 @@ impl Client {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.state {
             State::Disconnected => None,
-            State::AwaitingConnAck { deadline, .. } => Some(*deadline),
-            State::Connected(link) => {
-                let ping = link.keep_alive.map(|ka| link.last_sent + ka);
-                match (ping, link.ping_deadline) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
-            }
+            State::AwaitingConnAck { deadline, link } => Some(match link.next_wake() {
+                Some(t) if self.profile.send_before_connack => t.min(*deadline),
+                _ => *deadline,
+            }),
+            State::Connected(link) => link.next_wake(),
         }
     }
 
@@ -614,7 +637,7 @@ impl Client {
     }
 
     fn send(&mut self, packet: Packet<Bytes>) {
-        if let State::Connected(link) = &mut self.state {
+        if let State::Connected(link) | State::AwaitingConnAck { link, .. } = &mut self.state {
             link.last_sent = self.now;
         }
         self.actions.push_back(Action::Send(packet));
@@ -635,8 +658,7 @@ impl Client {
     fn end_connection(&mut self) {
         let clean = match core::mem::replace(&mut self.state, State::Disconnected) {
             State::Disconnected => return,
-            State::AwaitingConnAck { clean_session, .. } => clean_session,
-            State::Connected(link) => link.clean_session,
+            State::AwaitingConnAck { link, .. } | State::Connected(link) => link.clean_session,
         };
         self.read_buf.clear();
         self.acks.clear();
@@ -721,9 +743,12 @@ impl Client {
         self.read_buf.clear();
         self.state = State::AwaitingConnAck {
             deadline: now + self.config.connack_timeout,
-            clean_session: connect.clean_session,
-            keep_alive,
-            connect_sent: now,
+            link: Link {
+                clean_session: connect.clean_session,
+                keep_alive,
+                last_sent: now,
+                ping_deadline: None,
+            },
         };
         self.actions
             .push_back(Action::Send(Packet::Connect(connect)));
@@ -971,27 +996,22 @@ impl Client {
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.tick(now);
         let pingresp_timeout = self.config.pingresp_timeout;
-        let close = match &mut self.state {
-            State::Disconnected => None,
-            State::AwaitingConnAck { deadline, .. } => {
-                (now >= *deadline).then_some(Reason::ConnAckTimeout)
+        let pings_before_connack = self.profile.send_before_connack;
+        let outcome = match &mut self.state {
+            State::Disconnected => Ok(false),
+            State::AwaitingConnAck { deadline, .. } if now >= *deadline => {
+                Err(Reason::ConnAckTimeout)
             }
-            State::Connected(link) => {
-                if link.ping_deadline.is_some_and(|d| now >= d) {
-                    Some(Reason::PingTimeout)
-                } else {
-                    if link.keep_alive.is_some_and(|ka| now >= link.last_sent + ka) {
-                        if link.ping_deadline.is_none() {
-                            link.ping_deadline = Some(now + pingresp_timeout);
-                        }
-                        self.send(Packet::PingReq);
-                    }
-                    None
-                }
+            State::AwaitingConnAck { link, .. } if pings_before_connack => {
+                link.on_timeout(now, pingresp_timeout)
             }
+            State::AwaitingConnAck { .. } => Ok(false),
+            State::Connected(link) => link.on_timeout(now, pingresp_timeout),
         };
-        if let Some(reason) = close {
-            self.close(reason);
+        match outcome {
+            Ok(true) => self.send(Packet::PingReq),
+            Ok(false) => {}
+            Err(reason) => self.close(reason),
         }
     }
 
@@ -1050,6 +1070,7 @@ impl Client {
                 if let State::Connected(link) = &mut self.state {
                     link.ping_deadline = None;
                 }
+                // Before CONNACK a PINGRESP is refused above (MQTT-3.2.0-1).
             }
             Packet::ConnAck(_) => {
                 self.close(protocol("MQTT-4.8.0-1", "no second CONNACK", "CONNACK"))
@@ -1068,15 +1089,10 @@ impl Client {
     }
 
     fn on_connack(&mut self, ack: ConnAck) {
-        let State::AwaitingConnAck {
-            clean_session,
-            keep_alive,
-            connect_sent,
-            ..
-        } = self.state
-        else {
+        let State::AwaitingConnAck { link, .. } = &self.state else {
             return;
         };
+        let clean_session = link.clean_session;
         let session_present = match ack {
             ConnAck::Refused(code) => {
                 self.close(Reason::Refused(code));
@@ -1092,12 +1108,11 @@ impl Client {
             ));
             return;
         }
-        self.state = State::Connected(Link {
-            clean_session,
-            keep_alive,
-            last_sent: connect_sent,
-            ping_deadline: None,
-        });
+        if let State::AwaitingConnAck { link, .. } =
+            core::mem::replace(&mut self.state, State::Disconnected)
+        {
+            self.state = State::Connected(link);
+        }
         self.event(Event::Connected { session_present });
         if !session_present {
             // What was sent on an earlier connection belonged to a session the server

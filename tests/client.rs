@@ -265,6 +265,23 @@ fn a_missing_pingresp_closes_after_the_configured_time() {
 }
 
 #[test]
+fn under_3_1_1_the_keep_alive_runs_before_connack_and_under_aws_it_does_not() {
+    // MQTT-3.1.2-23; AWS IoT Core: nothing but CONNECT before CONNACK.
+    for (profile, pings) in [(Profile::mqtt311(), true), (Profile::aws_iot_core(), false)] {
+        let mut config = ClientConfig::for_profile(&profile);
+        config.connack_timeout = Duration::from_secs(90);
+        let mut sim = Sim::with_config(profile, config);
+        sim.client
+            .connect(sim.now, connect_packet("c", true, 30))
+            .unwrap();
+        sim.drain();
+        let out = sim.run_until(Instant::from_secs(30));
+        assert_eq!(out == vec![Action::Send(Packet::PingReq)], pings, "{out:?}");
+        assert_eq!(out.is_empty(), !pings);
+    }
+}
+
+#[test]
 fn an_hour_of_keep_alive_sends_one_pingreq_per_interval_and_stays_open() {
     // MQTT-3.1.2-23
     let mut sim = Sim::new(Profile::mqtt311());

@@ -141,6 +141,17 @@ struct Model {
     open: bool,
     /// Whether the open connection has been accepted.
     accepted: bool,
+    /// The current time, as the test last told the client.
+    now: Instant,
+    /// When the client last sent a packet on the open connection.
+    last_send: Instant,
+    /// The keep-alive of the open connection, in ms (0: off).
+    keep_alive_ms: u64,
+    /// Whether the test wakes the client at every `poll_timeout`, so that the
+    /// keep-alive rule can be checked.
+    wakes_on_time: bool,
+    /// Whether the next send is the first after CONNACK under AWS IoT Core.
+    first_after_connack: bool,
 }
 
 fn lost_id(l: &Lost) -> Option<PacketId> {
@@ -160,12 +171,32 @@ fn check_actions(client: &mut Client, m: &mut Model, max_inflight: usize) {
                     m.open || matches!(p, Packet::Connect(_)),
                     "send while closed: {p:?}"
                 );
+                // Under AWS IoT Core nothing but CONNECT goes out before CONNACK, so the
+                // first packet after it may come late.
+                let exempt = std::mem::take(&mut m.first_after_connack)
+                    || (client.profile().name == "aws-iot" && !m.accepted);
+                if m.wakes_on_time && m.open && m.keep_alive_ms > 0 && !exempt {
+                    // MQTT-3.1.2-23: never more than keep-alive between two sends.
+                    let gap = m.now.as_millis() - m.last_send.as_millis();
+                    assert!(gap <= m.keep_alive_ms, "{gap} ms without a send");
+                }
+                m.last_send = m.now;
+                if let Packet::Connect(c) = &p {
+                    m.keep_alive_ms = match (c.keep_alive, client.profile().keep_alive_clamp) {
+                        (0, Some((_, max))) => u64::from(max) * 1000,
+                        (k, _) => u64::from(k) * 1000,
+                    };
+                }
                 if let Packet::Connect(_) = p {
                     assert!(!m.open, "CONNECT twice on one connection");
                     m.open = true;
                     m.accepted = false;
                 } else {
-                    assert!(m.accepted, "{p:?} before CONNACK");
+                    // Only PINGREQ may precede CONNACK, and only where the profile
+                    // allows sending before CONNACK.
+                    let ping_allowed =
+                        client.profile().send_before_connack && matches!(p, Packet::PingReq);
+                    assert!(m.accepted || ping_allowed, "{p:?} before CONNACK");
                 }
                 if let Packet::Publish(p) = &p {
                     if let Some(i) = p.qos.packet_id() {
@@ -187,7 +218,10 @@ fn check_actions(client: &mut Client, m: &mut Model, max_inflight: usize) {
             }
             Action::Deliver(_) => assert!(m.accepted),
             Action::Event(e) => match e {
-                Event::Connected { .. } => m.accepted = true,
+                Event::Connected { .. } => {
+                    m.accepted = true;
+                    m.first_after_connack = client.profile().name == "aws-iot";
+                }
                 Event::Published(i) | Event::Completed(i) | Event::Unsubscribed(i) => {
                     assert!(m.allocated.remove(&i), "ack event for unallocated {i}")
                 }
@@ -210,7 +244,7 @@ fn allocated(m: &mut Model, id: PacketId) {
     assert!(m.allocated.insert(id), "id {id} handed out while in use");
 }
 
-fn run(aws: bool, manual_acks: bool, max_inflight: usize, ops: &[Op]) {
+fn run(aws: bool, manual_acks: bool, max_inflight: usize, wakes_on_time: bool, ops: &[Op]) {
     let profile = if aws {
         Profile::aws_iot_core()
     } else {
@@ -224,6 +258,11 @@ fn run(aws: bool, manual_acks: bool, max_inflight: usize, ops: &[Op]) {
         allocated: BTreeSet::new(),
         open: false,
         accepted: false,
+        now: Instant::ZERO,
+        last_send: Instant::ZERO,
+        keep_alive_ms: 0,
+        wakes_on_time,
+        first_after_connack: false,
     };
     let mut now = Instant::ZERO;
     // Start connected, so that random inputs reach the flows quickly.
@@ -291,9 +330,26 @@ fn run(aws: bool, manual_acks: bool, max_inflight: usize, ops: &[Op]) {
                 m.accepted = false;
             }
             Op::Advance(ms) => {
-                now = Instant::from_millis(now.as_millis() + ms);
-                client.handle_timeout(now);
-                check_actions(&mut client, &mut m, max_inflight);
+                let to = Instant::from_millis(now.as_millis() + ms);
+                let mut wakes = 0;
+                // A run loop that wakes the client when it asked to be woken.
+                while let Some(t) = client.poll_timeout().filter(|&t| wakes_on_time && t <= to) {
+                    // A timer already due (after CONNACK) fires at once.
+                    let t = t.max(now);
+                    wakes += 1;
+                    assert!(wakes < 10_000, "the timer does not move on from {t:?}");
+                    now = t;
+                    m.now = t;
+                    client.handle_timeout(t);
+                    check_actions(&mut client, &mut m, max_inflight);
+                }
+                now = to;
+                m.now = to;
+                if !wakes_on_time {
+                    // Woken at any instant, not only when it asked.
+                    client.handle_timeout(now);
+                    check_actions(&mut client, &mut m, max_inflight);
+                }
                 if let Some(t) = client.poll_timeout() {
                     assert!(t > now, "poll_timeout {t:?} not after {now:?}");
                 }
@@ -319,7 +375,16 @@ proptest! {
         max_inflight in 1usize..6,
         ops in proptest::collection::vec(op(), 1..120),
     ) {
-        run(aws, manual_acks, max_inflight, &ops);
+        run(aws, manual_acks, max_inflight, false, &ops);
+    }
+
+    #[test]
+    fn a_client_woken_at_its_poll_timeout_never_stays_silent_longer_than_keep_alive(
+        aws in any::<bool>(),
+        ops in proptest::collection::vec(op(), 1..120),
+    ) {
+        // MQTT-3.1.2-23
+        run(aws, false, 4, true, &ops);
     }
 
     #[test]
