@@ -34,7 +34,9 @@ pub struct ClientConfig {
     pub max_inflight: usize,
     /// When true, an incoming QoS 1 or 2 PUBLISH is acknowledged only when the
     /// application calls [`Client::ack`]; the acknowledgements still go out in the order
-    /// the PUBLISH packets arrived (MQTT-4.6.0-2, MQTT-4.6.0-3).
+    /// the PUBLISH packets arrived (MQTT-4.6.0-2, MQTT-4.6.0-3). A repeat of an id whose
+    /// acknowledgement the application still owes is not delivered again. The owed
+    /// acknowledgements are forgotten when the connection ends (the server resends).
     pub manual_acks: bool,
     /// Largest packet the client accepts from the server, fixed header included. A
     /// larger one closes the connection with [`Reason::Decode`] and
@@ -462,7 +464,7 @@ fn protocol(rule: &'static str, expected: &'static str, got: &'static str) -> Re
 ///   the client is then disconnected and may [`connect`](Self::connect) again on a new
 ///   connection). Then ask [`poll_timeout`](Self::poll_timeout) and call
 ///   [`handle_timeout`](Self::handle_timeout) once that instant is reached.
-/// - **Errors.** A command that cannot be honoured returns an [`ClientError`] and
+/// - **Errors.** A command that cannot be honoured returns a [`ClientError`] and
 ///   changes nothing. A violation by the server becomes [`Action::Close`] with a
 ///   [`Reason`]. Nothing is dropped silently: what the client gives up is reported by
 ///   [`Event::Lost`], one item at a time.
@@ -475,10 +477,12 @@ fn protocol(rule: &'static str, expected: &'static str, got: &'static str) -> Re
 ///   precede new messages, and AWS IoT Core, which forbids sending before CONNACK, is
 ///   obeyed.
 /// - Keep-alive: a PINGREQ goes out when nothing was sent for the keep-alive interval
-///   (MQTT-3.1.2-23), also while CONNACK is awaited where the profile allows sending
-///   before CONNACK (3.1.1; not AWS IoT Core, whose shortest keep-alive, 30 s, is longer
-///   than the default CONNACK timeout). When a profile clamps the keep-alive and the client asked for 0
-///   (AWS IoT Core applies 1 200 s), the client pings at the clamped maximum.
+///   (MQTT-3.1.2-23). While CONNACK is awaited it does so only where the profile allows
+///   sending before CONNACK (3.1.1: PINGREQ is then the one packet that is not held; AWS
+///   IoT Core: none, and its shortest keep-alive, 30 s, exceeds the default CONNACK
+///   timeout). When a profile clamps the keep-alive and the client asked for 0 (AWS IoT
+///   Core applies 1 200 s), the client pings at the clamped maximum. A PINGRESP late by
+///   [`ClientConfig::pingresp_timeout`] closes with [`Reason::PingTimeout`].
 /// - Packet ids are allocated by [`PacketIds`]: never 0, never one in flight, reused
 ///   once acknowledged; PUBLISH, SUBSCRIBE and UNSUBSCRIBE share the space.
 /// - Acknowledgements are accepted in any order; one for an id with nothing of its kind
