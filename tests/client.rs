@@ -940,3 +940,64 @@ fn the_same_inputs_twice_give_identical_action_transcripts() {
     };
     assert_eq!(bytes(&first), bytes(&second));
 }
+
+#[test]
+fn commands_held_before_connack_are_reported_lost_when_the_connection_drops() {
+    let mut sim = Sim::new(Profile::mqtt311());
+    sim.client
+        .connect(sim.now, connect_packet("c", true, 0))
+        .unwrap();
+    sim.drain();
+    let p = sim.publish("t", QoS::AtLeastOnce, "a");
+    sim.publish("t", QoS::AtMostOnce, "b");
+    assert!(sim.drain().is_empty());
+    sim.client.connection_lost(sim.now);
+    let out = sim.drain();
+    assert_eq!(out.len(), 2);
+    assert!(
+        matches!(&out[0], Action::Event(Event::Lost(Lost::Publish(x))) if x.qos.packet_id() == p)
+    );
+    assert!(matches!(&out[1], Action::Event(Event::Lost(Lost::Publish(x))) if x.payload == "b"));
+    assert_eq!(sim.client.ids_in_use(), 0);
+}
+
+#[test]
+fn a_second_connect_while_connected_is_refused_and_changes_nothing() {
+    let mut sim = Sim::new(Profile::mqtt311());
+    sim.connected(true, 30, false);
+    let before = sim.client.poll_timeout();
+    assert_eq!(
+        sim.client.connect(sim.now, connect_packet("c", true, 5)),
+        Err(ClientError::AlreadyConnected)
+    );
+    assert!(sim.drain().is_empty());
+    assert_eq!(sim.client.poll_timeout(), before);
+}
+
+#[test]
+fn a_refused_reconnect_keeps_the_persistent_session_for_the_next_attempt() {
+    // MQTT-4.4.0-1
+    let mut sim = Sim::new(Profile::mqtt311());
+    sim.connected(false, 0, false);
+    let a = sim.publish("t", QoS::AtLeastOnce, "a").unwrap();
+    sim.drain();
+    sim.client.connection_lost(sim.now);
+    sim.client
+        .connect(sim.now, connect_packet("c1", false, 0))
+        .unwrap();
+    sim.drain();
+    let out = sim.server(Packet::ConnAck(ConnAck::Refused(
+        ConnectReturnCode::ServerUnavailable,
+    )));
+    assert_eq!(
+        out,
+        vec![Action::Close(Reason::Refused(
+            ConnectReturnCode::ServerUnavailable
+        ))]
+    );
+    let out = sent(&sim.connected(false, 0, true));
+    assert_eq!(
+        out.iter().map(republished).collect::<Vec<_>>(),
+        vec![(true, Some(a.get()))]
+    );
+}
