@@ -64,6 +64,7 @@
 
 extern crate alloc;
 
+pub mod client;
 pub mod codec;
 pub mod error;
 pub mod packet;
@@ -73,6 +74,7 @@ pub mod time;
 pub mod topic;
 pub mod types;
 
+pub use client::{Action, Client, ClientConfig, ClientError, ClientState, Event, Lost, Reason};
 pub use codec::{Decoder, FixedHeader, MAX_PACKET_SIZE, Status, decode, decode_bytes};
 pub use error::{DecodeError, EncodeError};
 pub use packet::{
