@@ -371,7 +371,8 @@ fn play(v: &Value, prefix: &str) {
         vars: BTreeMap::new(),
     };
     for (i, s) in v["steps"].as_array().expect("steps").iter().enumerate() {
-        p.step(i, s);
+        let s = support::vectors::expand(s).unwrap_or_else(|e| panic!("{id} step {i}: {e}"));
+        p.step(i, &s);
     }
 }
 
@@ -455,6 +456,7 @@ fn every_aws_departure_has_a_vector() {
         "aws-resume-resends-with-a-fresh-id-and-no-dup",
         "aws-packets-before-connack-close-the-connection",
         "aws-will-at-qos2-closes-without-connack",
+        "aws-payload-over-128-kib-closes-the-connection",
         "aws-takeover-closes-the-older-connection",
     ] {
         assert!(aws.contains(departure), "missing {departure}");
