@@ -259,7 +259,7 @@ fn misplaced_wildcard(b: &[u8], at: usize) -> DecodeError {
 macro_rules! validated {
     ($(#[$m:meta])* $name:ident, $check:path) => {
         $(#[$m])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name<B>(pub(crate) B);
 
         impl<B: AsRef<[u8]>> $name<B> {
