@@ -138,9 +138,10 @@ fn for_each_word(b: &[u8], mut f: impl FnMut(usize, u64)) {
     }
 }
 
-/// Scans `b` for non-ASCII bytes, NUL and wildcards in one branch-free pass.
+/// Scans `b` for non-ASCII bytes, NUL and (when `WILDCARDS`) wildcards in one
+/// branch-free pass.
 #[inline]
-fn scan(b: &[u8]) -> Scan {
+fn scan<const WILDCARDS: bool>(b: &[u8]) -> Scan {
     let mut s = Scan {
         non_ascii: 0,
         nul: 0,
@@ -149,7 +150,9 @@ fn scan(b: &[u8]) -> Scan {
     for_each_word(b, |_, v| {
         s.non_ascii |= v & HI;
         s.nul |= zero_byte(v);
-        s.wildcard |= wildcard_bits(v);
+        if WILDCARDS {
+            s.wildcard |= wildcard_bits(v);
+        }
     });
     s
 }
@@ -175,13 +178,13 @@ fn check_scanned_text(b: &[u8], s: Scan) -> Result<(), DecodeError> {
 /// character and is kept (MQTT-1.5.3-3).
 #[inline]
 pub(crate) fn check_text(b: &[u8]) -> Result<(), DecodeError> {
-    check_scanned_text(b, scan(b))
+    check_scanned_text(b, scan::<false>(b))
 }
 
 /// Checks a topic name: a non-empty text field without wildcards.
 #[inline]
 pub(crate) fn check_topic_name(b: &[u8]) -> Result<(), DecodeError> {
-    let s = scan(b);
+    let s = scan::<true>(b);
     check_scanned_text(b, s)?;
     if b.is_empty() {
         return Err(DecodeError::EmptyTopic);
@@ -196,7 +199,7 @@ pub(crate) fn check_topic_name(b: &[u8]) -> Result<(), DecodeError> {
 /// with `#` only as the last level.
 #[inline]
 pub(crate) fn check_topic_filter(b: &[u8]) -> Result<(), DecodeError> {
-    let s = scan(b);
+    let s = scan::<true>(b);
     check_scanned_text(b, s)?;
     if b.is_empty() {
         return Err(DecodeError::EmptyTopic);
