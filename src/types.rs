@@ -307,6 +307,7 @@ macro_rules! validated {
 
             /// The value with its storage converted by `f`, which must keep the bytes.
             #[allow(dead_code)]
+            #[inline]
             pub(crate) fn map<C>(self, f: &mut impl FnMut(B) -> C) -> $name<C> {
                 $name(f(self.0))
             }

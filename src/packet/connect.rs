@@ -59,6 +59,7 @@ pub struct Login<B> {
 }
 
 impl<B> Connect<B> {
+    #[inline]
     pub(crate) fn map<C>(self, f: &mut impl FnMut(B) -> C) -> Connect<C> {
         Connect {
             client_id: self.client_id.map(f),
@@ -154,7 +155,9 @@ fn present(i: &[u8], missing: DecodeError) -> Result<(&[u8], &[u8]), DecodeError
 }
 
 impl<'a> Connect<&'a [u8]> {
-    pub(crate) fn decode_body(i: &'a [u8]) -> Result<Self, DecodeError> {
+    /// Protocol name, level and flags, field by field: what names the error when the
+    /// bytes are not the 3.1.1 header.
+    fn decode_protocol(i: &'a [u8]) -> Result<(&'a [u8], u8), DecodeError> {
         let (i, name) = prim::prefixed(i)?;
         if name != PROTOCOL_NAME {
             return Err(DecodeError::InvalidProtocolName);
@@ -163,7 +166,15 @@ impl<'a> Connect<&'a [u8]> {
         if level != PROTOCOL_LEVEL {
             return Err(DecodeError::UnsupportedProtocolLevel(level));
         }
-        let (i, flags) = prim::u8_(i)?;
+        prim::u8_(i)
+    }
+
+    pub(crate) fn decode_body(i: &'a [u8]) -> Result<Self, DecodeError> {
+        // The 3.1.1 header is seven constant bytes: compare them at once.
+        let (i, flags) = match i.split_first_chunk::<8>() {
+            Some((&[0, 4, b'M', b'Q', b'T', b'T', PROTOCOL_LEVEL, flags], rest)) => (rest, flags),
+            _ => Self::decode_protocol(i)?,
+        };
         if flags & 0x01 != 0 {
             return Err(DecodeError::ConnectReservedFlag);
         }

@@ -177,6 +177,7 @@ impl<B> Packet<B> {
     }
 
     /// The packet with every storage value converted by `f`, which must keep the bytes.
+    #[inline]
     pub(crate) fn map<C>(self, f: &mut impl FnMut(B) -> C) -> Packet<C> {
         match self {
             Packet::Connect(p) => Packet::Connect(p.map(f)),

@@ -84,6 +84,7 @@ impl Publish<Bytes> {
 }
 
 impl<B> Publish<B> {
+    #[inline]
     pub(crate) fn map<C>(self, f: &mut impl FnMut(B) -> C) -> Publish<C> {
         Publish {
             dup: self.dup,

@@ -129,6 +129,7 @@ fn encode_filters<'f, F: AsRef<[u8]> + 'f>(
 macro_rules! list_common {
     ($name:ident, $field:ident) => {
         impl<B> $name<B> {
+            #[inline]
             pub(crate) fn map<C>(self, f: &mut impl FnMut(B) -> C) -> $name<C> {
                 $name {
                     packet_id: self.packet_id,
