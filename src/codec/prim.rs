@@ -36,8 +36,15 @@ pub(crate) fn u16_(i: &[u8]) -> Result<(&[u8], u16), DecodeError> {
 /// A field with a two-byte length prefix.
 #[inline]
 pub(crate) fn prefixed(i: &[u8]) -> Result<(&[u8], &[u8]), DecodeError> {
-    // `be_u16` then `take`, rather than `length_data`: the same parse, without the
-    // `flat_map` machinery (measured: about half the instructions per field).
+    // Fast path, when the whole field is there: split it off directly (measured: about
+    // a fifth of the instructions of the nom parse, which is most of a CONNECT's).
+    if let Some((len, rest)) = i.split_first_chunk::<2>() {
+        if let Some((field, rest)) = rest.split_at_checked(u16::from_be_bytes(*len).into()) {
+            return Ok((rest, field));
+        }
+    }
+    // Otherwise nom parses it and says what is missing. `be_u16` then `take`, rather
+    // than `length_data`: the same parse without the `flat_map` machinery.
     let (i, n) = be_u16(i).map_err(end)?;
     take(n).parse(i).map_err(end)
 }
@@ -202,6 +209,26 @@ mod tests {
             let mut got = BytesMut::new();
             put_fixed_header_u16(&mut got, 0x32, n, 0xBEEF);
             assert_eq!(got, want, "{n}");
+        }
+    }
+
+    #[test]
+    fn the_prefixed_field_fast_path_agrees_with_the_nom_parse() {
+        fn by_nom(i: &[u8]) -> Result<(&[u8], &[u8]), DecodeError> {
+            nom::multi::length_data(be_u16).parse(i).map_err(end)
+        }
+        let inputs: [&[u8]; 8] = [
+            b"",
+            b"\x00",
+            b"\x00\x00",
+            b"\x00\x00rest",
+            b"\x00\x03abc",
+            b"\x00\x03abcdef",
+            b"\x00\x04abc",
+            b"\x01\x00abc",
+        ];
+        for i in inputs {
+            assert_eq!(prefixed(i), by_nom(i), "{i:?}");
         }
     }
 
