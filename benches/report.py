@@ -5,8 +5,9 @@ and the ratio peer / ours.
 Reads the `new/estimates.json` (and `new/benchmark.json`) files that criterion wrote
 under the peers package's target/criterion. Standard library only.
 
-Usage: python3 benches/report.py [CRITERION_DIR]
-       (default: benches/peers/target/criterion next to this script)
+Usage: python3 benches/report.py [CRITERION_DIR ...]
+       (default: benches/peers/target/criterion next to this script; with several
+       directories, copies of it from several runs, each cell is the fastest median)
        python3 benches/report.py --state [CRITERION_DIR]
        (the state machine benches; default: target/criterion of the main crate)
 
@@ -167,12 +168,20 @@ def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--state":
         root = sys.argv[2] if len(sys.argv) > 2 else os.path.join(here, "..", "target", "criterion")
         return state_report(root)
-    root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "peers", "target", "criterion")
-    if not os.path.isdir(root):
-        sys.exit(f"no criterion output at {root}: run `cargo bench` in benches/peers first")
-    data = load(root)
+    roots = sys.argv[1:] or [os.path.join(here, "peers", "target", "criterion")]
+    data = {}
+    for root in roots:
+        if not os.path.isdir(root):
+            sys.exit(f"no criterion output at {root}: run `cargo bench` in benches/peers first")
+        # Several runs (copies of target/criterion): keep each cell's fastest median,
+        # the least disturbed by other load on the machine.
+        for key, cells in load(root).items():
+            best = data.setdefault(key, {})
+            for crate, v in cells.items():
+                if crate not in best or v[0] < best[crate][0]:
+                    best[crate] = v
     if not data:
-        sys.exit(f"no estimates.json under {root}")
+        sys.exit(f"no estimates.json under {roots}")
     for op in ("decode", "encode"):
         print(f"### {op}\n")
         print(table(data, op))
