@@ -64,16 +64,19 @@
 
 extern crate alloc;
 
+pub mod broker;
 pub mod client;
 pub mod codec;
 pub mod error;
 pub mod packet;
 pub mod profile;
+pub mod server;
 pub mod session;
 pub mod time;
 pub mod topic;
 pub mod types;
 
+pub use broker::{Broker, ConnId};
 pub use client::{Action, Client, ClientConfig, ClientError, ClientState, Event, Lost, Reason};
 pub use codec::{Decoder, FixedHeader, MAX_PACKET_SIZE, Status, decode, decode_bytes};
 pub use error::{DecodeError, EncodeError};
@@ -82,5 +85,6 @@ pub use packet::{
     SubAckCode, Subscribe, Unsubscribe, Will,
 };
 pub use profile::Profile;
+pub use server::{Authorizer, Server};
 pub use time::Instant;
 pub use types::{Binary, MqttString, PacketId, QoS, TopicFilter, TopicName};
