@@ -2,4 +2,7 @@
 #![allow(dead_code)]
 
 pub mod canonical;
+pub mod coverage;
+pub mod decode_tool;
 pub mod harness;
+pub mod vectors;
