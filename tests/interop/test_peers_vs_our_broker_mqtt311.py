@@ -2,10 +2,13 @@
 `Broker` over TCP) with the `mqtt311` profile: the OASIS standard, exactly."""
 
 import signal
+import socket
+import threading
+import time
 
 import pytest
 
-from conftest import QUIET, WAIT, messages, mosquitto_pub, mosquitto_sub, our_client
+from conftest import HOST, QUIET, WAIT, messages, mosquitto_pub, mosquitto_sub, our_client
 
 
 @pytest.fixture
@@ -214,3 +217,39 @@ def test_broker_stops_cleanly_on_a_signal(paho, broker, sig):
     assert broker.proc.wait(WAIT) == 0, broker.proc.describe()
     assert "stopped" in broker.proc.err()
     assert c.closed.wait(WAIT)
+
+
+def test_unsubscribe_stops_the_messages(paho, broker):
+    # MQTT-3.10.4-1, MQTT-3.10.4-4
+    sub = paho(broker.port)
+    assert sub.subscribe("u/t", 1) == [1]
+    publisher = paho(broker.port)
+    assert publisher.publish("u/t", "before", 1)
+    (m,) = sub.expect(1)
+    assert m.payload == b"before"
+    unsubscribed = threading.Event()
+    sub.c.on_unsubscribe = lambda *args: unsubscribed.set()
+    sub.c.unsubscribe("u/t")
+    assert unsubscribed.wait(WAIT)
+    assert publisher.publish("u/t", "after", 1)
+    sub.nothing()
+
+
+def test_silent_connection_is_closed_after_one_and_a_half_keep_alives(paho, broker):
+    # MQTT-3.1.2-24: a 1 s keep-alive and nothing sent: closed after 1.5 s, will published.
+    watcher = paho(broker.port, client_id="watcher")
+    assert watcher.subscribe("will/#", 1) == [1]
+    silent = socket.create_connection((HOST, broker.port), timeout=WAIT)
+    try:
+        will = bytes([0, 9]) + b"will/idle" + bytes([0, 4]) + b"idle"
+        body = bytes([0, 4]) + b"MQTT" + bytes([4, 0x0E, 0, 1]) + bytes([0, 6]) + b"silent" + will
+        silent.sendall(bytes([0x10, len(body)]) + body)
+        assert silent.recv(4) == bytes([0x20, 2, 0, 0])  # CONNACK, accepted
+        started = time.monotonic()
+        assert silent.recv(1) == b""  # closed by the broker
+        waited = time.monotonic() - started
+        assert 1.4 <= waited < 3.0, waited
+    finally:
+        silent.close()
+    (m,) = watcher.expect(1)
+    assert (m.topic, m.payload, m.qos) == ("will/idle", b"idle", 1)
