@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import HOST, QUIET, WAIT, messages, mosquitto_pub, mosquitto_sub, our_client
+from conftest import HOST, QUIET, WAIT, count_messages, messages, mosquitto_pub, mosquitto_sub, our_client
 
 
 @pytest.fixture
@@ -253,3 +253,25 @@ def test_silent_connection_is_closed_after_one_and_a_half_keep_alives(paho, brok
         silent.close()
     (m,) = watcher.expect(1)
     assert (m.topic, m.payload, m.qos) == ("will/idle", b"idle", 1)
+
+
+@pytest.mark.parametrize("qos", [1, 2])
+def test_our_publisher_resumes_its_session_on_our_broker(procs, bins, broker, qos):
+    # The same resumption as against mosquitto, with our broker on the other side: its
+    # QoS 2 inbound state (ids awaiting PUBREL) survives in the stored session.
+    sub = mosquitto_sub(procs, broker.port, "resume", 2)
+    publisher = procs.run(
+        our_client(
+            bins, "pub", broker.port, "resume", qos, "--message", "n{n}", "--count", 40,
+            "--drop-after", 20, "--client-id", f"resume-{qos}", "--clean-session", "false",
+        )
+    )
+    assert "connected session_present=true" in publisher.err(), publisher.describe()
+    got = [m[2] for m in messages(sub, 40)]
+    time.sleep(QUIET)
+    got = [m[2] for m in messages(sub, count_messages(sub))]
+    expected = [f"n{i}" for i in range(40)]
+    if qos == 2:
+        assert sorted(got, key=lambda s: int(s[1:])) == expected
+    else:
+        assert set(got) == set(expected)
