@@ -3,7 +3,8 @@
 //! ```text
 //! cargo run --release --example client -- pub|sub --host H --port P --topic T --qos Q
 //!     [--message M] [--count N] [--client-id ID] [--clean-session true|false]
-//!     [--retain] [--keep-alive SECS] [--drop-after K] [--profile mqtt311|aws-iot]
+//!     [--retain] [--keep-alive SECS] [--max-inflight N] [--drop-after K]
+//!     [--profile mqtt311|aws-iot]
 //! ```
 //!
 //! `sub` subscribes to the filter T and prints each payload it receives on its own line
@@ -12,6 +13,11 @@
 //! QoS 2: PUBCOMP; QoS 0: once written). Progress (`connected session_present=…`,
 //! `subscribed …`, `acknowledged N`) goes to stderr. Exit status: 0 when done, 1 when
 //! the connection failed or ended early, 2 for bad arguments.
+//!
+//! `--max-inflight N` (default 20) bounds the QoS 1/2 messages awaiting their
+//! acknowledgement; the publisher waits for acks beyond it. The default matches
+//! mosquitto's `max_inflight_messages`: mosquitto 2.0 answers a QoS 2 PUBLISH beyond 20
+//! unreleased ones with PUBREC and drops it, so a larger window loses messages there.
 //!
 //! In the message, `{n}` stands for the message's number (0, 1, …). `--drop-after K`
 //! (with `pub` and `--clean-session false`) drops the TCP connection without DISCONNECT
@@ -31,7 +37,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use mqtt_sansio::client::{Action, Client, ClientError, Event, Lost, Reason};
+use mqtt_sansio::client::{Action, Client, ClientConfig, ClientError, Event, Lost, Reason};
 use mqtt_sansio::{Connect, Instant, MqttString, Profile, QoS, SubAckCode, TopicFilter, TopicName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -39,7 +45,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 const USAGE: &str = "usage: client pub|sub --host H --port P --topic T --qos 0|1|2 \
 [--message M] [--count N] [--client-id ID] [--clean-session true|false] [--retain] \
-[--keep-alive SECS] [--drop-after K] [--profile mqtt311|aws-iot]";
+[--keep-alive SECS] [--max-inflight N] [--drop-after K] [--profile mqtt311|aws-iot]";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -60,6 +66,7 @@ struct Options {
     retain: bool,
     keep_alive: u16,
     drop_after: Option<u64>,
+    max_inflight: usize,
     profile: Profile,
 }
 
@@ -83,6 +90,7 @@ fn parse_args() -> Result<Options, String> {
         retain: false,
         keep_alive: 30,
         drop_after: None,
+        max_inflight: 20,
         profile: Profile::mqtt311(),
     };
     while let Some(flag) = args.next() {
@@ -111,6 +119,7 @@ fn parse_args() -> Result<Options, String> {
             "--client-id" => o.client_id = Some(value),
             "--clean-session" => o.clean_session = value.parse().map_err(|e| bad(&e))?,
             "--keep-alive" => o.keep_alive = value.parse().map_err(|e| bad(&e))?,
+            "--max-inflight" => o.max_inflight = value.parse().map_err(|e| bad(&e))?,
             "--drop-after" => o.drop_after = Some(value.parse().map_err(|e| bad(&e))?),
             "--profile" => {
                 o.profile = match value.as_str() {
@@ -329,7 +338,9 @@ async fn run(o: Options) -> Result<(), Box<dyn Error>> {
     };
     let connect = connect_packet(&o)?;
     let (mut rd, mut wr) = open(&o).await?;
-    let mut client = Client::new(o.profile.clone());
+    let mut config = ClientConfig::for_profile(&o.profile);
+    config.max_inflight = o.max_inflight;
+    let mut client = Client::with_config(o.profile.clone(), config);
     client.connect(clock.now(), connect.clone())?;
     let mut app = App {
         o,
@@ -392,7 +403,20 @@ async fn run(o: Options) -> Result<(), Box<dyn Error>> {
         }
         app.step(&mut wr).await?;
     }
+    // A graceful close: end our side, then let the server close its side, so that no
+    // unread bytes turn the close into a reset that could discard the DISCONNECT.
     let _ = wr.shutdown().await;
+    if matches!(app.ended, Some(End::Closed(_))) {
+        let drain = async {
+            let mut sink = [0u8; 1024];
+            while let Ok(n) = rd.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+    }
     let why = match app.ended {
         Some(End::Closed(Reason::Disconnected)) if app.lost == 0 => return Ok(()),
         Some(End::Closed(reason)) => format!("{reason:?}"),
