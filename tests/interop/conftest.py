@@ -338,7 +338,9 @@ class Paho:
     connection stays closed and can be asserted.
     """
 
-    def __init__(self, port, client_id="", clean_session=True, will=None, keepalive=30):
+    def __init__(
+        self, port, client_id="", clean_session=True, will=None, keepalive=30, manual_ack=False
+    ):
         mqtt = import_paho()
         self.mqtt = mqtt
         self.c = mqtt.Client(
@@ -346,6 +348,8 @@ class Paho:
             client_id=client_id,
             clean_session=clean_session,
             protocol=mqtt.MQTTv311,
+            reconnect_on_failure=False,
+            manual_ack=manual_ack,
         )
         self.messages = queue.Queue()
         self.connacks = queue.Queue()

@@ -275,3 +275,13 @@ def test_our_publisher_resumes_its_session_on_our_broker(procs, bins, broker, qo
     else:
         # At least once: every message, perhaps some twice (the resent ones).
         assert set(got) == set(expected)
+
+
+def test_a_megabyte_payload_is_routed_intact(paho, broker):
+    payload = bytes(range(256)) * 4096
+    sub = paho(broker.port)
+    assert sub.subscribe("big/t", 1) == [1]
+    publisher = paho(broker.port)
+    assert publisher.publish("big/t", payload, 1)
+    (m,) = sub.expect(1)
+    assert m.payload == payload
