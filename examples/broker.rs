@@ -500,7 +500,11 @@ async fn run(o: Options) -> Result<(), Box<dyn Error>> {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => core.accept(stream, peer),
-                Err(e) => eprintln!("accept failed: {e}"),
+                Err(e) => {
+                    // Out of file descriptors, say: back off a little instead of spinning.
+                    eprintln!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
             },
             Some(input) = input_rx.recv() => core.on_input(input),
             () = timer => core.on_timeout(),
