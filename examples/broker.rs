@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example broker -- [--listen 127.0.0.1:1883] [--profile aws-iot|mqtt311]
-//!     [--deny-subscribe FILTER]... [--deny-publish FILTER]...
+//!     [--user NAME:PASSWORD]... [--deny-subscribe FILTER]... [--deny-publish FILTER]...
 //!     [--max-packet-size BYTES] [--max-inflight N] [--max-queued N]
 //!     [--max-sessions N] [--max-retained N] [--write-queue N]
 //! ```
@@ -11,6 +11,7 @@
 //! |---|---|---|
 //! | `--listen ADDR` | `127.0.0.1:1883` | the address to listen on (port 0: any free port) |
 //! | `--profile P` | `aws-iot` | `aws-iot` (AWS IoT Core's dialect) or `mqtt311` (the standard) |
+//! | `--user NAME:PASSWORD` | anyone | with one or more, CONNECT needs a matching login: none gets CONNACK 5, a wrong one CONNACK 4 (repeatable) |
 //! | `--deny-subscribe FILTER` | none | refuse subscriptions FILTER matches (repeatable) |
 //! | `--deny-publish FILTER` | none | acknowledge and drop publishes FILTER matches (repeatable) |
 //! | `--max-packet-size BYTES` | the profile's | largest PUBLISH payload; a larger one closes the connection |
@@ -46,6 +47,9 @@
 //!
 //! # Authorization
 //!
+//! `--user NAME:PASSWORD` (repeatable) makes a login necessary: a CONNECT without one is
+//! refused with return code 5 (not authorized), one with an unknown name or a wrong
+//! password with 4 (bad user name or password).
 //! `--deny-subscribe FILTER` answers a SUBSCRIBE to any filter that FILTER matches (taken
 //! literally, so `secret/#` denies `secret/a` and `secret/#`) with the SUBACK failure
 //! code 0x80. `--deny-publish FILTER` acknowledges a PUBLISH to a matching topic as usual
@@ -60,7 +64,9 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use mqtt_sansio::broker::{Action, Broker, BrokerConfig, BrokerEvent, ConnId};
 use mqtt_sansio::server::{Authorizer, Message, PublishDecision, ServerConfig};
-use mqtt_sansio::{Instant, MqttString, Profile, QoS, TopicFilter, topic};
+use mqtt_sansio::{
+    ConnectReturnCode, Instant, Login, MqttString, Profile, QoS, TopicFilter, topic,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -68,7 +74,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 const USAGE: &str = "usage: broker [--listen ADDR] [--profile aws-iot|mqtt311] \
-[--deny-subscribe FILTER]... [--deny-publish FILTER]... [--max-packet-size BYTES] \
+[--user NAME:PASSWORD]... [--deny-subscribe FILTER]... [--deny-publish FILTER]... [--max-packet-size BYTES] \
 [--max-inflight N] [--max-queued N] [--max-sessions N] [--max-retained N] [--write-queue N]";
 
 /// How long a closing connection may take to flush what was queued for it.
@@ -77,6 +83,7 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 struct Options {
     listen: SocketAddr,
     profile: Profile,
+    users: BTreeMap<String, String>,
     deny_subscribe: Vec<TopicFilter<Bytes>>,
     deny_publish: Vec<TopicFilter<Bytes>>,
     max_payload: Option<usize>,
@@ -91,6 +98,7 @@ fn parse_args() -> Result<Options, String> {
     let mut o = Options {
         listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
         profile: Profile::aws_iot_core(),
+        users: BTreeMap::new(),
         deny_subscribe: Vec::new(),
         deny_publish: Vec::new(),
         max_payload: None,
@@ -130,6 +138,12 @@ fn parse_args() -> Result<Options, String> {
                     _ => return Err(format!("--profile {value}: aws-iot or mqtt311")),
                 }
             }
+            "--user" => {
+                let (name, password) = value
+                    .split_once(':')
+                    .ok_or_else(|| format!("--user {value}: NAME:PASSWORD"))?;
+                o.users.insert(name.to_string(), password.to_string());
+            }
             "--deny-subscribe" => o.deny_subscribe.push(filter()?),
             "--deny-publish" => o.deny_publish.push(filter()?),
             "--max-packet-size" => o.max_payload = Some(number()?),
@@ -144,8 +158,10 @@ fn parse_args() -> Result<Options, String> {
     Ok(o)
 }
 
-/// The authorization hook driven by `--deny-subscribe` and `--deny-publish`.
+/// The authorization hook driven by `--user`, `--deny-subscribe` and `--deny-publish`.
 struct DenyList {
+    /// User name → password; empty: anyone may connect.
+    users: BTreeMap<String, String>,
     subscribe: Vec<TopicFilter<Bytes>>,
     publish: Vec<TopicFilter<Bytes>>,
     hash_matches_parent: bool,
@@ -167,6 +183,24 @@ impl Authorizer for DenyList {
         requested: QoS,
     ) -> Option<QoS> {
         (!self.denies(&self.subscribe, filter.as_bytes())).then_some(requested)
+    }
+
+    fn connect(
+        &self,
+        _client_id: &MqttString<Bytes>,
+        login: Option<&Login<Bytes>>,
+    ) -> Result<(), ConnectReturnCode> {
+        if self.users.is_empty() {
+            return Ok(());
+        }
+        let Some(login) = login else {
+            return Err(ConnectReturnCode::NotAuthorized);
+        };
+        let password = login.password.as_ref().map_or(&[][..], |p| p.as_bytes());
+        match self.users.get(login.username.as_str()) {
+            Some(expected) if expected.as_bytes() == password => Ok(()),
+            _ => Err(ConnectReturnCode::BadUserNameOrPassword),
+        }
     }
 
     fn publish(&self, _client_id: &MqttString<Bytes>, message: &Message) -> PublishDecision {
@@ -458,6 +492,7 @@ async fn run(o: Options) -> Result<(), Box<dyn Error>> {
         config.max_queued = n;
     }
     config.authorizer = Arc::new(DenyList {
+        users: o.users,
         subscribe: o.deny_subscribe,
         publish: o.deny_publish,
         hash_matches_parent: profile.hash_matches_parent,

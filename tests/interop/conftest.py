@@ -339,7 +339,14 @@ class Paho:
     """
 
     def __init__(
-        self, port, client_id="", clean_session=True, will=None, keepalive=30, manual_ack=False
+        self,
+        port,
+        client_id="",
+        clean_session=True,
+        will=None,
+        keepalive=30,
+        manual_ack=False,
+        login=None,
     ):
         mqtt = import_paho()
         self.mqtt = mqtt
@@ -362,6 +369,8 @@ class Paho:
         self.c.on_disconnect = self._on_disconnect
         if will:
             self.c.will_set(*will)
+        if login:
+            self.c.username_pw_set(*login)
         self.c.connect(HOST, port, keepalive=keepalive)
         self.c.loop_start()
         try:

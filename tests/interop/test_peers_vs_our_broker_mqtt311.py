@@ -313,3 +313,21 @@ def test_inflight_window_and_queue_bound_hold_back_and_drop(paho, our_broker):
         sub.c.ack(m.mid, m.qos)
     sub.nothing()
     assert [m.payload.decode() for m in got] == [f"m{i}" for i in range(15)]
+
+
+def test_logins_are_checked_by_the_authorizer(procs, paho, our_broker):
+    # MQTT-3.2.2-5: a refused CONNECT gets its return code, then the connection closes.
+    broker = our_broker("mqtt311", "--user", "alice:secret")
+    base = ["mosquitto_pub", "-V", "mqttv311", "-h", HOST, "-p", broker.port, "-t", "t", "-m", "x"]
+    procs.run([*base, "-u", "alice", "-P", "secret"])
+    wrong = procs.run([*base, "-u", "alice", "-P", "guess"], check=False)
+    assert wrong.popen.returncode != 0
+    assert any("bad user name or password" in l.lower() for l in wrong.err()), wrong.describe()
+    anonymous = procs.run(base, check=False)
+    assert anonymous.popen.returncode != 0
+    assert any("not authori" in l.lower() for l in anonymous.err()), anonymous.describe()
+    ok = paho(broker.port, login=("alice", "secret"))
+    assert not ok.rc.is_failure
+    refused = paho(broker.port, login=("mallory", "secret"))
+    assert refused.rc.is_failure
+    assert refused.closed.wait(WAIT)
