@@ -98,9 +98,13 @@ def test_will_is_published_when_a_paho_client_drops_its_socket(paho, broker):
 
 
 def test_retained_will_becomes_the_retained_message(paho, broker):
+    # MQTT-3.1.2-17
+    watcher = paho(broker.port)
+    assert watcher.subscribe("will/kept", 1) == [1]
     dying = paho(broker.port, client_id="dying", will=("will/kept", "gone", 1, True))
     dying.drop()
-    # The will goes out when the broker notices the closed socket; wait for it.
+    (live,) = watcher.expect(1)  # the will is out: it is now the retained message
+    assert (live.payload, live.retain) == (b"gone", False)
     late = paho(broker.port)
     assert late.subscribe("will/kept", 1) == [1]
     (m,) = late.expect(1)
@@ -201,7 +205,7 @@ def test_denied_publish_is_acknowledged_and_not_routed(paho, our_broker):
     assert publisher.publish("free/door", "hello", 1)
     (m,) = sub.expect(1)
     assert m.topic == "free/door"
-    assert any("not authorized" in l for l in broker.proc.err())
+    broker.proc.wait_line(lambda l: "publish to locked/door not authorized" in l)
 
 
 def test_payload_over_the_limit_closes_the_connection(paho, our_broker):
@@ -251,7 +255,7 @@ def test_silent_connection_is_closed_after_one_and_a_half_keep_alives(paho, brok
         started = time.monotonic()
         assert silent.recv(1) == b""  # closed by the broker
         waited = time.monotonic() - started
-        assert 1.4 <= waited < 3.0, waited
+        assert 1.4 <= waited < 5.0, waited
     finally:
         silent.close()
     (m,) = watcher.expect(1)
@@ -301,7 +305,8 @@ def test_inflight_window_and_queue_bound_hold_back_and_drop(paho, our_broker):
         assert publisher.publish("w/t", f"m{i}", 1)
     first = sub.expect(5)
     sub.nothing()
-    assert sum("dropped: QueueFull" in l for l in broker.proc.err()) == 5, broker.proc.describe()
+    drops = broker.proc.wait_lines(5, stream="err", pred=lambda l: "dropped: QueueFull" in l)
+    assert all("client slow: message on w/t" in l for l in drops), drops
     got = first
     batch = first
     for _ in range(2):  # each round of acks opens the window for the next 5
