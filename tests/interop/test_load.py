@@ -6,7 +6,7 @@ import shutil
 import socket
 import time
 
-from conftest import HOST, WAIT, messages, mosquitto_sub, need, our_client
+from conftest import HOST, QUIET, WAIT, count_messages, messages, mosquitto_sub, need, our_client
 
 PUBLISHERS = 50
 EACH = 100
@@ -88,3 +88,25 @@ def test_a_subscriber_that_stops_reading_is_dropped_and_memory_stays_bounded(pah
         assert m.payload == b"small"
     finally:
         stalled.close()
+
+
+def test_concurrent_qos2_publishers_are_delivered_exactly_once(procs, our_broker):
+    # MQTT-4.3.3-2 under concurrency: 10 mosquitto_pub × 50 QoS 2 messages, each
+    # received once by a QoS 2 subscriber, none twice.
+    broker = our_broker("mqtt311")
+    sub = mosquitto_sub(procs, broker.port, "q2load/+", 2)
+    pubs = [
+        procs.start(
+            ["mosquitto_pub", "-V", "mqttv311", "-h", "127.0.0.1", "-p", broker.port, "-q", "2",
+             "-t", f"q2load/{i}", "-m", f"from-{i}", "--repeat", "50"],
+            name=f"mosquitto_pub-{i}",
+        )
+        for i in range(10)
+    ]
+    for p in pubs:
+        assert p.wait(BOUND) == 0, p.describe()
+    got = messages(sub, 500, timeout=WAIT)
+    time.sleep(QUIET)
+    assert count_messages(sub) == 500, "duplicates arrived"
+    assert collections.Counter(m[2] for m in got) == {f"from-{i}": 50 for i in range(10)}
+    assert {m[0] for m in got} == {2}
