@@ -64,15 +64,18 @@
 
 extern crate alloc;
 
+pub mod broker;
 pub mod codec;
 pub mod error;
 pub mod packet;
 pub mod profile;
+pub mod server;
 pub mod session;
 pub mod time;
 pub mod topic;
 pub mod types;
 
+pub use broker::{Broker, ConnId};
 pub use codec::{Decoder, FixedHeader, MAX_PACKET_SIZE, Status, decode, decode_bytes};
 pub use error::{DecodeError, EncodeError};
 pub use packet::{
@@ -80,5 +83,6 @@ pub use packet::{
     SubAckCode, Subscribe, Unsubscribe, Will,
 };
 pub use profile::Profile;
+pub use server::{Authorizer, Server};
 pub use time::Instant;
 pub use types::{Binary, MqttString, PacketId, QoS, TopicFilter, TopicName};

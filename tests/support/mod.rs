@@ -4,4 +4,5 @@
 pub mod canonical;
 pub mod coverage;
 pub mod decode_tool;
+pub mod harness;
 pub mod vectors;
