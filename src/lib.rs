@@ -65,6 +65,7 @@
 extern crate alloc;
 
 pub mod broker;
+pub mod client;
 pub mod codec;
 pub mod error;
 pub mod packet;
@@ -75,7 +76,8 @@ pub mod time;
 pub mod topic;
 pub mod types;
 
-pub use broker::{Broker, ConnId};
+pub use broker::{Broker, BrokerConfig, ConnId};
+pub use client::{Action, Client, ClientConfig, ClientError, ClientState, Event, Lost, Reason};
 pub use codec::{Decoder, FixedHeader, MAX_PACKET_SIZE, Status, decode, decode_bytes};
 pub use error::{DecodeError, EncodeError};
 pub use packet::{

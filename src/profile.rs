@@ -77,6 +77,10 @@ pub struct Profile {
     /// Whether the will of a connection closed by a takeover (a new connection with the
     /// same client id, MQTT-3.1.4-2) is published, as for any close without DISCONNECT.
     pub will_on_takeover: bool,
+    /// Whether a subscription with a wildcard filter receives the retained messages it
+    /// matches (MQTT-3.3.1-6: yes). AWS IoT Core, where it keeps retained messages,
+    /// sends them only to filters naming the topic exactly.
+    pub retained_on_wildcard: bool,
 }
 
 impl Profile {
@@ -100,6 +104,7 @@ impl Profile {
             send_before_connack: true,
             keep_alive_grace: (3, 2),
             will_on_takeover: true,
+            retained_on_wildcard: true,
         }
     }
 
@@ -125,6 +130,7 @@ impl Profile {
             send_before_connack: false,
             keep_alive_grace: (3, 2),
             will_on_takeover: true,
+            retained_on_wildcard: false,
         }
     }
 

@@ -446,6 +446,7 @@ pub struct Server {
     client_id: MqttString<Bytes>,
     will: Option<Will<Bytes>>,
     session: Session,
+    accepted: bool,
     actions: VecDeque<Action>,
 }
 
@@ -478,6 +479,7 @@ impl Server {
             client_id: MqttString(Bytes::new()),
             will: None,
             session: Session::new(),
+            accepted: false,
             actions: VecDeque::new(),
         }
     }
@@ -736,6 +738,7 @@ impl Server {
         };
         self.client_id = client_id.unwrap_or(request.client_id);
         self.will = request.will;
+        self.accepted = true;
         self.state = State::Connected {
             keep_alive: self.profile.inactivity_timeout(request.keep_alive),
             last_rx: now,
@@ -835,10 +838,17 @@ impl Server {
     }
 
     /// Hands a message to the client: QoS 0 goes out at once, QoS 1/2 within the
-    /// inflight window, beyond it into the session's queue. When the queue is full, or
-    /// the connection is not accepted (yet, or any more), the message comes back and
-    /// nothing changes.
+    /// inflight window, beyond it into the session's queue. A closed connection queues
+    /// QoS 1/2 in its session (for [`take_session`](Self::take_session)) and drops
+    /// QoS 0. When the queue is full, or the connection is not accepted yet, the
+    /// message comes back and nothing changes.
     pub fn publish(&mut self, _now: Instant, message: Message) -> Result<(), NotQueued> {
+        if self.is_closed() && self.accepted {
+            if message.qos == QoS::AtMostOnce {
+                return Ok(());
+            }
+            return self.session.enqueue(message, self.config.max_queued);
+        }
         if !self.is_connected() {
             return Err(NotQueued(message));
         }

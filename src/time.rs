@@ -1,7 +1,7 @@
 //! Time as an input.
 //!
 //! The state machines never read a clock: every input carries the current [`Instant`],
-//! and `poll_timeout`-style methods answer with
+//! and [`poll_timeout`](crate::client::Client::poll_timeout)-style methods answer with
 //! the instant at which they next need to be woken. An `Instant` is a count of
 //! milliseconds from an origin the caller chooses (process start, say), so the crate
 //! works without `std` and tests run in simulated time.

@@ -5,11 +5,13 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
-use mqtt_sansio::broker::{Action, BrokerEvent, ConnId, DropReason};
+use mqtt_sansio::broker::{Action, BrokerConfig, BrokerEvent, ConnId, DropReason};
 use mqtt_sansio::server::{CloseReason, Ignored, PolicyViolation, ServerConfig};
-use mqtt_sansio::{ConnAck, Instant, MqttString, Packet, Profile, QoS};
+use mqtt_sansio::{ConnAck, ConnectReturnCode, Instant, MqttString, Packet, Profile, QoS};
 use proptest::prelude::*;
-use support::harness::{Harness, connect, pid, publish, publishes, retained, unsubscribe, will};
+use support::harness::{
+    Harness, connect, pid, publish, publishes, retained, subscribe, unsubscribe, will,
+};
 
 fn accepted(session_present: bool) -> ConnAck {
     ConnAck::Accepted { session_present }
@@ -250,6 +252,94 @@ fn retained_messages_are_stored_replaced_cleared_and_sent_on_subscribe() {
     assert!(!ps[0].retain && ps[0].payload.is_empty());
     assert!(h.broker.retained("r/a").is_none());
     assert_eq!(h.broker.retained_len(), 1);
+}
+
+#[test]
+fn aws_with_retained_messages_sends_them_only_to_exact_filters() {
+    let mut profile = Profile::aws_iot_core();
+    profile.retain = mqtt_sansio::profile::RetainPolicy::Store;
+    let mut h = Harness::new(profile);
+    h.connect(1, "pub", true);
+    h.send(1, retained("r/a", QoS::AtLeastOnce, 1, "v"));
+    h.connect(2, "s", true);
+    let got = h.subscribe(
+        2,
+        1,
+        &[("r/+", QoS::AtLeastOnce), ("r/#", QoS::AtLeastOnce)],
+    );
+    assert!(publishes(&got).is_empty(), "{got:?}");
+    let got = h.subscribe(2, 2, &[("r/a", QoS::AtLeastOnce)]);
+    assert_eq!(payloads(&got), vec!["v"]);
+    assert!(publishes(&got)[0].retain);
+}
+
+#[test]
+fn a_subscription_made_just_before_a_violation_stays_in_the_stored_session() {
+    let mut h = Harness::new(Profile::mqtt311());
+    h.connect(1, "s", false);
+    let mut wire = Packet::from(subscribe(1, &[("t", QoS::AtLeastOnce)]))
+        .to_bytes()
+        .unwrap()
+        .to_vec();
+    wire.extend_from_slice(&[0x36, 0x00]); // a PUBLISH with QoS 3
+    h.send_bytes(1, &wire);
+    assert!(matches!(h.take(1)[..], [Packet::SubAck(_)]));
+    assert!(h.is_closed(1));
+    h.connect(2, "pub", true);
+    h.send(2, publish("t", QoS::AtLeastOnce, 1, "kept"));
+    assert_eq!(h.connect(3, "s", false), accepted(true));
+    assert_eq!(payloads(&h.take(3)), vec!["kept"]);
+}
+
+#[test]
+fn a_client_whose_own_will_matches_its_persistent_session_finds_it_on_resume() {
+    let mut h = Harness::new(Profile::mqtt311());
+    let w = will("me/status", "offline", QoS::AtLeastOnce, false);
+    h.connect_with(1, connect("me", false, 60, Some(w)));
+    h.subscribe(1, 1, &[("me/#", QoS::AtLeastOnce)]);
+    h.drop_conn(1);
+    assert_eq!(h.connect(2, "me", false), accepted(true));
+    assert_eq!(payloads(&h.take(2)), vec!["offline"]);
+}
+
+#[test]
+fn an_application_close_publishes_the_will_and_forgets_the_connection() {
+    let mut h = Harness::new(Profile::mqtt311());
+    h.connect(1, "s", true);
+    h.subscribe(1, 1, &[("w", QoS::AtMostOnce)]);
+    h.connect_with(
+        2,
+        connect(
+            "c",
+            true,
+            60,
+            Some(will("w", "kicked", QoS::AtMostOnce, false)),
+        ),
+    );
+    h.broker.close(h.now, ConnId(2));
+    while let Some(a) = h.broker.poll_action() {
+        h.log.push(a);
+    }
+    let n = h.log.len();
+    assert_eq!(
+        h.log[n - 2],
+        Action::Close {
+            conn: ConnId(2),
+            reason: CloseReason::Application
+        }
+    );
+    assert!(
+        matches!(&h.log[n - 1], Action::Send { conn: ConnId(1), packet: Packet::Publish(p) } if &p.payload[..] == b"kicked")
+    );
+    assert_eq!(h.broker.connections(), 1);
+}
+
+fn assert_send<T: Send>() {}
+
+#[test]
+fn a_broker_can_move_between_threads() {
+    assert_send::<mqtt_sansio::Broker>();
+    assert_send::<mqtt_sansio::Server>();
 }
 
 // MQTT-3.1.2-16, MQTT-3.1.2-17
@@ -494,6 +584,80 @@ fn the_same_inputs_give_the_same_actions() {
     assert_eq!(one.log, two.log);
 }
 
+#[test]
+fn the_session_bound_refuses_a_new_client_with_server_unavailable() {
+    let config = BrokerConfig {
+        max_sessions: Some(2),
+        ..BrokerConfig::default()
+    };
+    let mut h = Harness::with_config(Profile::mqtt311(), config);
+    h.connect(1, "a", false);
+    h.drop_conn(1);
+    h.connect(2, "b", true);
+    assert_eq!(
+        h.connect(3, "c", true),
+        ConnAck::Refused(ConnectReturnCode::ServerUnavailable)
+    );
+    assert!(h.is_closed(3));
+    assert!(
+        h.events
+            .iter()
+            .any(|e| *e == BrokerEvent::SessionLimit { conn: ConnId(3) })
+    );
+    // A known session is still reachable.
+    assert_eq!(h.connect(4, "a", false), accepted(true));
+}
+
+#[test]
+fn the_retained_bound_keeps_existing_topics_and_reports_a_new_one() {
+    let config = BrokerConfig {
+        max_retained: Some(1),
+        ..BrokerConfig::default()
+    };
+    let mut h = Harness::with_config(Profile::mqtt311(), config);
+    h.connect(1, "s", true);
+    h.subscribe(1, 1, &[("#", QoS::AtMostOnce)]);
+    h.connect(2, "pub", true);
+    h.send(2, retained("a", QoS::AtMostOnce, 0, "1"));
+    h.send(2, retained("b", QoS::AtMostOnce, 0, "2"));
+    h.send(2, retained("a", QoS::AtMostOnce, 0, "3"));
+    assert_eq!(payloads(&h.take(1)), vec!["1", "2", "3"]);
+    assert_eq!(&h.broker.retained("a").unwrap().payload[..], b"3");
+    assert!(h.broker.retained("b").is_none());
+    let not_stored = h
+        .events
+        .iter()
+        .filter(|e| matches!(e, BrokerEvent::RetainedNotStored { .. }))
+        .count();
+    assert_eq!(not_stored, 1);
+}
+
+#[test]
+fn bytes_split_anywhere_give_the_same_actions_as_whole_packets() {
+    let script: Vec<(u64, Packet<Bytes>)> = vec![
+        (1, Packet::Connect(connect("s", true, 60, None))),
+        (1, subscribe(1, &[("t/#", QoS::ExactlyOnce)]).into()),
+        (2, Packet::Connect(connect("p", true, 60, None))),
+        (2, publish("t/a", QoS::ExactlyOnce, 1, "m").into()),
+        (2, Packet::PubRel(pid(1))),
+        (1, Packet::PingReq),
+    ];
+    let mut whole = Harness::new(Profile::mqtt311());
+    let mut split = Harness::new(Profile::mqtt311());
+    for h in [&mut whole, &mut split] {
+        h.open(1);
+        h.open(2);
+    }
+    for (c, p) in &script {
+        whole.send(*c, p.clone());
+        for b in p.to_bytes().unwrap().iter() {
+            split.send_bytes(*c, &[*b]);
+        }
+    }
+    assert_eq!(whole.log, split.log);
+    assert!(whole.log.len() > 6);
+}
+
 // ---------------------------------------------------------------- properties
 
 fn level() -> impl Strategy<Value = &'static str> {
@@ -542,6 +706,40 @@ fn qos() -> impl Strategy<Value = QoS> {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// Arbitrary bytes on two connections, with time passing, never make the broker
+    /// panic, and everything it sends encodes and decodes back to itself.
+    #[test]
+    fn arbitrary_input_is_survived_and_every_sent_packet_is_valid(
+        aws in any::<bool>(),
+        chunks in prop::collection::vec((1u64..3, prop::collection::vec(any::<u8>(), 0..40), 0u64..20_000), 1..30),
+    ) {
+        let profile = if aws { Profile::aws_iot_core() } else { Profile::mqtt311() };
+        let mut h = Harness::new(profile);
+        h.open(1);
+        h.open(2);
+        // A valid start on connection 1, so that later garbage reaches connected state.
+        h.send(1, Packet::Connect(connect("c", false, 10, None)));
+        h.send(1, subscribe(1, &[("#", QoS::AtLeastOnce)]));
+        for (c, bytes, ms) in chunks {
+            if !h.is_closed(c) {
+                h.send_bytes(c, &bytes);
+            }
+            h.advance(ms);
+        }
+        for a in &h.log {
+            if let Action::Send { packet, .. } = a {
+                let wire = packet.to_bytes().unwrap();
+                match mqtt_sansio::decode(&wire) {
+                    Ok(mqtt_sansio::Status::Complete(back, n)) => {
+                        prop_assert_eq!(n, wire.len());
+                        prop_assert_eq!(&back.to_owned(), packet);
+                    }
+                    other => prop_assert!(false, "{other:?}"),
+                }
+            }
+        }
+    }
 
     /// Every client gets exactly one copy of each message that matches one of its
     /// filters, and nothing else.

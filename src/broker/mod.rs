@@ -66,6 +66,18 @@ pub enum BrokerEvent {
         /// What was ignored.
         what: Ignored,
     },
+    /// A retained message for a new topic was not stored: the retained store held
+    /// [`BrokerConfig::max_retained`] messages. It was still routed.
+    RetainedNotStored {
+        /// The message.
+        message: Message,
+    },
+    /// A CONNECT on `conn` was refused because the broker held
+    /// [`BrokerConfig::max_sessions`] sessions.
+    SessionLimit {
+        /// The connection.
+        conn: ConnId,
+    },
     /// The authorizer made the broker acknowledge and drop a PUBLISH on `conn`.
     Discarded {
         /// The connection.
@@ -94,6 +106,29 @@ pub enum Action {
     },
     /// Something happened.
     Event(BrokerEvent),
+}
+
+/// Settings of a broker: those of each connection, and bounds on what the broker keeps
+/// for all of them.
+#[derive(Debug, Clone, Default)]
+pub struct BrokerConfig {
+    /// Applied to every connection (queue and inflight bounds, authorizer, …).
+    pub connection: ServerConfig,
+    /// Most sessions (connected or stored) at once; a CONNECT that would create one
+    /// more is refused with CONNACK 3, server unavailable. `None`: no bound.
+    pub max_sessions: Option<usize>,
+    /// Most retained messages (one per topic); a retained PUBLISH to a new topic beyond
+    /// it is routed but not stored, and reported. `None`: no bound.
+    pub max_retained: Option<usize>,
+}
+
+impl From<ServerConfig> for BrokerConfig {
+    fn from(connection: ServerConfig) -> Self {
+        BrokerConfig {
+            connection,
+            ..BrokerConfig::default()
+        }
+    }
 }
 
 /// The caller named a connection that is already open.
@@ -190,7 +225,7 @@ struct Stored {
 #[derive(Debug)]
 pub struct Broker {
     profile: Profile,
-    config: ServerConfig,
+    config: BrokerConfig,
     conns: BTreeMap<ConnId, Conn>,
     online: BTreeMap<Bytes, ConnId>,
     stored: BTreeMap<Bytes, Stored>,
@@ -205,8 +240,10 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// An empty broker following `profile`; `config` applies to every connection.
-    pub fn new(profile: Profile, config: ServerConfig) -> Broker {
+    /// An empty broker following `profile` (a [`ServerConfig`] converts into a
+    /// [`BrokerConfig`] without broker-wide bounds).
+    pub fn new(profile: Profile, config: impl Into<BrokerConfig>) -> Broker {
+        let config = config.into();
         Broker {
             index: SubscriptionIndex::new(profile.hash_matches_parent),
             profile,
@@ -235,7 +272,7 @@ impl Broker {
         if self.conns.contains_key(&conn) {
             return Err(ConnIdInUse(conn));
         }
-        let server = Server::open(now, self.profile.clone(), self.config.clone());
+        let server = Server::open(now, self.profile.clone(), self.config.connection.clone());
         self.conns.insert(
             conn,
             Conn {
@@ -261,6 +298,16 @@ impl Broker {
     pub fn connection_closed(&mut self, now: Instant, conn: ConnId) {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.server.connection_closed(now);
+            self.pump(now, conn);
+            self.settle(now);
+        }
+    }
+
+    /// The application closes `conn` (an administrator's kick, a shutdown): a `Close`
+    /// action with [`CloseReason::Application`] follows, and the will is published.
+    pub fn close(&mut self, now: Instant, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.server.close_with(now, CloseReason::Application);
             self.pump(now, conn);
             self.settle(now);
         }
@@ -362,15 +409,27 @@ impl Broker {
                 return;
             };
             if c.server.is_closed() {
+                // What the connection did before it closed is carried out while it is
+                // still known (its subscriptions reach the index); from the close on,
+                // it is forgotten, so that its will reaches its stored session, if any.
                 let mut rest = Vec::new();
                 while let Some(a) = c.server.poll_action() {
                     rest.push(a);
                 }
-                if let Some(c) = self.conns.remove(&conn) {
-                    self.detach(now, conn, c);
-                }
+                let mut detached = false;
                 for a in rest {
+                    let ends = matches!(
+                        a,
+                        ServerAction::Close(_) | ServerAction::Event(ServerEvent::Will(_))
+                    );
+                    if ends && !detached {
+                        self.detach(now, conn);
+                        detached = true;
+                    }
                     self.on_server_action(now, conn, a);
+                }
+                if !detached {
+                    self.detach(now, conn);
                 }
                 return;
             }
@@ -384,7 +443,10 @@ impl Broker {
 
     /// Forgets a closed connection: its session is stored (persistent) or dropped with
     /// its subscriptions (clean).
-    fn detach(&mut self, now: Instant, conn: ConnId, mut c: Conn) {
+    fn detach(&mut self, now: Instant, conn: ConnId) {
+        let Some(mut c) = self.conns.remove(&conn) else {
+            return;
+        };
         if let Some(old) = self.armed.remove(&conn) {
             self.timers.remove(&(old, conn));
         }
@@ -457,6 +519,9 @@ impl Broker {
     }
 
     fn on_connect(&mut self, now: Instant, conn: ConnId, req: ConnectRequest) {
+        if self.conns.get(&conn).is_none_or(|c| c.server.is_closed()) {
+            return;
+        }
         let (client_id, assigned) = if req.client_id.is_empty() {
             // MQTT-3.1.3-6: the server assigns a unique id.
             (self.assign_id(), true)
@@ -464,6 +529,20 @@ impl Broker {
             (req.client_id.clone(), false)
         };
         let key = client_id.0.clone();
+        let known = self.online.contains_key(&key) || self.stored.contains_key(&key);
+        let full = self
+            .config
+            .max_sessions
+            .is_some_and(|max| self.online.len() + self.stored.len() >= max);
+        if full && !known {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.server
+                    .refuse(now, crate::packet::ConnectReturnCode::ServerUnavailable);
+            }
+            self.actions
+                .push_back(Action::Event(BrokerEvent::SessionLimit { conn }));
+            return;
+        }
         // MQTT-3.1.4-2: a client id in use is taken over; the older connection closes
         // first (and its will is published per the profile).
         if let Some(&old) = self.online.get(&key) {
@@ -522,12 +601,22 @@ impl Broker {
             // MQTT-3.3.1-6, MQTT-3.8.4-3: retained messages matching the (new or
             // replaced) subscription go out with RETAIN=1 (MQTT-3.3.1-8).
             let hmp = self.profile.hash_matches_parent;
-            let matching: Vec<Message> = self
-                .retained
-                .values()
-                .filter(|m| crate::topic::matches(filter.as_bytes(), m.topic.as_bytes(), hmp))
-                .cloned()
-                .collect();
+            let matching: Vec<Message> = if filter.has_wildcards() {
+                if !self.profile.retained_on_wildcard {
+                    continue;
+                }
+                self.retained
+                    .values()
+                    .filter(|m| crate::topic::matches(filter.as_bytes(), m.topic.as_bytes(), hmp))
+                    .cloned()
+                    .collect()
+            } else {
+                self.retained
+                    .get(filter.as_bytes())
+                    .cloned()
+                    .into_iter()
+                    .collect()
+            };
             for m in matching {
                 let out = Message {
                     qos: m.qos.min(qos),
@@ -547,10 +636,20 @@ impl Broker {
             if m.payload.is_empty() {
                 // MQTT-3.3.1-10, -11
                 self.retained.remove(topic);
-            } else {
+            } else if self.retained.contains_key(topic)
+                || self
+                    .config
+                    .max_retained
+                    .is_none_or(|max| self.retained.len() < max)
+            {
                 // MQTT-3.3.1-5, -7
                 self.retained
                     .insert(Bytes::copy_from_slice(topic), m.clone());
+            } else {
+                self.actions
+                    .push_back(Action::Event(BrokerEvent::RetainedNotStored {
+                        message: m.clone(),
+                    }));
             }
         }
         // MQTT-3.3.5-1: one copy per client, at the highest matching QoS.
@@ -586,7 +685,7 @@ impl Broker {
                 Ok(())
             } else {
                 // MQTT-3.1.2-5: queued while the client is offline.
-                st.session.enqueue(m, self.config.max_queued)
+                st.session.enqueue(m, self.config.connection.max_queued)
             }
         } else {
             Ok(())

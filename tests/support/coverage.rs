@@ -13,7 +13,7 @@ use serde_json::Value;
 
 /// The layers whose checkable statements must each have at least one vector. A layer is
 /// added here once its vectors exist.
-pub const ENFORCED_LAYERS: &[&str] = &["codec"];
+pub const ENFORCED_LAYERS: &[&str] = &["codec", "client", "server", "broker"];
 
 /// Every layer a statement can belong to, in report order.
 pub const LAYERS: &[&str] = &["codec", "client", "server", "broker", "transport", "other"];

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
-use mqtt_sansio::broker::{Action, Broker, BrokerEvent, ConnId};
+use mqtt_sansio::broker::{Action, Broker, BrokerConfig, BrokerEvent, ConnId};
 use mqtt_sansio::server::{CloseReason, ServerConfig};
 use mqtt_sansio::{
     ConnAck, Connect, Instant, MqttString, Packet, PacketId, Profile, Publish, QoS, QosPid,
@@ -30,7 +30,7 @@ impl Harness {
         Harness::with_config(profile, ServerConfig::default())
     }
 
-    pub fn with_config(profile: Profile, config: ServerConfig) -> Harness {
+    pub fn with_config(profile: Profile, config: impl Into<BrokerConfig>) -> Harness {
         Harness {
             broker: Broker::new(profile, config),
             now: Instant::ZERO,

@@ -1,0 +1,57 @@
+"""The example client (the crate's `client::Client` over TCP) against the mosquitto broker
+and the mosquitto_pub / mosquitto_sub clients."""
+
+import pytest
+
+from conftest import WAIT, messages, mosquitto_pub, mosquitto_sub, our_client
+
+
+def start_our_sub(procs, bins, port, topic, qos, *extra):
+    p = procs.start(our_client(bins, "sub", port, topic, qos, *extra), name="our-sub")
+    p.wait_line(lambda l: l.startswith("subscribed"))
+    return p
+
+
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_our_subscriber_receives_what_mosquitto_pub_publishes(procs, bins, mosquitto, qos):
+    sub = start_our_sub(procs, bins, mosquitto.port, "ours/in/#", qos, "--count", 2)
+    mosquitto_pub(procs, mosquitto.port, "ours/in/a", qos, "-m", f"first-{qos}")
+    mosquitto_pub(procs, mosquitto.port, "ours/in/b", qos, "-m", f"second-{qos}")
+    assert sub.wait(WAIT) == 0, sub.describe()
+    assert sub.out() == [f"first-{qos}", f"second-{qos}"]
+
+
+@pytest.mark.parametrize("qos", [0, 1, 2])
+def test_mosquitto_sub_receives_what_our_publisher_publishes(procs, bins, mosquitto, qos):
+    sub = mosquitto_sub(procs, mosquitto.port, "ours/out", 2)
+    publisher = procs.run(
+        our_client(bins, "pub", mosquitto.port, "ours/out", qos, "--message", f"hello-{qos}", "--count", 3)
+    )
+    # Every message was acknowledged before our publisher disconnected.
+    if qos > 0:
+        assert "acknowledged 3" in publisher.err(), publisher.describe()
+    assert messages(sub, 3) == [(qos, 0, f"hello-{qos}")] * 3
+
+
+def test_our_publisher_waits_for_every_ack_beyond_its_inflight_window(procs, bins, mosquitto):
+    # 300 QoS 1 messages: more than the inflight window, so publishing waits for PUBACKs.
+    sub = mosquitto_sub(procs, mosquitto.port, "ours/many", 1)
+    procs.run(our_client(bins, "pub", mosquitto.port, "ours/many", 1, "--message", "m", "--count", 300))
+    assert len(messages(sub, 300)) == 300
+
+
+def test_our_persistent_session_resumes_after_the_client_is_killed(procs, bins, mosquitto):
+    # MQTT-3.1.2-4, MQTT-3.1.2-5: a clean-session-0 subscription outlives the connection
+    # and QoS 1 messages published meanwhile are delivered on reconnect.
+    args = ("--client-id", "ours-persistent", "--clean-session", "false")
+    first = start_our_sub(procs, bins, mosquitto.port, "ours/ps", 1, "--count", 0, *args)
+    assert "connected session_present=false" in first.err()
+    first.kill9()  # kill -9: no DISCONNECT, the socket just goes away
+    for i in range(3):
+        mosquitto_pub(procs, mosquitto.port, "ours/ps", 1, "-m", f"while-away-{i}")
+    again = procs.start(
+        our_client(bins, "sub", mosquitto.port, "ours/ps", 1, "--count", 3, *args), name="our-sub"
+    )
+    assert again.wait(WAIT) == 0, again.describe()
+    assert "connected session_present=true" in again.err()
+    assert again.out() == ["while-away-0", "while-away-1", "while-away-2"]
