@@ -138,7 +138,7 @@ fn main() {
             if broker.host.is_empty() || broker.port == 0 {
                 usage("broker needs --host and --port");
             }
-            serde_json::json!({"host": broker.host, "port": broker.port, "profile": broker.profile})
+            serde_json::json!({"host": broker.host, "profile": broker.profile})
         }
         "codec" => serde_json::json!({"decoder": decoder}),
         other => usage(&format!("unknown mode {other:?}")),

@@ -84,7 +84,7 @@ impl Report {
             Outcome::Skip => "SKIP ",
         };
         let mut line = format!("{tag} {} [{}]", e.id, e.rules.join(" "));
-        if e.outcome != Outcome::Pass || e.millis > 1000 {
+        if (e.outcome != Outcome::Pass && e.outcome != Outcome::Skip) || e.millis > 1000 {
             line.push_str(&format!(" ({} ms)", e.millis));
         }
         if !e.detail.is_empty() {

@@ -35,6 +35,7 @@ use serde_json::{Value, json};
 use crate::Common;
 use crate::canonical::{from_hex, packet_from_json, packet_to_json};
 use crate::report::{Entry, Outcome, Report};
+use crate::vectors::expand;
 
 /// Options of `broker` mode.
 pub struct Options {
@@ -619,10 +620,16 @@ fn load(dir: &std::path::Path) -> Vec<Value> {
         .iter()
         .map(|p| {
             let text = std::fs::read_to_string(p).unwrap_or_default();
-            serde_json::from_str(&text).unwrap_or_else(|e| {
-                eprintln!("{}: {e}", p.display());
-                std::process::exit(2)
-            })
+            serde_json::from_str(&text)
+                .and_then(|v: Value| Ok(expand(&v)))
+                .unwrap_or_else(|e| {
+                    eprintln!("{}: {e}", p.display());
+                    std::process::exit(2)
+                })
+                .unwrap_or_else(|e| {
+                    eprintln!("{}: {e}", p.display());
+                    std::process::exit(2)
+                })
         })
         .collect()
 }
