@@ -621,7 +621,7 @@ fn load(dir: &std::path::Path) -> Vec<Value> {
         .map(|p| {
             let text = std::fs::read_to_string(p).unwrap_or_default();
             serde_json::from_str(&text)
-                .and_then(|v: Value| Ok(expand(&v)))
+                .map(|v: Value| expand(&v))
                 .unwrap_or_else(|e| {
                     eprintln!("{}: {e}", p.display());
                     std::process::exit(2)
