@@ -3,8 +3,22 @@
 //! ```text
 //! cargo run --release --example broker -- [--listen 127.0.0.1:1883] [--profile aws-iot|mqtt311]
 //!     [--deny-subscribe FILTER]... [--deny-publish FILTER]...
-//!     [--max-packet-size BYTES] [--max-inflight N] [--max-queued N] [--write-queue N]
+//!     [--max-packet-size BYTES] [--max-inflight N] [--max-queued N]
+//!     [--max-sessions N] [--max-retained N] [--write-queue N]
 //! ```
+//!
+//! | flag | default | meaning |
+//! |---|---|---|
+//! | `--listen ADDR` | `127.0.0.1:1883` | the address to listen on (port 0: any free port) |
+//! | `--profile P` | `aws-iot` | `aws-iot` (AWS IoT Core's dialect) or `mqtt311` (the standard) |
+//! | `--deny-subscribe FILTER` | none | refuse subscriptions FILTER matches (repeatable) |
+//! | `--deny-publish FILTER` | none | acknowledge and drop publishes FILTER matches (repeatable) |
+//! | `--max-packet-size BYTES` | the profile's | largest PUBLISH payload; a larger one closes the connection |
+//! | `--max-inflight N` | 64 | QoS 1/2 deliveries unacknowledged per session (the profile caps it) |
+//! | `--max-queued N` | 1000 | QoS 1/2 deliveries waiting per session, online or offline; beyond it they are dropped and logged |
+//! | `--max-sessions N` | unbounded | sessions held at once; beyond it CONNECT gets CONNACK 3 |
+//! | `--max-retained N` | unbounded | retained messages stored |
+//! | `--write-queue N` | 1024 | encoded packets waiting for one connection's socket (see below) |
 //!
 //! The bound address is printed on stdout (`listening on ADDR`), so `--listen
 //! 127.0.0.1:0` picks a free port. One line per connection event goes to stderr. Ctrl-C
@@ -44,7 +58,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use mqtt_sansio::broker::{Action, Broker, BrokerEvent, ConnId};
+use mqtt_sansio::broker::{Action, Broker, BrokerConfig, BrokerEvent, ConnId};
 use mqtt_sansio::server::{Authorizer, Message, PublishDecision, ServerConfig};
 use mqtt_sansio::{Instant, MqttString, Profile, QoS, TopicFilter, topic};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -55,7 +69,7 @@ use tokio::task::JoinHandle;
 
 const USAGE: &str = "usage: broker [--listen ADDR] [--profile aws-iot|mqtt311] \
 [--deny-subscribe FILTER]... [--deny-publish FILTER]... [--max-packet-size BYTES] \
-[--max-inflight N] [--max-queued N] [--write-queue N]";
+[--max-inflight N] [--max-queued N] [--max-sessions N] [--max-retained N] [--write-queue N]";
 
 /// How long a closing connection may take to flush what was queued for it.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -68,6 +82,8 @@ struct Options {
     max_payload: Option<usize>,
     max_inflight: Option<usize>,
     max_queued: Option<usize>,
+    max_sessions: Option<usize>,
+    max_retained: Option<usize>,
     write_queue: usize,
 }
 
@@ -80,6 +96,8 @@ fn parse_args() -> Result<Options, String> {
         max_payload: None,
         max_inflight: None,
         max_queued: None,
+        max_sessions: None,
+        max_retained: None,
         write_queue: 1024,
     };
     let mut args = std::env::args().skip(1);
@@ -117,6 +135,8 @@ fn parse_args() -> Result<Options, String> {
             "--max-packet-size" => o.max_payload = Some(number()?),
             "--max-inflight" => o.max_inflight = Some(number()?),
             "--max-queued" => o.max_queued = Some(number()?),
+            "--max-sessions" => o.max_sessions = Some(number()?),
+            "--max-retained" => o.max_retained = Some(number()?),
             "--write-queue" => o.write_queue = number()?.max(1),
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
@@ -325,6 +345,13 @@ fn log_event(event: &BrokerEvent) {
             eprintln!("client {}: session expired", client_id.as_str())
         }
         BrokerEvent::Ignored { conn, what } => eprintln!("conn {}: ignored {what:?}", conn.0),
+        BrokerEvent::RetainedNotStored { message } => eprintln!(
+            "retained message on {} not stored: the retained store is full",
+            message.topic.as_str()
+        ),
+        BrokerEvent::SessionLimit { conn } => {
+            eprintln!("conn {}: refused: the session limit is reached", conn.0)
+        }
         BrokerEvent::Discarded { conn, message } => eprintln!(
             "conn {}: publish to {} not authorized, discarded",
             conn.0,
@@ -445,7 +472,14 @@ async fn run(o: Options) -> Result<(), Box<dyn Error>> {
 
     let (input_tx, mut input_rx) = mpsc::channel::<Input>(1024);
     let mut core = Core {
-        broker: Broker::new(profile, config),
+        broker: Broker::new(
+            profile,
+            BrokerConfig {
+                connection: config,
+                max_sessions: o.max_sessions,
+                max_retained: o.max_retained,
+            },
+        ),
         links: BTreeMap::new(),
         clock,
         input: input_tx,

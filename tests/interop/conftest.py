@@ -364,8 +364,9 @@ class Paho:
         # Inside the network thread this only asks the loop to end: no reconnect.
         client.loop_stop()
 
-    def subscribe(self, topic, qos, timeout=WAIT):
-        """The granted codes (ints: 0-2, 128 for failure), or None without a SUBACK."""
+    def subscribe(self, topic, qos=0, timeout=WAIT):
+        """The granted codes (ints: 0-2, 128 for failure), or None without a SUBACK.
+        `topic` may be a list of (filter, qos) pairs, sent in one SUBSCRIBE."""
         rc, mid = self.c.subscribe(topic, qos)
         assert rc == self.mqtt.MQTT_ERR_SUCCESS, rc
         with self.sub_lock:

@@ -1,6 +1,8 @@
 """The example client (the crate's `client::Client` over TCP) against the mosquitto broker
 and the mosquitto_pub / mosquitto_sub clients."""
 
+import time
+
 import pytest
 
 from conftest import WAIT, messages, mosquitto_pub, mosquitto_sub, our_client
@@ -55,3 +57,22 @@ def test_our_persistent_session_resumes_after_the_client_is_killed(procs, bins, 
     assert again.wait(WAIT) == 0, again.describe()
     assert "connected session_present=true" in again.err()
     assert again.out() == ["while-away-0", "while-away-1", "while-away-2"]
+
+
+def test_our_client_keeps_an_idle_connection_alive_with_pingreq(procs, bins, mosquitto):
+    # MQTT-3.1.2-23: with a 1 s keep-alive mosquitto closes a silent client after 1.5 s;
+    # our idle subscriber pings, so a message sent 3.5 s later still reaches it.
+    sub = start_our_sub(procs, bins, mosquitto.port, "ours/idle", 1, "--keep-alive", 1)
+    time.sleep(3.5)
+    assert sub.running(), sub.describe()
+    mosquitto_pub(procs, mosquitto.port, "ours/idle", 1, "-m", "still there")
+    assert sub.wait(WAIT) == 0, sub.describe()
+    assert sub.out() == ["still there"]
+
+
+def test_large_payloads_cross_in_many_reads(procs, bins, mosquitto):
+    payload = "".join(chr(ord("a") + i % 26) for i in range(100_000))
+    sub = start_our_sub(procs, bins, mosquitto.port, "ours/big", 1, "--count", 2)
+    procs.run(our_client(bins, "pub", mosquitto.port, "ours/big", 1, "--message", payload, "--count", 2))
+    assert sub.wait(WAIT) == 0, sub.describe()
+    assert sub.out() == [payload, payload]
