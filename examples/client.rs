@@ -3,7 +3,8 @@
 //! ```text
 //! cargo run --release --example client -- pub|sub --host H --port P --topic T --qos Q
 //!     [--message M] [--count N] [--client-id ID] [--clean-session true|false]
-//!     [--retain] [--keep-alive SECS] [--profile mqtt311|aws-iot]
+//!     [--retain] [--keep-alive SECS] [--max-inflight N] [--drop-after K]
+//!     [--profile mqtt311|aws-iot]
 //! ```
 //!
 //! `sub` subscribes to the filter T and prints each payload it receives on its own line
@@ -12,6 +13,16 @@
 //! QoS 2: PUBCOMP; QoS 0: once written). Progress (`connected session_present=…`,
 //! `subscribed …`, `acknowledged N`) goes to stderr. Exit status: 0 when done, 1 when
 //! the connection failed or ended early, 2 for bad arguments.
+//!
+//! `--max-inflight N` (default 20) bounds the QoS 1/2 messages awaiting their
+//! acknowledgement; the publisher waits for acks beyond it. The default matches
+//! mosquitto's `max_inflight_messages`: mosquitto 2.0 answers a QoS 2 PUBLISH beyond 20
+//! unreleased ones with PUBREC and drops it, so a larger window loses messages there.
+//!
+//! In the message, `{n}` stands for the message's number (0, 1, …). `--drop-after K`
+//! (with `pub` and `--clean-session false`) drops the TCP connection without DISCONNECT
+//! once K messages are published, reconnects at once and finishes: the client resends
+//! what was unacknowledged, so the exchange proves resumption against a real server.
 //!
 //! # Run loop
 //!
@@ -26,15 +37,15 @@ use std::io::Write;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use mqtt_sansio::client::{Action, Client, ClientError, Event, Reason};
+use mqtt_sansio::client::{Action, Client, ClientConfig, ClientError, Event, Lost, Reason};
 use mqtt_sansio::{Connect, Instant, MqttString, Profile, QoS, SubAckCode, TopicFilter, TopicName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 const USAGE: &str = "usage: client pub|sub --host H --port P --topic T --qos 0|1|2 \
 [--message M] [--count N] [--client-id ID] [--clean-session true|false] [--retain] \
-[--keep-alive SECS] [--profile mqtt311|aws-iot]";
+[--keep-alive SECS] [--max-inflight N] [--drop-after K] [--profile mqtt311|aws-iot]";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -54,6 +65,8 @@ struct Options {
     clean_session: bool,
     retain: bool,
     keep_alive: u16,
+    drop_after: Option<u64>,
+    max_inflight: usize,
     profile: Profile,
 }
 
@@ -76,6 +89,8 @@ fn parse_args() -> Result<Options, String> {
         clean_session: true,
         retain: false,
         keep_alive: 30,
+        drop_after: None,
+        max_inflight: 20,
         profile: Profile::mqtt311(),
     };
     while let Some(flag) = args.next() {
@@ -104,6 +119,8 @@ fn parse_args() -> Result<Options, String> {
             "--client-id" => o.client_id = Some(value),
             "--clean-session" => o.clean_session = value.parse().map_err(|e| bad(&e))?,
             "--keep-alive" => o.keep_alive = value.parse().map_err(|e| bad(&e))?,
+            "--max-inflight" => o.max_inflight = value.parse().map_err(|e| bad(&e))?,
+            "--drop-after" => o.drop_after = Some(value.parse().map_err(|e| bad(&e))?),
             "--profile" => {
                 o.profile = match value.as_str() {
                     "aws-iot" => Profile::aws_iot_core(),
@@ -113,6 +130,9 @@ fn parse_args() -> Result<Options, String> {
             }
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
+    }
+    if o.drop_after.is_some() && (o.mode != Mode::Pub || o.clean_session) {
+        return Err("--drop-after needs pub and --clean-session false".to_string());
     }
     if o.topic.is_empty() {
         return Err(format!("--topic is required\n{USAGE}"));
@@ -143,13 +163,25 @@ struct App {
     filter: TopicFilter<Bytes>,
     connected: bool,
     subscribe_sent: bool,
-    subscribed: bool,
     published: u64,
     acknowledged: u64,
     received: u64,
+    /// Messages the client gave up (reported by `Event::Lost`).
+    lost: u64,
     disconnecting: bool,
+    /// Whether `--drop-after` has dropped the connection.
+    dropped: bool,
     /// How the connection ended, once it has.
-    closed: Option<Reason>,
+    ended: Option<End>,
+}
+
+/// How the connection ended.
+#[derive(Debug)]
+enum End {
+    /// The client closed it ([`Action::Close`]).
+    Closed(Reason),
+    /// The network connection broke or the server closed it.
+    Lost(String),
 }
 
 impl App {
@@ -160,7 +192,7 @@ impl App {
             while let Some(action) = self.client.poll_action() {
                 self.act(action, wr).await?;
             }
-            if self.closed.is_some() || !self.commands()? {
+            if self.ended.is_some() || !self.commands()? {
                 return Ok(());
             }
         }
@@ -185,19 +217,23 @@ impl App {
                 if codes.contains(&SubAckCode::Failure) {
                     return Err("the subscription was refused".into());
                 }
-                self.subscribed = true;
             }
             Action::Event(Event::Published(_) | Event::Completed(_)) => {
                 self.acknowledged += 1;
                 eprintln!("acknowledged {}", self.acknowledged);
             }
-            Action::Event(Event::Lost(lost)) => eprintln!("lost: {lost:?}"),
+            Action::Event(Event::Lost(lost)) => {
+                if matches!(lost, Lost::Publish(_) | Lost::Release(_)) {
+                    self.lost += 1;
+                }
+                eprintln!("lost: {lost:?}");
+            }
             Action::Event(other) => eprintln!("event: {other:?}"),
             Action::Close(reason) => {
                 if reason != Reason::Disconnected {
                     eprintln!("connection closed: {reason:?}");
                 }
-                self.closed = Some(reason);
+                self.ended = Some(End::Closed(reason));
             }
         }
         Ok(())
@@ -225,8 +261,14 @@ impl App {
                 }
             }
             Mode::Pub => {
-                while self.published < self.o.count {
-                    let payload = Bytes::from(self.o.message.clone());
+                // With `--drop-after`, publish only that many before the drop.
+                let limit = match self.o.drop_after {
+                    Some(k) if !self.dropped => k.min(self.o.count),
+                    _ => self.o.count,
+                };
+                while self.published < limit {
+                    let payload =
+                        Bytes::from(self.o.message.replace("{n}", &self.published.to_string()));
                     match self.client.publish(
                         now,
                         self.topic.clone(),
@@ -247,7 +289,7 @@ impl App {
                 let done = if self.o.qos == QoS::AtMostOnce {
                     self.published
                 } else {
-                    self.acknowledged
+                    self.acknowledged + self.lost
                 };
                 if done >= self.o.count {
                     issued = true;
@@ -264,6 +306,26 @@ impl App {
     }
 }
 
+fn connect_packet(o: &Options) -> Result<Connect<Bytes>, Box<dyn Error>> {
+    let client_id = o
+        .client_id
+        .clone()
+        .unwrap_or_else(|| format!("mqtt-sansio-{}", std::process::id()));
+    Ok(Connect {
+        client_id: MqttString::new(Bytes::from(client_id))?,
+        clean_session: o.clean_session,
+        keep_alive: o.keep_alive,
+        will: None,
+        login: None,
+    })
+}
+
+async fn open(o: &Options) -> Result<(OwnedReadHalf, OwnedWriteHalf), Box<dyn Error>> {
+    let stream = TcpStream::connect((o.host.as_str(), o.port)).await?;
+    stream.set_nodelay(true)?;
+    Ok(stream.into_split())
+}
+
 async fn run(o: Options) -> Result<(), Box<dyn Error>> {
     let clock = Clock(std::time::Instant::now());
     let topic = TopicName::new(Bytes::from(o.topic.clone()));
@@ -274,24 +336,12 @@ async fn run(o: Options) -> Result<(), Box<dyn Error>> {
         (Mode::Sub, Err(_)) => TopicName::from_static("unused")?,
         (Mode::Pub, Err(e)) => return Err(format!("--topic {}: {e}", o.topic).into()),
     };
-    let client_id = o
-        .client_id
-        .clone()
-        .unwrap_or_else(|| format!("mqtt-sansio-{}", std::process::id()));
-    let stream = TcpStream::connect((o.host.as_str(), o.port)).await?;
-    stream.set_nodelay(true)?;
-    let (mut rd, mut wr) = stream.into_split();
-    let mut client = Client::new(o.profile.clone());
-    client.connect(
-        clock.now(),
-        Connect {
-            client_id: MqttString::new(Bytes::from(client_id))?,
-            clean_session: o.clean_session,
-            keep_alive: o.keep_alive,
-            will: None,
-            login: None,
-        },
-    )?;
+    let connect = connect_packet(&o)?;
+    let (mut rd, mut wr) = open(&o).await?;
+    let mut config = ClientConfig::for_profile(&o.profile);
+    config.max_inflight = o.max_inflight;
+    let mut client = Client::with_config(o.profile.clone(), config);
+    client.connect(clock.now(), connect.clone())?;
     let mut app = App {
         o,
         clock,
@@ -300,16 +350,34 @@ async fn run(o: Options) -> Result<(), Box<dyn Error>> {
         filter,
         connected: false,
         subscribe_sent: false,
-        subscribed: false,
         published: 0,
         acknowledged: 0,
+        lost: 0,
         received: 0,
         disconnecting: false,
-        closed: None,
+        dropped: false,
+        ended: None,
     };
     app.step(&mut wr).await?;
     let mut buf = BytesMut::with_capacity(16 * 1024);
-    while app.closed.is_none() {
+    while app.ended.is_none() {
+        if app
+            .o
+            .drop_after
+            .is_some_and(|k| !app.dropped && app.published >= k)
+        {
+            // Abruptly, as a network failure would: no DISCONNECT. The session (clean
+            // session 0) keeps the unacknowledged messages, resent after the new CONNACK.
+            app.dropped = true;
+            drop((rd, wr));
+            eprintln!("dropped the connection after {} publishes", app.published);
+            app.client.connection_lost(clock.now());
+            (rd, wr) = open(&app.o).await?;
+            app.connected = false;
+            app.client.connect(clock.now(), connect.clone())?;
+            app.step(&mut wr).await?;
+            continue;
+        }
         let deadline = app.client.poll_timeout().map(|t| clock.to_tokio(t));
         let timer = async {
             match deadline {
@@ -323,27 +391,43 @@ async fn run(o: Options) -> Result<(), Box<dyn Error>> {
             read = rd.read_buf(&mut buf) => match read {
                 Ok(n) if n > 0 => app.client.handle_bytes(clock.now(), &buf)?,
                 Ok(_) => {
-                    eprintln!("the server closed the connection");
                     app.client.connection_lost(clock.now());
+                    app.ended = Some(End::Lost("the server closed the connection".into()));
                 }
                 Err(e) => {
-                    eprintln!("read failed: {e}");
                     app.client.connection_lost(clock.now());
+                    app.ended = Some(End::Lost(e.to_string()));
                 }
             },
             () = timer => app.client.handle_timeout(clock.now()),
         }
         app.step(&mut wr).await?;
     }
+    // A graceful close: end our side, then let the server close its side, so that no
+    // unread bytes turn the close into a reset that could discard the DISCONNECT.
     let _ = wr.shutdown().await;
-    match app.closed {
-        Some(Reason::Disconnected) => Ok(()),
-        other => Err(format!(
-            "the connection ended early ({other:?}): received {}, acknowledged {}",
-            app.received, app.acknowledged
-        )
-        .into()),
+    if matches!(app.ended, Some(End::Closed(_))) {
+        let drain = async {
+            let mut sink = [0u8; 1024];
+            while let Ok(n) = rd.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
     }
+    let why = match app.ended {
+        Some(End::Closed(Reason::Disconnected)) if app.lost == 0 => return Ok(()),
+        Some(End::Closed(reason)) => format!("{reason:?}"),
+        Some(End::Lost(why)) => why,
+        None => "unknown".to_string(),
+    };
+    Err(format!(
+        "the connection ended early ({why}): received {}, acknowledged {}, lost {}",
+        app.received, app.acknowledged, app.lost
+    )
+    .into())
 }
 
 fn main() {

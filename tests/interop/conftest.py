@@ -302,6 +302,22 @@ def messages(p, n, timeout=WAIT):
     return out
 
 
+def payloads_covering(p, expected, timeout=WAIT):
+    """The payloads a `mosquitto_sub` printed, once they include all of `expected`
+    (duplicates kept), then after a quiet spell for late duplicates."""
+    want = set(expected)
+    deadline = time.monotonic() + timeout
+    while True:
+        got = [l[len(MSG):].split(" ", 2)[2] for l in p.out() if l.startswith(MSG)]
+        if want <= set(got):
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(f"missing {sorted(want - set(got))}\n{p.describe()}")
+        time.sleep(0.05)
+    time.sleep(QUIET)
+    return [l[len(MSG):].split(" ", 2)[2] for l in p.out() if l.startswith(MSG)]
+
+
 def count_messages(p):
     return sum(1 for l in p.out() if l.startswith(MSG))
 
@@ -322,7 +338,9 @@ class Paho:
     connection stays closed and can be asserted.
     """
 
-    def __init__(self, port, client_id="", clean_session=True, will=None, keepalive=30):
+    def __init__(
+        self, port, client_id="", clean_session=True, will=None, keepalive=30, manual_ack=False
+    ):
         mqtt = import_paho()
         self.mqtt = mqtt
         self.c = mqtt.Client(
@@ -330,6 +348,8 @@ class Paho:
             client_id=client_id,
             clean_session=clean_session,
             protocol=mqtt.MQTTv311,
+            reconnect_on_failure=False,
+            manual_ack=manual_ack,
         )
         self.messages = queue.Queue()
         self.connacks = queue.Queue()

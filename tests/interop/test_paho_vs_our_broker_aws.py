@@ -1,9 +1,11 @@
 """paho-mqtt against the example broker with the `aws-iot` profile: AWS IoT Core's
 documented departures from MQTT 3.1.1."""
 
+import socket
+
 import pytest
 
-from conftest import QUIET, WAIT
+from conftest import HOST, QUIET, WAIT
 
 
 @pytest.fixture
@@ -85,3 +87,48 @@ def test_reconnect_without_clean_session_resumes_and_receives_queued_qos1(paho, 
     got = again.expect(3)
     assert [(m.payload, m.qos) for m in got] == [(b"queued-0", 1), (b"queued-1", 1), (b"queued-2", 1)]
     again.nothing()
+
+
+def test_unacknowledged_qos1_is_resent_with_a_fresh_id_and_no_dup(paho, broker):
+    # AWS IoT Core resends with a new packet id and DUP=0 (the profile's FreshId).
+    sub = paho(broker.port, client_id="aws-slow-acker", clean_session=False, manual_ack=True)
+    assert sub.subscribe("resend/t", 1) == [1]
+    publisher = paho(broker.port)
+    assert publisher.publish("resend/t", "ack me", 1)
+    (first,) = sub.expect(1)
+    sub.drop()
+    again = paho(broker.port, client_id="aws-slow-acker", clean_session=False, manual_ack=True)
+    assert again.session_present
+    (resent,) = again.expect(1)
+    assert resent.payload == b"ack me"
+    assert not resent.dup
+    assert resent.mid != first.mid
+    again.c.ack(resent.mid, resent.qos)
+
+
+def test_keep_alive_is_clamped_to_at_least_thirty_seconds(broker):
+    # A client asking for 1 s is not closed after 1.5 s of silence: AWS applies 30 s.
+    s = socket.create_connection((HOST, broker.port), timeout=WAIT)
+    try:
+        body = bytes([0, 4]) + b"MQTT" + bytes([4, 0x02, 0, 1]) + bytes([0, 6]) + b"sleepy"
+        s.sendall(bytes([0x10, len(body)]) + body)
+        assert s.recv(4) == bytes([0x20, 2, 0, 0])
+        s.settimeout(2.5)
+        with pytest.raises(socket.timeout):
+            s.recv(1)  # neither bytes nor a close
+    finally:
+        s.close()
+
+
+def test_packets_sent_before_connack_close_the_connection(broker):
+    s = socket.create_connection((HOST, broker.port), timeout=WAIT)
+    try:
+        body = bytes([0, 4]) + b"MQTT" + bytes([4, 0x02, 0, 60]) + bytes([0, 5]) + b"eager"
+        ping = bytes([0xC0, 0])
+        s.sendall(bytes([0x10, len(body)]) + body + ping)  # CONNECT and PINGREQ at once
+        data = b""
+        while chunk := s.recv(64):
+            data += chunk
+        assert data == bytes([0x20, 2, 0, 0])  # CONNACK, then the close; no PINGRESP
+    finally:
+        s.close()
