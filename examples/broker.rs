@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release --example broker -- [--listen 127.0.0.1:1883] [--profile aws-iot|mqtt311]
 //!     [--user NAME:PASSWORD]... [--deny-subscribe FILTER]... [--deny-publish FILTER]...
-//!     [--max-packet-size BYTES] [--max-inflight N] [--max-queued N]
+//!     [--max-packet-size BYTES] [--max-inflight N] [--max-queued N] [--max-inbound-qos2 N]
 //!     [--max-sessions N] [--max-retained N] [--write-queue N]
 //! ```
 //!
@@ -17,6 +17,7 @@
 //! | `--max-packet-size BYTES` | the profile's | largest PUBLISH payload; a larger one closes the connection |
 //! | `--max-inflight N` | 64 | QoS 1/2 deliveries unacknowledged per session (the profile caps it) |
 //! | `--max-queued N` | 1000 | QoS 1/2 deliveries waiting per session, online or offline; beyond it they are dropped and logged |
+//! | `--max-inbound-qos2 N` | 64 | QoS 2 PUBLISH from one client awaiting PUBREL; one more closes the connection |
 //! | `--max-sessions N` | unbounded | sessions held at once; beyond it CONNECT gets CONNACK 3 |
 //! | `--max-retained N` | unbounded | retained messages stored |
 //! | `--write-queue N` | 1024 | encoded packets waiting for one connection's socket (see below) |
@@ -75,7 +76,7 @@ use tokio::task::JoinHandle;
 
 const USAGE: &str = "usage: broker [--listen ADDR] [--profile aws-iot|mqtt311] \
 [--user NAME:PASSWORD]... [--deny-subscribe FILTER]... [--deny-publish FILTER]... [--max-packet-size BYTES] \
-[--max-inflight N] [--max-queued N] [--max-sessions N] [--max-retained N] [--write-queue N]";
+[--max-inflight N] [--max-queued N] [--max-inbound-qos2 N] [--max-sessions N] [--max-retained N] [--write-queue N]";
 
 /// How long a closing connection may take to flush what was queued for it.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -89,6 +90,7 @@ struct Options {
     max_payload: Option<usize>,
     max_inflight: Option<usize>,
     max_queued: Option<usize>,
+    max_inbound_qos2: Option<usize>,
     max_sessions: Option<usize>,
     max_retained: Option<usize>,
     write_queue: usize,
@@ -104,6 +106,7 @@ fn parse_args() -> Result<Options, String> {
         max_payload: None,
         max_inflight: None,
         max_queued: None,
+        max_inbound_qos2: None,
         max_sessions: None,
         max_retained: None,
         write_queue: 1024,
@@ -149,6 +152,7 @@ fn parse_args() -> Result<Options, String> {
             "--max-packet-size" => o.max_payload = Some(number()?),
             "--max-inflight" => o.max_inflight = Some(number()?),
             "--max-queued" => o.max_queued = Some(number()?),
+            "--max-inbound-qos2" => o.max_inbound_qos2 = Some(number()?),
             "--max-sessions" => o.max_sessions = Some(number()?),
             "--max-retained" => o.max_retained = Some(number()?),
             "--write-queue" => o.write_queue = number()?.max(1),
@@ -490,6 +494,9 @@ async fn run(o: Options) -> Result<(), Box<dyn Error>> {
     }
     if let Some(n) = o.max_queued {
         config.max_queued = n;
+    }
+    if let Some(n) = o.max_inbound_qos2 {
+        config.max_inbound_qos2 = n;
     }
     config.authorizer = Arc::new(DenyList {
         users: o.users,

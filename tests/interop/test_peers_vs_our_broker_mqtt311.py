@@ -336,3 +336,21 @@ def test_logins_are_checked_by_the_authorizer(procs, paho, our_broker):
     refused = paho(broker.port, login=("mallory", "secret"))
     assert refused.rc.is_failure
     assert refused.closed.wait(WAIT)
+
+
+def test_a_client_beyond_the_inbound_qos2_bound_is_closed_not_silently_dropped(procs, bins, our_broker):
+    # The bound on QoS 2 messages awaiting PUBREL is enforced by closing the connection,
+    # never by acknowledging and dropping (mosquitto 2.0.11 drops beyond 20 instead).
+    broker = our_broker("mqtt311", "--max-inbound-qos2", "10")
+    greedy = procs.run(
+        our_client(bins, "pub", broker.port, "q2/burst", 2, "--message", "m", "--count", 50,
+                   "--max-inflight", 50),
+        check=False,
+    )
+    assert greedy.popen.returncode == 1, greedy.describe()
+    broker.proc.wait_line(lambda l: "Policy(TooManyInboundQos2)" in l)
+    polite = procs.run(
+        our_client(bins, "pub", broker.port, "q2/burst", 2, "--message", "m", "--count", 50,
+                   "--max-inflight", 10)
+    )
+    assert "acknowledged 50" in polite.err(), polite.describe()
