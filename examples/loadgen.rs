@@ -437,6 +437,10 @@ async fn drive(
         buf.reserve(64 * 1024);
         tokio::select! {
             biased;
+            () = tokio::time::sleep_until(deadline) => {
+                conn.ended = Some("timed out".into());
+                return Ok(());
+            }
             read = rd.read_buf(&mut buf) => match read {
                 Ok(n) if n > 0 => conn.client.handle_bytes(clock.now(), &buf)?,
                 Ok(_) => {
@@ -448,10 +452,6 @@ async fn drive(
                     conn.ended = Some(e.to_string());
                 }
             },
-            () = tokio::time::sleep_until(deadline) => {
-                conn.ended = Some("timed out".into());
-                return Ok(());
-            }
             () = timer => conn.client.handle_timeout(clock.now()),
             () = tokio::task::yield_now(), if eager => {}
         }
