@@ -64,6 +64,8 @@
 
 extern crate alloc;
 
+#[cfg(feature = "arbitrary")]
+mod arbitrary;
 pub mod codec;
 pub mod error;
 pub mod packet;
