@@ -7,6 +7,8 @@
 //!   short.
 //! - `roundtrip`: deterministic pseudo-random inputs, kept when the packet they build is
 //!   of a type not yet seeded often enough, so that all 14 types are present.
+//! - `client`, `server`, `broker`: deterministic pseudo-random inputs of 64 bytes to
+//!   8 KiB, each of which the targets read as a configuration and a run of operations.
 //!
 //! File names are a hash of the content, so running it again adds nothing new.
 
@@ -241,6 +243,18 @@ fn seed_roundtrip(dir: &Path) -> usize {
     n
 }
 
+/// The state-machine targets, seeded with pseudo-random runs of operations.
+const MACHINE_TARGETS: [&str; 3] = ["client", "server", "broker"];
+
+fn seed_machine(dir: &Path, salt: u64) -> usize {
+    (0..32u64)
+        .map(|i| {
+            let len = 64usize << (i % 8);
+            usize::from(write(dir, &noise(salt * 1000 + i, len)))
+        })
+        .sum()
+}
+
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = std::env::args_os()
@@ -257,5 +271,10 @@ fn main() {
     let roundtrip = out.join("roundtrip");
     fs::create_dir_all(&roundtrip).expect("corpus directory");
     report.push(format!("roundtrip: {} new", seed_roundtrip(&roundtrip)));
+    for (salt, target) in (1..).zip(MACHINE_TARGETS) {
+        let dir = out.join(target);
+        fs::create_dir_all(&dir).expect("corpus directory");
+        report.push(format!("{target}: {} new", seed_machine(&dir, salt)));
+    }
     println!("seeded {}: {}", out.display(), report.join(", "));
 }
