@@ -66,15 +66,20 @@ extern crate alloc;
 
 #[cfg(feature = "arbitrary")]
 mod arbitrary;
+pub mod broker;
+pub mod client;
 pub mod codec;
 pub mod error;
 pub mod packet;
 pub mod profile;
+pub mod server;
 pub mod session;
 pub mod time;
 pub mod topic;
 pub mod types;
 
+pub use broker::{Broker, BrokerConfig, ConnId};
+pub use client::{Action, Client, ClientConfig, ClientError, ClientState, Event, Lost, Reason};
 pub use codec::{Decoder, FixedHeader, MAX_PACKET_SIZE, Status, decode, decode_bytes};
 pub use error::{DecodeError, EncodeError};
 pub use packet::{
@@ -82,5 +87,6 @@ pub use packet::{
     SubAckCode, Subscribe, Unsubscribe, Will,
 };
 pub use profile::Profile;
+pub use server::{Authorizer, Server};
 pub use time::Instant;
 pub use types::{Binary, MqttString, PacketId, QoS, TopicFilter, TopicName};

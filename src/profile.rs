@@ -74,6 +74,13 @@ pub struct Profile {
     /// The factor applied to the keep-alive for the server's inactivity timeout, as a
     /// ratio of numerator to denominator (3.1.1: 3/2, MQTT-3.1.2-24).
     pub keep_alive_grace: (u32, u32),
+    /// Whether the will of a connection closed by a takeover (a new connection with the
+    /// same client id, MQTT-3.1.4-2) is published, as for any close without DISCONNECT.
+    pub will_on_takeover: bool,
+    /// Whether a subscription with a wildcard filter receives the retained messages it
+    /// matches (MQTT-3.3.1-6: yes). AWS IoT Core, where it keeps retained messages,
+    /// sends them only to filters naming the topic exactly.
+    pub retained_on_wildcard: bool,
 }
 
 impl Profile {
@@ -96,6 +103,8 @@ impl Profile {
             session_expiry: None,
             send_before_connack: true,
             keep_alive_grace: (3, 2),
+            will_on_takeover: true,
+            retained_on_wildcard: true,
         }
     }
 
@@ -120,6 +129,8 @@ impl Profile {
             session_expiry: Some(Duration::from_secs(3600)),
             send_before_connack: false,
             keep_alive_grace: (3, 2),
+            will_on_takeover: true,
+            retained_on_wildcard: false,
         }
     }
 

@@ -16,9 +16,12 @@ const WORDS: usize = 65_536 / 64;
 /// Allocation scans forward from the last identifier handed out, so identifiers are
 /// reused as late as possible (which keeps a late duplicate ack from matching a new
 /// message); it takes O(1) amortized and at most 1 024 word reads when all are taken.
+///
+/// The 8 KiB bitmap exists only while an identifier is in use: an idle set (a stored
+/// session with nothing in flight, say) costs a few bytes.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PacketIds {
-    used: Box<[u64; WORDS]>,
+    used: Option<Box<[u64; WORDS]>>,
     count: usize,
     last: u16,
 }
@@ -40,15 +43,16 @@ impl Default for PacketIds {
 
 impl PacketIds {
     /// An empty set; the first allocation returns 1.
-    pub fn new() -> Self {
-        let mut used = Box::new([0u64; WORDS]);
-        // Identifier 0 does not exist: mark it taken for good.
-        used[0] = 1;
+    pub const fn new() -> Self {
         PacketIds {
-            used,
+            used: None,
             count: 0,
             last: 0,
         }
+    }
+
+    fn words(&self) -> Option<&[u64; WORDS]> {
+        self.used.as_deref()
     }
 
     fn bit(id: u16) -> (usize, u64) {
@@ -58,7 +62,7 @@ impl PacketIds {
     /// Whether `id` is in use.
     pub fn contains(&self, id: PacketId) -> bool {
         let (w, b) = Self::bit(id.get());
-        self.used[w] & b != 0
+        self.words().is_some_and(|u| u[w] & b != 0)
     }
 
     /// How many identifiers are in use.
@@ -82,17 +86,18 @@ impl PacketIds {
         if self.is_full() {
             return None;
         }
-        let start = self.last.wrapping_add(1);
-        let mut id = start;
+        let mut id = self.last.wrapping_add(1);
         loop {
-            let (w, _) = Self::bit(id);
-            if self.used[w] == u64::MAX {
+            let (w, b) = Self::bit(id);
+            // Identifier 0 does not exist: it counts as taken.
+            let word = self.words().map_or(0, |u| u[w]) | u64::from(w == 0);
+            if word == u64::MAX {
                 // Skip a full word at once.
                 id = ((w as u32 + 1) * 64 % 65_536) as u16;
                 continue;
             }
-            if let Some(pid) = PacketId::new(id) {
-                if !self.contains(pid) {
+            if word & b == 0 {
+                if let Some(pid) = PacketId::new(id) {
                     self.insert(pid);
                     self.last = id;
                     return Some(pid);
@@ -106,10 +111,11 @@ impl PacketIds {
     /// peer); returns false if it already was.
     pub fn insert(&mut self, id: PacketId) -> bool {
         let (w, b) = Self::bit(id.get());
-        if self.used[w] & b != 0 {
+        let used = self.used.get_or_insert_with(|| Box::new([0u64; WORDS]));
+        if used[w] & b != 0 {
             return false;
         }
-        self.used[w] |= b;
+        used[w] |= b;
         self.count += 1;
         true
     }
@@ -117,20 +123,24 @@ impl PacketIds {
     /// Frees `id`; returns false if it was not in use.
     pub fn release(&mut self, id: PacketId) -> bool {
         let (w, b) = Self::bit(id.get());
-        if self.used[w] & b == 0 {
+        let Some(used) = self.used.as_deref_mut() else {
+            return false;
+        };
+        if used[w] & b == 0 {
             return false;
         }
-        self.used[w] &= !b;
+        used[w] &= !b;
         self.count -= 1;
+        if self.count == 0 {
+            self.used = None;
+        }
         true
     }
 
     /// Frees every identifier.
     pub fn clear(&mut self) {
-        *self = PacketIds {
-            last: self.last,
-            ..PacketIds::new()
-        };
+        self.used = None;
+        self.count = 0;
     }
 }
 
@@ -165,5 +175,26 @@ mod tests {
         assert_eq!(ids.allocate().unwrap().get(), 3);
         assert!(ids.contains(b));
         assert_eq!(ids.len(), 2);
+    }
+
+    #[test]
+    fn an_idle_set_holds_no_bitmap_and_keeps_its_cursor() {
+        let mut ids = PacketIds::new();
+        assert!(ids.words().is_none());
+        let a = ids.allocate().unwrap();
+        assert!(ids.words().is_some());
+        assert!(ids.release(a));
+        assert!(
+            ids.words().is_none(),
+            "bitmap freed when the last id is released"
+        );
+        assert_eq!(
+            ids.allocate().unwrap().get(),
+            2,
+            "reuse comes as late as possible"
+        );
+        ids.clear();
+        assert!(ids.is_empty() && ids.words().is_none());
+        assert_eq!(ids.allocate().unwrap().get(), 3);
     }
 }

@@ -134,7 +134,7 @@ pub(crate) fn check_topic_filter(b: &[u8]) -> Result<(), DecodeError> {
 macro_rules! validated {
     ($(#[$m:meta])* $name:ident, $check:path) => {
         $(#[$m])*
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name<B>(pub(crate) B);
 
         impl<B: AsRef<[u8]>> $name<B> {

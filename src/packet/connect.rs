@@ -132,15 +132,19 @@ impl<B: AsRef<[u8]>> Connect<B> {
     }
 }
 
-/// Reads a field that the flags say is present: running out of bytes is reported as
-/// the field missing.
+/// Reads a field that the flags say is present: a packet that ends where the field
+/// should start is reported as the field missing; a field that starts but runs past the
+/// end of the packet is [`DecodeError::UnexpectedEnd`].
 fn present(i: &[u8], missing: DecodeError) -> Result<(&[u8], &[u8]), DecodeError> {
-    prim::prefixed(i).map_err(|_| missing)
+    if i.is_empty() {
+        return Err(missing);
+    }
+    prim::prefixed(i)
 }
 
 impl<'a> Connect<&'a [u8]> {
     pub(crate) fn decode_body(i: &'a [u8]) -> Result<Self, DecodeError> {
-        let (i, name) = prim::prefixed(i).map_err(|_| DecodeError::InvalidProtocolName)?;
+        let (i, name) = prim::prefixed(i)?;
         if name != PROTOCOL_NAME {
             return Err(DecodeError::InvalidProtocolName);
         }
@@ -155,11 +159,13 @@ impl<'a> Connect<&'a [u8]> {
         let will_flag = flags & 0x04 != 0;
         let will_qos = (flags >> 3) & 0x03;
         let will_retain = flags & 0x20 != 0;
-        if will_qos == 3 {
-            return Err(DecodeError::WillQos3);
-        }
+        // Without a will, any non-zero will QoS (3 included) breaks MQTT-3.1.2-13;
+        // MQTT-3.1.2-14 forbids 3 when the will flag is set.
         if !will_flag && will_qos != 0 {
             return Err(DecodeError::WillQosWithoutWill);
+        }
+        if will_qos == 3 {
+            return Err(DecodeError::WillQos3);
         }
         if !will_flag && will_retain {
             return Err(DecodeError::WillRetainWithoutWill);
@@ -212,5 +218,69 @@ impl<'a> Connect<&'a [u8]> {
             will,
             login,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A CONNECT body: protocol name, level 4, `flags`, keep alive 60, then `payload`.
+    fn body(flags: u8, payload: &[u8]) -> alloc::vec::Vec<u8> {
+        let mut b = alloc::vec![0, 4, b'M', b'Q', b'T', b'T', 4, flags, 0, 60];
+        b.extend_from_slice(payload);
+        b
+    }
+
+    // MQTT-3.1.2-13, MQTT-3.1.2-14
+    #[test]
+    fn will_qos_3_without_the_will_flag_breaks_the_no_will_rule_not_the_qos_3_rule() {
+        let e = Connect::decode_body(&body(0x1A, b"\x00\x01c")).unwrap_err();
+        assert_eq!(e, DecodeError::WillQosWithoutWill);
+        assert_eq!(e.rule(), "MQTT-3.1.2-13");
+        let e = Connect::decode_body(&body(0x1E, b"\x00\x01c\x00\x01w\x00\x00")).unwrap_err();
+        assert_eq!(e, DecodeError::WillQos3);
+    }
+
+    // MQTT-3.1.3-3, MQTT-3.1.2-9, MQTT-3.1.2-21, §3.1.2.1
+    #[test]
+    fn a_field_that_starts_and_overruns_is_unexpected_end_and_one_that_is_absent_is_missing() {
+        assert_eq!(
+            Connect::decode_body(&body(0x02, b"")).unwrap_err(),
+            DecodeError::MissingClientId
+        );
+        assert_eq!(
+            Connect::decode_body(&body(0x02, b"\x00\x05c")).unwrap_err(),
+            DecodeError::UnexpectedEnd
+        );
+        assert_eq!(
+            Connect::decode_body(&body(0x02, b"\x00")).unwrap_err(),
+            DecodeError::UnexpectedEnd
+        );
+        assert_eq!(
+            Connect::decode_body(&body(0x06, b"\x00\x01c")).unwrap_err(),
+            DecodeError::MissingWill
+        );
+        assert_eq!(
+            Connect::decode_body(&body(0x06, b"\x00\x01c\x00\x01w\x00\x03x")).unwrap_err(),
+            DecodeError::UnexpectedEnd
+        );
+        assert_eq!(
+            Connect::decode_body(&body(0xC2, b"\x00\x01c\x00\x01u\x00\x09pw")).unwrap_err(),
+            DecodeError::UnexpectedEnd
+        );
+        // A protocol name cut short by the end of the packet is not a wrong name.
+        assert_eq!(
+            Connect::decode_body(b"\x00\x04MQ").unwrap_err(),
+            DecodeError::UnexpectedEnd
+        );
+        assert_eq!(
+            Connect::decode_body(b"").unwrap_err(),
+            DecodeError::UnexpectedEnd
+        );
+        assert_eq!(
+            Connect::decode_body(b"\x00\x04MQIs\x04\x02\x00\x3c\x00\x00").unwrap_err(),
+            DecodeError::InvalidProtocolName
+        );
     }
 }

@@ -1,4 +1,8 @@
-//! Topic matching.
+//! Topic matching and the subscription index.
+
+mod index;
+
+pub use index::SubscriptionIndex;
 
 /// Whether `filter` matches `name` (§4.7): `+` matches one level, `#` the remaining
 /// levels including none (when `hash_matches_parent`), and a filter starting with a

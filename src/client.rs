@@ -1,0 +1,1313 @@
+//! One MQTT 3.1.1 client connection, as a deterministic state machine without I/O.
+//!
+//! See [`Client`] for the driving contract and an example.
+
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::vec::Vec;
+use core::fmt;
+use core::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::codec::{Decoder, MAX_PACKET_SIZE, MAX_REMAINING_LENGTH, Status};
+use crate::error::DecodeError;
+use crate::packet::{
+    ConnAck, Connect, ConnectReturnCode, Packet, PacketType, Publish, QosPid, SubAck, SubAckCode,
+    Subscribe, Unsubscribe,
+};
+use crate::profile::{Profile, RetainPolicy};
+use crate::session::PacketIds;
+use crate::time::Instant;
+use crate::types::{PacketId, QoS, TopicFilter, TopicName};
+
+/// Settings of a [`Client`] that are not part of the dialect ([`Profile`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// How long the client waits for CONNACK after sending CONNECT before it closes
+    /// with [`Reason::ConnAckTimeout`] (§3.2: "a reasonable amount of time").
+    pub connack_timeout: Duration,
+    /// How long the client waits for PINGRESP after a PINGREQ before it closes with
+    /// [`Reason::PingTimeout`] (§3.1.2.10: "a reasonable amount of time").
+    pub pingresp_timeout: Duration,
+    /// Most outgoing QoS 1 and 2 messages unacknowledged at once. A publish beyond it
+    /// is refused with [`ClientError::InflightFull`].
+    pub max_inflight: usize,
+    /// When true, an incoming QoS 1 or 2 PUBLISH is acknowledged only when the
+    /// application calls [`Client::ack`]; the acknowledgements still go out in the order
+    /// the PUBLISH packets arrived (MQTT-4.6.0-2, MQTT-4.6.0-3). A repeat of an id whose
+    /// acknowledgement the application still owes is not delivered again. The owed
+    /// acknowledgements are forgotten when the connection ends (the server resends).
+    pub manual_acks: bool,
+    /// Largest packet the client accepts from the server, fixed header included. A
+    /// larger one closes the connection with [`Reason::Decode`] and
+    /// [`DecodeError::PacketTooLarge`] as soon as its header arrives (MQTT-4.8.0-2: the
+    /// client cannot buffer it).
+    pub max_packet_size: usize,
+}
+
+impl ClientConfig {
+    /// The default settings for `profile`: CONNACK timeout 10 s, PINGRESP timeout 10 s,
+    /// the profile's inflight limit, automatic acknowledgements, packets up to the
+    /// largest MQTT allows.
+    pub fn for_profile(profile: &Profile) -> ClientConfig {
+        ClientConfig {
+            connack_timeout: Duration::from_secs(10),
+            pingresp_timeout: Duration::from_secs(10),
+            max_inflight: profile.max_inflight,
+            manual_acks: false,
+            max_packet_size: MAX_PACKET_SIZE,
+        }
+    }
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig::for_profile(&Profile::mqtt311())
+    }
+}
+
+/// What the caller must do, as [`Client::poll_action`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Encode this packet and write it to the connection.
+    Send(Packet<Bytes>),
+    /// Give this application message to the application.
+    Deliver(Publish<Bytes>),
+    /// Something the application may want to know.
+    Event(Event),
+    /// Close the network connection. The client is disconnected; it keeps its session
+    /// when the connection was made with clean session 0. [`Event::Lost`] events for
+    /// what the connection gives up may follow.
+    Close(Reason),
+}
+
+/// Something that happened on the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The server accepted the connection.
+    Connected {
+        /// Whether the server resumed the session it held for this client.
+        session_present: bool,
+    },
+    /// PUBACK: the QoS 1 message with this id is delivered; the id is free again.
+    Published(PacketId),
+    /// PUBREC: the server owns the QoS 2 message with this id; PUBREL was sent.
+    Received(PacketId),
+    /// PUBCOMP: the QoS 2 exchange with this id is complete; the id is free again.
+    Completed(PacketId),
+    /// SUBACK for the SUBSCRIBE with this id, one code per filter in request order.
+    Subscribed {
+        /// The SUBSCRIBE's packet id, free again.
+        packet_id: PacketId,
+        /// The granted QoS or failure, per filter.
+        codes: Vec<SubAckCode>,
+    },
+    /// UNSUBACK for the UNSUBSCRIBE with this id, free again.
+    Unsubscribed(PacketId),
+    /// An acknowledgement for an id that has nothing of that kind in flight (a late
+    /// duplicate, or a server resending after a lost session). It is ignored.
+    UnexpectedAck {
+        /// The kind of the acknowledgement.
+        packet_type: PacketType,
+        /// Its packet id.
+        packet_id: PacketId,
+    },
+    /// Something the client had not completed is given up: the session it belonged to
+    /// is gone (clean session, or CONNACK without session present), or the connection
+    /// was lost before it could be sent or acknowledged.
+    Lost(Lost),
+}
+
+/// What was given up, reported one item at a time by [`Event::Lost`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lost {
+    /// A message that was not (or not known to be) delivered; the application may
+    /// publish it again.
+    Publish(Publish<Bytes>),
+    /// A QoS 2 message the server had acknowledged with PUBREC, whose PUBCOMP never
+    /// came: the server owns it, but completion was not confirmed.
+    Release(PacketId),
+    /// A SUBSCRIBE that was not acknowledged.
+    Subscribe(Subscribe<Bytes>),
+    /// An UNSUBSCRIBE that was not acknowledged.
+    Unsubscribe(Unsubscribe<Bytes>),
+}
+
+/// Why the connection ends, carried by [`Action::Close`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The application called [`Client::disconnect`].
+    Disconnected,
+    /// The server refused the connection with this CONNACK return code.
+    Refused(ConnectReturnCode),
+    /// No CONNACK within [`ClientConfig::connack_timeout`].
+    ConnAckTimeout,
+    /// No PINGRESP within [`ClientConfig::pingresp_timeout`] of a PINGREQ.
+    PingTimeout,
+    /// The server sent bytes that are not a valid packet.
+    Decode(DecodeError),
+    /// The server broke the protocol (MQTT-4.8.0-1).
+    Protocol(ProtocolError),
+}
+
+impl Reason {
+    /// A stable snake_case name, used by the scenario vectors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Reason::Disconnected => "disconnected",
+            Reason::Refused(_) => "refused",
+            Reason::ConnAckTimeout => "connack_timeout",
+            Reason::PingTimeout => "ping_timeout",
+            Reason::Decode(_) => "decode_error",
+            Reason::Protocol(_) => "protocol_error",
+        }
+    }
+}
+
+/// A protocol violation by the server: the rule, what the client expected and what
+/// arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProtocolError {
+    /// The normative id (or section) of the rule that was broken.
+    pub rule: &'static str,
+    /// What the client expected.
+    pub expected: &'static str,
+    /// What arrived.
+    pub got: &'static str,
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: expected {}, got {}",
+            self.rule, self.expected, self.got
+        )
+    }
+}
+
+/// Why a command was refused. A refused command changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// There is no connection (call [`Client::connect`] first).
+    NotConnected,
+    /// [`Client::connect`] while a connection is open or being opened.
+    AlreadyConnected,
+    /// An empty client id with clean session 0 (MQTT-3.1.3-7).
+    EmptyClientIdNeedsCleanSession,
+    /// The client id is longer than the profile allows.
+    ClientIdTooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The profile's limit.
+        max: usize,
+    },
+    /// QoS 2 (publish, subscribe or will) under a profile without QoS 2.
+    Qos2NotSupported,
+    /// RETAIN=1 (publish or will) under a profile whose server closes on it.
+    RetainNotSupported,
+    /// A topic name or filter longer than the profile allows.
+    TopicTooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The profile's limit.
+        max: usize,
+    },
+    /// A topic name or filter with more `/` than the profile allows.
+    TooManyTopicLevels {
+        /// Its number of `/`.
+        slashes: usize,
+        /// The profile's limit.
+        max: usize,
+    },
+    /// A payload larger than the profile allows.
+    PayloadTooLarge {
+        /// Its length in bytes.
+        len: usize,
+        /// The profile's limit.
+        max: usize,
+    },
+    /// The packet would exceed the largest Remaining Length MQTT can encode.
+    PacketTooLarge,
+    /// A SUBSCRIBE or UNSUBSCRIBE with no filter.
+    NoFilters,
+    /// More filters in one SUBSCRIBE than the profile allows.
+    TooManyFilters {
+        /// The number of filters.
+        count: usize,
+        /// The profile's limit.
+        max: usize,
+    },
+    /// [`ClientConfig::max_inflight`] QoS 1/2 messages are already unacknowledged.
+    InflightFull {
+        /// The limit.
+        max: usize,
+    },
+    /// All 65 535 packet ids are in use.
+    PacketIdsExhausted,
+    /// [`Client::ack`] without [`ClientConfig::manual_acks`].
+    ManualAcksDisabled,
+    /// [`Client::ack`] for an id that awaits no acknowledgement from the application.
+    NotAwaitingAck(PacketId),
+}
+
+impl ClientError {
+    /// A stable snake_case name, used by the scenario vectors.
+    pub fn kind(&self) -> &'static str {
+        use ClientError::*;
+        match self {
+            NotConnected => "not_connected",
+            AlreadyConnected => "already_connected",
+            EmptyClientIdNeedsCleanSession => "empty_client_id_needs_clean_session",
+            ClientIdTooLong { .. } => "client_id_too_long",
+            Qos2NotSupported => "qos2_not_supported",
+            RetainNotSupported => "retain_not_supported",
+            TopicTooLong { .. } => "topic_too_long",
+            TooManyTopicLevels { .. } => "too_many_topic_levels",
+            PayloadTooLarge { .. } => "payload_too_large",
+            PacketTooLarge => "packet_too_large",
+            NoFilters => "no_filters",
+            TooManyFilters { .. } => "too_many_filters",
+            InflightFull { .. } => "inflight_full",
+            PacketIdsExhausted => "packet_ids_exhausted",
+            ManualAcksDisabled => "manual_acks_disabled",
+            NotAwaitingAck(_) => "not_awaiting_ack",
+        }
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.kind().replace('_', " "))
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for ClientError {}
+
+/// The connection's state, as [`Client::state`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientState {
+    /// No connection: before the first [`Client::connect`], after a close or after
+    /// [`Client::connection_lost`].
+    Disconnected,
+    /// CONNECT was sent; waiting for CONNACK.
+    Connecting,
+    /// CONNACK accepted the connection.
+    Connected,
+}
+
+/// The connection state. Each variant holds what is valid in it.
+#[derive(Debug)]
+enum State {
+    Disconnected,
+    /// CONNECT sent. The keep-alive runs only where the profile lets the client send
+    /// before CONNACK.
+    AwaitingConnAck {
+        deadline: Instant,
+        link: Link,
+    },
+    Connected(Link),
+}
+
+/// An open network connection.
+#[derive(Debug)]
+struct Link {
+    clean_session: bool,
+    /// The keep-alive interval; `None` when keep-alive is off.
+    keep_alive: Option<Duration>,
+    /// When the client last sent a packet.
+    last_sent: Instant,
+    /// When the oldest unanswered PINGREQ times out.
+    ping_deadline: Option<Instant>,
+}
+
+impl Link {
+    /// When the keep-alive next needs the client: a PINGREQ due or a PINGRESP late.
+    fn next_wake(&self) -> Option<Instant> {
+        let ping = self.keep_alive.map(|ka| self.last_sent + ka);
+        match (ping, self.ping_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The keep-alive at `now`: `Err` when PINGRESP is late, `Ok(true)` when a PINGREQ
+    /// is due.
+    fn on_timeout(&mut self, now: Instant, pingresp_timeout: Duration) -> Result<bool, Reason> {
+        if self.ping_deadline.is_some_and(|d| now >= d) {
+            return Err(Reason::PingTimeout);
+        }
+        let due = self.keep_alive.is_some_and(|ka| now >= self.last_sent + ka);
+        if due && self.ping_deadline.is_none() {
+            self.ping_deadline = Some(now + pingresp_timeout);
+        }
+        Ok(due)
+    }
+}
+
+/// An outgoing packet that awaits its acknowledgement, or (before CONNACK) its sending.
+#[derive(Debug, Clone)]
+enum Pending {
+    /// A PUBLISH: QoS 1 awaiting PUBACK, QoS 2 awaiting PUBREC, QoS 0 only while held.
+    Publish(Publish<Bytes>),
+    /// A PUBREL awaiting PUBCOMP.
+    Release(PacketId),
+    Subscribe(Subscribe<Bytes>),
+    Unsubscribe(Unsubscribe<Bytes>),
+}
+
+#[derive(Debug, Clone)]
+struct Outgoing {
+    pending: Pending,
+    /// Whether the packet went out on some connection.
+    sent: bool,
+}
+
+/// An incoming message the application has yet to acknowledge (manual acks).
+#[derive(Debug, Clone, Copy)]
+struct AckSlot {
+    id: PacketId,
+    qos2: bool,
+    acked: bool,
+}
+
+/// The client's session state (§4.1) plus what is held before CONNACK.
+#[derive(Debug, Default)]
+struct Session {
+    ids: PacketIds,
+    /// Outgoing packets in the order they were (or are to be) sent, keyed by sequence.
+    outgoing: BTreeMap<u64, Outgoing>,
+    /// Packet id → sequence in `outgoing`.
+    by_id: BTreeMap<PacketId, u64>,
+    next_seq: u64,
+    /// QoS 1/2 PUBLISH and PUBREL in `outgoing`.
+    inflight: usize,
+    /// Incoming QoS 2 ids delivered and awaiting PUBREL (method B).
+    incoming_qos2: BTreeSet<PacketId>,
+}
+
+impl Session {
+    fn push(&mut self, pending: Pending, sent: bool) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if let Some(id) = pending_id(&pending) {
+            self.by_id.insert(id, seq);
+        }
+        if matches!(pending, Pending::Publish(ref p) if p.qos.packet_id().is_some())
+            || matches!(pending, Pending::Release(_))
+        {
+            self.inflight += 1;
+        }
+        self.outgoing.insert(seq, Outgoing { pending, sent });
+    }
+
+    fn remove(&mut self, id: PacketId) -> Option<Outgoing> {
+        let seq = self.by_id.remove(&id)?;
+        let out = self.outgoing.remove(&seq)?;
+        if matches!(out.pending, Pending::Publish(_) | Pending::Release(_)) {
+            self.inflight = self.inflight.saturating_sub(1);
+        }
+        Some(out)
+    }
+
+    fn get(&self, id: PacketId) -> Option<&Outgoing> {
+        self.by_id.get(&id).and_then(|s| self.outgoing.get(s))
+    }
+}
+
+fn pending_id(p: &Pending) -> Option<PacketId> {
+    match p {
+        Pending::Publish(p) => p.qos.packet_id(),
+        Pending::Release(id) => Some(*id),
+        Pending::Subscribe(s) => Some(s.packet_id),
+        Pending::Unsubscribe(u) => Some(u.packet_id),
+    }
+}
+
+fn lost(p: Pending) -> Lost {
+    match p {
+        Pending::Publish(p) => Lost::Publish(p),
+        Pending::Release(id) => Lost::Release(id),
+        Pending::Subscribe(s) => Lost::Subscribe(s),
+        Pending::Unsubscribe(u) => Lost::Unsubscribe(u),
+    }
+}
+
+fn protocol(rule: &'static str, expected: &'static str, got: &'static str) -> Reason {
+    Reason::Protocol(ProtocolError {
+        rule,
+        expected,
+        got,
+    })
+}
+
+/// One MQTT 3.1.1 client connection, without I/O.
+///
+/// # Driving contract
+///
+/// The client is told what happened and answers with what to do; it never reads a
+/// clock or touches a socket.
+///
+/// - **Inputs.** Bytes read from the connection go to [`handle_bytes`](Self::handle_bytes)
+///   (or decoded packets to [`handle_packet`](Self::handle_packet)); the passing of time
+///   to [`handle_timeout`](Self::handle_timeout); application commands are
+///   [`connect`](Self::connect), [`publish`](Self::publish),
+///   [`subscribe`](Self::subscribe), [`unsubscribe`](Self::unsubscribe),
+///   [`ack`](Self::ack) and [`disconnect`](Self::disconnect); a broken or closed
+///   connection is [`connection_lost`](Self::connection_lost). Every input takes the
+///   current [`Instant`]; an instant earlier than one already seen counts as that one.
+/// - **Outputs.** After every input, call [`poll_action`](Self::poll_action) until it
+///   returns `None` and carry out each [`Action`] in order: `Send` (encode and write),
+///   `Deliver` (hand the message to the application), `Event`, `Close` (close the socket;
+///   the client is then disconnected and may [`connect`](Self::connect) again on a new
+///   connection). Then ask [`poll_timeout`](Self::poll_timeout) and call
+///   [`handle_timeout`](Self::handle_timeout) once that instant is reached.
+/// - **Errors.** A command that cannot be honoured returns a [`ClientError`] and
+///   changes nothing. A violation by the server becomes [`Action::Close`] with a
+///   [`Reason`]. Nothing is dropped silently: what the client gives up is reported by
+///   [`Event::Lost`], one item at a time.
+///
+/// # Behaviour
+///
+/// - The first packet on a connection is CONNECT (MQTT-3.1.0-1); nothing but CONNACK is
+///   accepted first (MQTT-3.2.0-1). Commands issued before CONNACK are held and sent
+///   after it, in order, under every profile: so a resumed session's resends always
+///   precede new messages, and AWS IoT Core, which forbids sending before CONNACK, is
+///   obeyed.
+/// - Keep-alive: a PINGREQ goes out when nothing was sent for the keep-alive interval
+///   (MQTT-3.1.2-23). While CONNACK is awaited it does so only where the profile allows
+///   sending before CONNACK (3.1.1: PINGREQ is then the one packet that is not held; AWS
+///   IoT Core: none, and its shortest keep-alive, 30 s, exceeds the default CONNACK
+///   timeout). When a profile clamps the keep-alive and the client asked for 0 (AWS IoT
+///   Core applies 1 200 s), the client pings at the clamped maximum. A PINGRESP late by
+///   [`ClientConfig::pingresp_timeout`] closes with [`Reason::PingTimeout`].
+/// - Packet ids are allocated by [`PacketIds`]: never 0, never one in flight, reused
+///   once acknowledged; PUBLISH, SUBSCRIBE and UNSUBSCRIBE share the space.
+/// - Acknowledgements are accepted in any order; one for an id with nothing of its kind
+///   in flight is reported as [`Event::UnexpectedAck`] and ignored.
+/// - Incoming QoS 2 follows method B of MQTT-4.3.3-2: the message is delivered when the
+///   PUBLISH arrives, its id is kept until PUBREL, and repeats of that id meanwhile get
+///   PUBREC again without a second delivery. PUBREL is always answered with PUBCOMP.
+/// - Reconnect: with clean session 0 the session outlives the connection. After CONNACK
+///   with session present 1, every unacknowledged PUBLISH is resent with DUP=1 and its
+///   id, and PUBREL for those past PUBREC, in the order the packets were first sent
+///   (MQTT-4.4.0-1, MQTT-4.6.0-1). With session present 0 that state is discarded and
+///   reported as [`Event::Lost`]. SUBSCRIBE and UNSUBSCRIBE are not session state: on a
+///   lost connection the unacknowledged ones are reported lost.
+///
+/// # Example
+///
+/// ```
+/// use core::time::Duration;
+/// use bytes::Bytes;
+/// use mqtt_sansio::client::{Action, Client, Event};
+/// use mqtt_sansio::{
+///     ConnAck, Connect, Instant, MqttString, Packet, Profile, QoS, TopicName,
+/// };
+///
+/// let mut client = Client::new(Profile::mqtt311());
+/// let mut now = Instant::ZERO;
+/// client.connect(now, Connect {
+///     client_id: MqttString::try_from("sensor-1")?,
+///     clean_session: true,
+///     keep_alive: 30,
+///     will: None,
+///     login: None,
+/// })?;
+/// // Drain the actions: the CONNECT goes on the wire.
+/// while let Some(action) = client.poll_action() {
+///     match action {
+///         Action::Send(packet) => { let _bytes = packet.to_bytes()?; /* write them */ }
+///         other => panic!("unexpected {other:?}"),
+///     }
+/// }
+///
+/// // The server's CONNACK arrives (bytes from the socket, here built by hand).
+/// let connack = Packet::<Bytes>::ConnAck(ConnAck::Accepted { session_present: false });
+/// client.handle_bytes(now, &connack.to_bytes()?)?;
+/// assert_eq!(
+///     client.poll_action(),
+///     Some(Action::Event(Event::Connected { session_present: false }))
+/// );
+///
+/// let id = client.publish(now, TopicName::try_from("t/1")?, QoS::AtLeastOnce, false, "21.5")?;
+/// assert!(matches!(client.poll_action(), Some(Action::Send(Packet::Publish(_)))));
+/// client.handle_packet(now, Packet::PubAck(id.unwrap()))?;
+/// assert_eq!(client.poll_action(), Some(Action::Event(Event::Published(id.unwrap()))));
+///
+/// // Nothing to do until the keep-alive is due.
+/// assert_eq!(client.poll_action(), None);
+/// let wake = client.poll_timeout().unwrap();
+/// assert_eq!(wake, now + Duration::from_secs(30));
+/// now = wake;
+/// client.handle_timeout(now);
+/// assert_eq!(client.poll_action(), Some(Action::Send(Packet::PingReq)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Client {
+    profile: Profile,
+    config: ClientConfig,
+    state: State,
+    session: Session,
+    acks: VecDeque<AckSlot>,
+    actions: VecDeque<Action>,
+    read_buf: BytesMut,
+    decoder: Decoder,
+    now: Instant,
+}
+
+impl Client {
+    /// A disconnected client following `profile`, with [`ClientConfig::for_profile`].
+    pub fn new(profile: Profile) -> Client {
+        let config = ClientConfig::for_profile(&profile);
+        Client::with_config(profile, config)
+    }
+
+    /// A disconnected client following `profile`, with `config`.
+    pub fn with_config(profile: Profile, config: ClientConfig) -> Client {
+        Client {
+            decoder: Decoder::new().with_max_packet_size(config.max_packet_size),
+            profile,
+            config,
+            state: State::Disconnected,
+            session: Session::default(),
+            acks: VecDeque::new(),
+            actions: VecDeque::new(),
+            read_buf: BytesMut::new(),
+            now: Instant::ZERO,
+        }
+    }
+
+    /// The profile the client follows.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// The client's settings.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// The connection's state.
+    pub fn state(&self) -> ClientState {
+        match self.state {
+            State::Disconnected => ClientState::Disconnected,
+            State::AwaitingConnAck { .. } => ClientState::Connecting,
+            State::Connected(_) => ClientState::Connected,
+        }
+    }
+
+    /// How many outgoing QoS 1/2 messages are unacknowledged (the inflight window).
+    pub fn inflight(&self) -> usize {
+        self.session.inflight
+    }
+
+    /// How many packet ids are in use (messages, subscribes and unsubscribes).
+    pub fn ids_in_use(&self) -> usize {
+        self.session.ids.len()
+    }
+
+    /// Whether `id` is in use by an outgoing packet.
+    pub fn id_in_use(&self, id: PacketId) -> bool {
+        self.session.ids.contains(id)
+    }
+
+    /// The next action for the caller, in order; `None` when there is nothing to do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The instant at which [`handle_timeout`](Self::handle_timeout) must next be
+    /// called; `None` when no timer runs.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match &self.state {
+            State::Disconnected => None,
+            State::AwaitingConnAck { deadline, link } => Some(match link.next_wake() {
+                Some(t) if self.profile.send_before_connack => t.min(*deadline),
+                _ => *deadline,
+            }),
+            State::Connected(link) => link.next_wake(),
+        }
+    }
+
+    fn tick(&mut self, now: Instant) -> Instant {
+        if now > self.now {
+            self.now = now;
+        }
+        self.now
+    }
+
+    fn send(&mut self, packet: Packet<Bytes>) {
+        if let State::Connected(link) | State::AwaitingConnAck { link, .. } = &mut self.state {
+            link.last_sent = self.now;
+        }
+        self.actions.push_back(Action::Send(packet));
+    }
+
+    fn event(&mut self, e: Event) {
+        self.actions.push_back(Action::Event(e));
+    }
+
+    /// Ends the connection: emits `Close`, keeps or discards the session.
+    /// What the session gives up follows the `Close`, as [`Event::Lost`].
+    fn close(&mut self, reason: Reason) {
+        self.actions.push_back(Action::Close(reason));
+        self.end_connection();
+    }
+
+    /// The connection is gone: keep the session (clean session 0) or discard it.
+    fn end_connection(&mut self) {
+        let clean = match core::mem::replace(&mut self.state, State::Disconnected) {
+            State::Disconnected => return,
+            State::AwaitingConnAck { link, .. } | State::Connected(link) => link.clean_session,
+        };
+        self.read_buf.clear();
+        self.acks.clear();
+        if clean {
+            self.discard_session(|_| true);
+            self.session.incoming_qos2.clear();
+        } else {
+            // Not session state: subscribes and unsubscribes, and held QoS 0 messages.
+            self.discard_session(|o| match &o.pending {
+                Pending::Subscribe(_) | Pending::Unsubscribe(_) => true,
+                Pending::Publish(p) => p.qos.packet_id().is_none(),
+                Pending::Release(_) => false,
+            });
+        }
+    }
+
+    /// Removes the outgoing entries `which` selects, in order, reporting each as lost.
+    fn discard_session(&mut self, which: impl Fn(&Outgoing) -> bool) {
+        let seqs: Vec<u64> = self
+            .session
+            .outgoing
+            .iter()
+            .filter(|(_, o)| which(o))
+            .map(|(s, _)| *s)
+            .collect();
+        for seq in seqs {
+            let Some(out) = self.session.outgoing.remove(&seq) else {
+                continue;
+            };
+            if let Some(id) = pending_id(&out.pending) {
+                self.session.by_id.remove(&id);
+                self.session.ids.release(id);
+                if matches!(out.pending, Pending::Publish(_) | Pending::Release(_)) {
+                    self.session.inflight = self.session.inflight.saturating_sub(1);
+                }
+            }
+            self.event(Event::Lost(lost(out.pending)));
+        }
+    }
+
+    // ----- commands -----
+
+    /// Opens the session on a new network connection: emits CONNECT and waits for
+    /// CONNACK. With clean session 1 any session state the client held is discarded
+    /// (and reported as [`Event::Lost`]).
+    ///
+    /// Refused when a connection is open ([`ClientError::AlreadyConnected`]), for an
+    /// empty client id with clean session 0 (MQTT-3.1.3-7), and for what the profile
+    /// forbids (client id length, a will at QoS 2 or with RETAIN, will topic limits).
+    pub fn connect(&mut self, now: Instant, connect: Connect<Bytes>) -> Result<(), ClientError> {
+        if !matches!(self.state, State::Disconnected) {
+            return Err(ClientError::AlreadyConnected);
+        }
+        if connect.client_id.is_empty() && !connect.clean_session {
+            return Err(ClientError::EmptyClientIdNeedsCleanSession);
+        }
+        let len = connect.client_id.len();
+        if len > self.profile.max_client_id_len {
+            return Err(ClientError::ClientIdTooLong {
+                len,
+                max: self.profile.max_client_id_len,
+            });
+        }
+        if let Some(will) = &connect.will {
+            self.check_qos(will.qos)?;
+            self.check_retain(will.retain)?;
+            self.check_topic(will.topic.as_bytes())?;
+            self.check_payload(will.message.len())?;
+        }
+        let now = self.tick(now);
+        if connect.clean_session {
+            self.discard_session(|_| true);
+            self.session.incoming_qos2.clear();
+        }
+        let requested = connect.keep_alive;
+        let effective = if requested == 0 {
+            self.profile.effective_keep_alive(0)
+        } else {
+            requested
+        };
+        let keep_alive = (effective > 0).then(|| Duration::from_secs(u64::from(effective)));
+        self.read_buf.clear();
+        self.state = State::AwaitingConnAck {
+            deadline: now + self.config.connack_timeout,
+            link: Link {
+                clean_session: connect.clean_session,
+                keep_alive,
+                last_sent: now,
+                ping_deadline: None,
+            },
+        };
+        self.actions
+            .push_back(Action::Send(Packet::Connect(connect)));
+        Ok(())
+    }
+
+    fn check_open(&self) -> Result<(), ClientError> {
+        match self.state {
+            State::Disconnected => Err(ClientError::NotConnected),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_qos(&self, qos: QoS) -> Result<(), ClientError> {
+        if qos == QoS::ExactlyOnce && !self.profile.supports_qos2() {
+            return Err(ClientError::Qos2NotSupported);
+        }
+        Ok(())
+    }
+
+    fn check_retain(&self, retain: bool) -> Result<(), ClientError> {
+        if retain && self.profile.retain == RetainPolicy::Close {
+            return Err(ClientError::RetainNotSupported);
+        }
+        Ok(())
+    }
+
+    fn check_topic(&self, topic: &[u8]) -> Result<(), ClientError> {
+        let max = self.profile.max_topic_len;
+        if topic.len() > max {
+            return Err(ClientError::TopicTooLong {
+                len: topic.len(),
+                max,
+            });
+        }
+        if let Some(max) = self.profile.max_topic_levels {
+            let slashes = topic.iter().filter(|&&c| c == b'/').count();
+            if slashes > max {
+                return Err(ClientError::TooManyTopicLevels { slashes, max });
+            }
+        }
+        Ok(())
+    }
+
+    fn check_payload(&self, len: usize) -> Result<(), ClientError> {
+        let max = self.profile.max_payload;
+        if len > max {
+            return Err(ClientError::PayloadTooLarge { len, max });
+        }
+        Ok(())
+    }
+
+    fn allocate_id(&mut self) -> Result<PacketId, ClientError> {
+        self.session
+            .ids
+            .allocate()
+            .ok_or(ClientError::PacketIdsExhausted)
+    }
+
+    /// Sends `pending` now if the connection is accepted, or holds it until CONNACK.
+    fn submit(&mut self, pending: Pending) {
+        let connected = matches!(self.state, State::Connected(_));
+        let packet = connected.then(|| pending_packet(&pending, false));
+        let keep = !matches!(pending, Pending::Publish(ref p) if p.qos.packet_id().is_none());
+        if !connected || keep {
+            self.session.push(pending, connected);
+        }
+        if let Some(packet) = packet {
+            self.send(packet);
+        }
+    }
+
+    /// Publishes an application message. Returns the packet id at QoS 1 and 2, `None`
+    /// at QoS 0. Before CONNACK the message is held and sent after it.
+    ///
+    /// Refused without a connection, for what the profile forbids (QoS 2, RETAIN, topic
+    /// or payload limits), when the inflight window is full
+    /// ([`ClientError::InflightFull`]) or every id is in use
+    /// ([`ClientError::PacketIdsExhausted`]).
+    pub fn publish(
+        &mut self,
+        now: Instant,
+        topic: TopicName<Bytes>,
+        qos: QoS,
+        retain: bool,
+        payload: impl Into<Bytes>,
+    ) -> Result<Option<PacketId>, ClientError> {
+        self.check_open()?;
+        self.check_qos(qos)?;
+        self.check_retain(retain)?;
+        self.check_topic(topic.as_bytes())?;
+        let payload: Bytes = payload.into();
+        self.check_payload(payload.len())?;
+        let id_len = if qos == QoS::AtMostOnce { 0 } else { 2 };
+        if 2 + topic.len() + id_len + payload.len() > MAX_REMAINING_LENGTH {
+            return Err(ClientError::PacketTooLarge);
+        }
+        let qos_pid = if qos == QoS::AtMostOnce {
+            QosPid::AtMostOnce
+        } else {
+            if self.session.inflight >= self.config.max_inflight {
+                return Err(ClientError::InflightFull {
+                    max: self.config.max_inflight,
+                });
+            }
+            QosPid::new(qos, self.allocate_id()?)
+        };
+        self.tick(now);
+        let mut publish = Publish::new(topic, qos_pid, payload);
+        publish.retain = retain;
+        self.submit(Pending::Publish(publish));
+        Ok(qos_pid.packet_id())
+    }
+
+    /// Subscribes to `filters` (each with its maximum QoS) in one SUBSCRIBE; returns
+    /// its packet id. [`Event::Subscribed`] reports the SUBACK.
+    ///
+    /// Refused without a connection, with no filter, for what the profile forbids
+    /// (QoS 2, filter length and levels, filters per SUBSCRIBE) and when every id is in
+    /// use.
+    pub fn subscribe(
+        &mut self,
+        now: Instant,
+        filters: &[(TopicFilter<Bytes>, QoS)],
+    ) -> Result<PacketId, ClientError> {
+        self.check_open()?;
+        if filters.is_empty() {
+            return Err(ClientError::NoFilters);
+        }
+        if let Some(max) = self.profile.max_filters_per_subscribe {
+            if filters.len() > max {
+                return Err(ClientError::TooManyFilters {
+                    count: filters.len(),
+                    max,
+                });
+            }
+        }
+        for (f, q) in filters {
+            self.check_qos(*q)?;
+            self.check_topic(f.as_bytes())?;
+        }
+        let len: usize = filters.iter().map(|(f, _)| 3 + f.len()).sum();
+        if 2 + len > MAX_REMAINING_LENGTH {
+            return Err(ClientError::PacketTooLarge);
+        }
+        let id = self.allocate_id()?;
+        let Ok(sub) = Subscribe::new(id, filters) else {
+            self.session.ids.release(id);
+            return Err(ClientError::NoFilters);
+        };
+        self.tick(now);
+        self.submit(Pending::Subscribe(sub));
+        Ok(id)
+    }
+
+    /// Unsubscribes from `filters` in one UNSUBSCRIBE; returns its packet id.
+    /// [`Event::Unsubscribed`] reports the UNSUBACK.
+    ///
+    /// Refused without a connection, with no filter, for filters beyond the profile's
+    /// limits and when every id is in use.
+    pub fn unsubscribe(
+        &mut self,
+        now: Instant,
+        filters: &[TopicFilter<Bytes>],
+    ) -> Result<PacketId, ClientError> {
+        self.check_open()?;
+        if filters.is_empty() {
+            return Err(ClientError::NoFilters);
+        }
+        for f in filters {
+            self.check_topic(f.as_bytes())?;
+        }
+        let len: usize = filters.iter().map(|f| 2 + f.len()).sum();
+        if 2 + len > MAX_REMAINING_LENGTH {
+            return Err(ClientError::PacketTooLarge);
+        }
+        let id = self.allocate_id()?;
+        let Ok(unsub) = Unsubscribe::new(id, filters) else {
+            self.session.ids.release(id);
+            return Err(ClientError::NoFilters);
+        };
+        self.tick(now);
+        self.submit(Pending::Unsubscribe(unsub));
+        Ok(id)
+    }
+
+    /// Acknowledges the delivered QoS 1 or 2 message with packet id `id`, under
+    /// [`ClientConfig::manual_acks`]. The PUBACK or PUBREC goes out once every message
+    /// that arrived before this one is acknowledged too (MQTT-4.6.0-2, MQTT-4.6.0-3).
+    pub fn ack(&mut self, now: Instant, id: PacketId) -> Result<(), ClientError> {
+        if !self.config.manual_acks {
+            return Err(ClientError::ManualAcksDisabled);
+        }
+        let Some(slot) = self.acks.iter_mut().find(|s| s.id == id && !s.acked) else {
+            return Err(ClientError::NotAwaitingAck(id));
+        };
+        slot.acked = true;
+        self.tick(now);
+        self.flush_acks();
+        Ok(())
+    }
+
+    fn flush_acks(&mut self) {
+        while let Some(slot) = self.acks.front().copied() {
+            if !slot.acked {
+                break;
+            }
+            self.acks.pop_front();
+            self.send(if slot.qos2 {
+                Packet::PubRec(slot.id)
+            } else {
+                Packet::PubAck(slot.id)
+            });
+        }
+    }
+
+    /// Ends the connection cleanly: DISCONNECT, then [`Action::Close`] with
+    /// [`Reason::Disconnected`]; nothing is sent after it (MQTT-3.14.4-1,
+    /// MQTT-3.14.4-2). Before CONNACK nothing is sent (the client sends nothing but
+    /// CONNECT before CONNACK); the connection is just closed. With clean session 0 the
+    /// session is kept for the next connection.
+    pub fn disconnect(&mut self, now: Instant) -> Result<(), ClientError> {
+        self.check_open()?;
+        self.tick(now);
+        if matches!(self.state, State::Connected(_)) {
+            self.send(Packet::Disconnect);
+        }
+        self.close(Reason::Disconnected);
+        Ok(())
+    }
+
+    // ----- inputs -----
+
+    /// The network connection broke or was closed by the server. The client is
+    /// disconnected; with clean session 0 it keeps the session for the next
+    /// [`connect`](Self::connect). What is given up is reported as [`Event::Lost`].
+    /// Does nothing when already disconnected.
+    pub fn connection_lost(&mut self, now: Instant) {
+        self.tick(now);
+        self.end_connection();
+    }
+
+    /// Time has passed: sends PINGREQ when keep-alive is due, closes when CONNACK or
+    /// PINGRESP is late.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.tick(now);
+        let pingresp_timeout = self.config.pingresp_timeout;
+        let pings_before_connack = self.profile.send_before_connack;
+        let outcome = match &mut self.state {
+            State::Disconnected => Ok(false),
+            State::AwaitingConnAck { deadline, .. } if now >= *deadline => {
+                Err(Reason::ConnAckTimeout)
+            }
+            State::AwaitingConnAck { link, .. } if pings_before_connack => {
+                link.on_timeout(now, pingresp_timeout)
+            }
+            State::AwaitingConnAck { .. } => Ok(false),
+            State::Connected(link) => link.on_timeout(now, pingresp_timeout),
+        };
+        match outcome {
+            Ok(true) => self.send(Packet::PingReq),
+            Ok(false) => {}
+            Err(reason) => self.close(reason),
+        }
+    }
+
+    /// Bytes read from the connection. Complete packets are handled in order; a partial
+    /// packet is kept for the next call. Bytes that can never be a packet close the
+    /// connection with [`Reason::Decode`].
+    pub fn handle_bytes(&mut self, now: Instant, bytes: &[u8]) -> Result<(), ClientError> {
+        self.check_open()?;
+        self.read_buf.extend_from_slice(bytes);
+        loop {
+            match self.decoder.decode_bytes(&mut self.read_buf) {
+                Ok(Status::Complete(packet, _)) => {
+                    self.handle_packet(now, packet)?;
+                    if matches!(self.state, State::Disconnected) {
+                        return Ok(());
+                    }
+                }
+                Ok(Status::Incomplete(_)) => return Ok(()),
+                Err(e) => {
+                    self.tick(now);
+                    self.close(Reason::Decode(e));
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// A packet received from the server.
+    pub fn handle_packet(
+        &mut self,
+        now: Instant,
+        packet: Packet<Bytes>,
+    ) -> Result<(), ClientError> {
+        self.check_open()?;
+        self.tick(now);
+        if let State::AwaitingConnAck { .. } = self.state {
+            match packet {
+                Packet::ConnAck(ack) => self.on_connack(ack),
+                other => self.close(protocol(
+                    "MQTT-3.2.0-1",
+                    "CONNACK",
+                    other.packet_type().name(),
+                )),
+            }
+            return Ok(());
+        }
+        match packet {
+            Packet::Publish(p) => self.on_publish(p),
+            Packet::PubAck(id) => self.on_puback(id),
+            Packet::PubRec(id) => self.on_pubrec(id),
+            Packet::PubRel(id) => self.on_pubrel(id),
+            Packet::PubComp(id) => self.on_pubcomp(id),
+            Packet::SubAck(s) => self.on_suback(s),
+            Packet::UnsubAck(id) => self.on_unsuback(id),
+            Packet::PingResp => {
+                if let State::Connected(link) = &mut self.state {
+                    link.ping_deadline = None;
+                }
+                // Before CONNACK a PINGRESP is refused above (MQTT-3.2.0-1).
+            }
+            Packet::ConnAck(_) => {
+                self.close(protocol("MQTT-4.8.0-1", "no second CONNACK", "CONNACK"))
+            }
+            other @ (Packet::Connect(_)
+            | Packet::Subscribe(_)
+            | Packet::Unsubscribe(_)
+            | Packet::PingReq
+            | Packet::Disconnect) => self.close(protocol(
+                "MQTT-4.8.0-1",
+                "a packet a server sends",
+                other.packet_type().name(),
+            )),
+        }
+        Ok(())
+    }
+
+    fn on_connack(&mut self, ack: ConnAck) {
+        let State::AwaitingConnAck { link, .. } = &self.state else {
+            return;
+        };
+        let clean_session = link.clean_session;
+        let session_present = match ack {
+            ConnAck::Refused(code) => {
+                self.close(Reason::Refused(code));
+                return;
+            }
+            ConnAck::Accepted { session_present } => session_present,
+        };
+        if clean_session && session_present {
+            self.close(protocol(
+                "MQTT-3.2.2-1",
+                "session present 0 after clean session 1",
+                "session present 1",
+            ));
+            return;
+        }
+        if let State::AwaitingConnAck { link, .. } =
+            core::mem::replace(&mut self.state, State::Disconnected)
+        {
+            self.state = State::Connected(link);
+        }
+        self.event(Event::Connected { session_present });
+        if !session_present {
+            // What was sent on an earlier connection belonged to a session the server
+            // no longer has.
+            self.discard_session(|o| o.sent);
+            self.session.incoming_qos2.clear();
+        }
+        // Resend what is unacknowledged, send what was held: in original order.
+        let seqs: Vec<u64> = self.session.outgoing.keys().copied().collect();
+        for seq in seqs {
+            let Some(out) = self.session.outgoing.get_mut(&seq) else {
+                continue;
+            };
+            let packet = pending_packet(&out.pending, out.sent);
+            out.sent = true;
+            let qos0 =
+                matches!(out.pending, Pending::Publish(ref p) if p.qos.packet_id().is_none());
+            if qos0 {
+                self.session.outgoing.remove(&seq);
+            }
+            self.send(packet);
+        }
+    }
+
+    fn on_publish(&mut self, p: Publish<Bytes>) {
+        match p.qos {
+            QosPid::AtMostOnce => self.actions.push_back(Action::Deliver(p)),
+            QosPid::AtLeastOnce(id) => {
+                if self.config.manual_acks {
+                    if self.acks.iter().any(|s| s.id == id && !s.qos2) {
+                        // Already delivered, its PUBACK awaits the application.
+                        return;
+                    }
+                    self.acks.push_back(AckSlot {
+                        id,
+                        qos2: false,
+                        acked: false,
+                    });
+                    self.actions.push_back(Action::Deliver(p));
+                } else {
+                    self.actions.push_back(Action::Deliver(p));
+                    self.send(Packet::PubAck(id));
+                }
+            }
+            QosPid::ExactlyOnce(id) => {
+                if self.session.incoming_qos2.contains(&id) {
+                    // A repeat before PUBREL: PUBREC again, no second delivery.
+                    if !self.acks.iter().any(|s| s.id == id) {
+                        self.send(Packet::PubRec(id));
+                    }
+                    return;
+                }
+                self.session.incoming_qos2.insert(id);
+                self.actions.push_back(Action::Deliver(p));
+                if self.config.manual_acks {
+                    self.acks.push_back(AckSlot {
+                        id,
+                        qos2: true,
+                        acked: false,
+                    });
+                } else {
+                    self.send(Packet::PubRec(id));
+                }
+            }
+        }
+    }
+
+    fn unexpected(&mut self, packet_type: PacketType, packet_id: PacketId) {
+        self.event(Event::UnexpectedAck {
+            packet_type,
+            packet_id,
+        });
+    }
+
+    fn on_puback(&mut self, id: PacketId) {
+        let is_qos1 = matches!(
+            self.session.get(id),
+            Some(Outgoing { pending: Pending::Publish(p), sent: true })
+                if matches!(p.qos, QosPid::AtLeastOnce(_))
+        );
+        if !is_qos1 {
+            return self.unexpected(PacketType::PubAck, id);
+        }
+        self.session.remove(id);
+        self.session.ids.release(id);
+        self.event(Event::Published(id));
+    }
+
+    fn on_pubrec(&mut self, id: PacketId) {
+        match self.session.get(id) {
+            Some(Outgoing {
+                pending: Pending::Publish(p),
+                sent: true,
+            }) if matches!(p.qos, QosPid::ExactlyOnce(_)) => {
+                // The PUBLISH is never sent again: PUBREL takes its place, at the end
+                // of the send order (MQTT-4.3.3-1, MQTT-4.6.0-4).
+                self.session.remove(id);
+                self.session.push(Pending::Release(id), true);
+                self.event(Event::Received(id));
+                self.send(Packet::PubRel(id));
+            }
+            Some(Outgoing {
+                pending: Pending::Release(_),
+                ..
+            }) => {
+                // A repeated PUBREC: answer with PUBREL again.
+                self.send(Packet::PubRel(id));
+            }
+            _ => self.unexpected(PacketType::PubRec, id),
+        }
+    }
+
+    fn on_pubcomp(&mut self, id: PacketId) {
+        if !matches!(
+            self.session.get(id),
+            Some(Outgoing {
+                pending: Pending::Release(_),
+                ..
+            })
+        ) {
+            return self.unexpected(PacketType::PubComp, id);
+        }
+        self.session.remove(id);
+        self.session.ids.release(id);
+        self.event(Event::Completed(id));
+    }
+
+    fn on_pubrel(&mut self, id: PacketId) {
+        if self.acks.iter().any(|s| s.id == id && s.qos2) {
+            return self.close(protocol(
+                "MQTT-4.3.3-2",
+                "PUBREL after PUBREC",
+                "PUBREL before PUBREC",
+            ));
+        }
+        self.session.incoming_qos2.remove(&id);
+        self.send(Packet::PubComp(id));
+    }
+
+    fn on_suback(&mut self, s: SubAck<Bytes>) {
+        let id = s.packet_id;
+        let filters = match self.session.get(id) {
+            Some(Outgoing {
+                pending: Pending::Subscribe(sub),
+                sent: true,
+            }) => sub.filters().count(),
+            _ => return self.unexpected(PacketType::SubAck, id),
+        };
+        let codes: Vec<SubAckCode> = s.codes().collect();
+        if codes.len() != filters {
+            return self.close(protocol(
+                "MQTT-3.8.4-5",
+                "one SUBACK return code per filter",
+                "another number of return codes",
+            ));
+        }
+        self.session.remove(id);
+        self.session.ids.release(id);
+        self.event(Event::Subscribed {
+            packet_id: id,
+            codes,
+        });
+    }
+
+    fn on_unsuback(&mut self, id: PacketId) {
+        if !matches!(
+            self.session.get(id),
+            Some(Outgoing {
+                pending: Pending::Unsubscribe(_),
+                sent: true,
+            })
+        ) {
+            return self.unexpected(PacketType::UnsubAck, id);
+        }
+        self.session.remove(id);
+        self.session.ids.release(id);
+        self.event(Event::Unsubscribed(id));
+    }
+}
+
+/// The packet for an outgoing entry; `resend` marks a PUBLISH as a re-delivery (DUP=1,
+/// MQTT-3.3.1-1).
+fn pending_packet(p: &Pending, resend: bool) -> Packet<Bytes> {
+    match p {
+        Pending::Publish(p) => {
+            let mut p = p.clone();
+            p.dup = resend && p.qos.packet_id().is_some();
+            Packet::Publish(p)
+        }
+        Pending::Release(id) => Packet::PubRel(*id),
+        Pending::Subscribe(s) => Packet::Subscribe(s.clone()),
+        Pending::Unsubscribe(u) => Packet::Unsubscribe(u.clone()),
+    }
+}

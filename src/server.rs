@@ -1,0 +1,1053 @@
+//! One server-side connection: the broker's half of a single network connection.
+//!
+//! A [`Server`] is told what arrived on the connection and when, and answers with
+//! [`Action`]s. It checks that CONNECT comes first (MQTT-3.1.0-1, MQTT-3.1.0-2), answers
+//! CONNACK return codes, enforces the keep-alive (1.5 × keep-alive without a packet
+//! closes, MQTT-3.1.2-24), answers PINGREQ, runs the QoS 1 and QoS 2 flows in both
+//! directions, and applies the [`Profile`]'s dialect rules. Routing, sessions shared by
+//! many connections and retained messages belong to the [`Broker`](crate::broker::Broker),
+//! which drives one `Server` per connection.
+//!
+//! [`Server`]'s documentation states the driving contract, with an example.
+
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::codec::{Decoder, Status};
+use crate::error::DecodeError;
+use crate::packet::{
+    ConnAck, Connect, ConnectReturnCode, Login, Packet, PacketType, Publish, QosPid, SubAck,
+    SubAckCode, Subscribe, Unsubscribe, Will,
+};
+use crate::profile::{Profile, Qos2Policy, ResendPolicy, RetainPolicy};
+use crate::session::PacketIds;
+use crate::time::Instant;
+use crate::types::{MqttString, PacketId, QoS, TopicFilter, TopicName};
+
+/// An application message as the broker routes it: what a PUBLISH carries, without the
+/// packet identifier and DUP flag, which belong to one hop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The topic it was published to.
+    pub topic: TopicName<Bytes>,
+    /// The payload.
+    pub payload: Bytes,
+    /// The QoS it travels at.
+    pub qos: QoS,
+    /// The RETAIN flag.
+    pub retain: bool,
+}
+
+impl Message {
+    fn from_publish(p: &Publish<Bytes>) -> Message {
+        Message {
+            topic: p.topic.clone(),
+            payload: p.payload.clone(),
+            qos: p.qos.qos(),
+            retain: p.retain,
+        }
+    }
+
+    fn from_will(w: &Will<Bytes>) -> Message {
+        Message {
+            topic: w.topic.clone(),
+            payload: w.message.clone().into_inner(),
+            qos: w.qos,
+            retain: w.retain,
+        }
+    }
+}
+
+/// What an [`Authorizer`] decides about a client's PUBLISH. MQTT 3.1.1 has no negative
+/// acknowledgement, so a refused PUBLISH is either acknowledged and dropped or the
+/// connection is closed (MQTT-3.3.5-2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PublishDecision {
+    /// Acknowledge and route.
+    Allow,
+    /// Acknowledge as usual but do not route (reported as [`ServerEvent::Discarded`]).
+    Discard,
+    /// Close the connection.
+    Close,
+}
+
+/// The policy hook a server consults: who may connect, subscribe and publish.
+///
+/// Every method has a permissive default, so an implementation overrides only what it
+/// restricts. [`AllowAll`] is the implementation that restricts nothing.
+pub trait Authorizer: Send + Sync {
+    /// Whether `client_id` with `login` may connect: `Err` with the CONNACK return code
+    /// to refuse ([`ConnectReturnCode::BadUserNameOrPassword`] = 4,
+    /// [`ConnectReturnCode::NotAuthorized`] = 5, …). The client id is empty when the
+    /// client asked the server to assign one.
+    fn connect(
+        &self,
+        client_id: &MqttString<Bytes>,
+        login: Option<&Login<Bytes>>,
+    ) -> Result<(), ConnectReturnCode> {
+        let _ = (client_id, login);
+        Ok(())
+    }
+
+    /// The maximum QoS granted to a subscription (at most `requested`), or `None` to
+    /// answer the filter with the SUBACK failure code 0x80.
+    fn subscribe(
+        &self,
+        client_id: &MqttString<Bytes>,
+        filter: &TopicFilter<Bytes>,
+        requested: QoS,
+    ) -> Option<QoS> {
+        let _ = (client_id, filter);
+        Some(requested)
+    }
+
+    /// What to do with a PUBLISH from `client_id`.
+    fn publish(&self, client_id: &MqttString<Bytes>, message: &Message) -> PublishDecision {
+        let _ = (client_id, message);
+        PublishDecision::Allow
+    }
+}
+
+/// The [`Authorizer`] that allows everything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AllowAll;
+
+impl Authorizer for AllowAll {}
+
+/// Settings of a server connection that are not dialect policy.
+#[derive(Clone)]
+pub struct ServerConfig {
+    /// How long a new connection may take to send its CONNECT before it is closed.
+    pub connect_timeout: Duration,
+    /// Most messages a session queues beyond its inflight window (online or offline);
+    /// a message over the bound is dropped and reported.
+    pub max_queued: usize,
+    /// Most outgoing QoS 1/2 PUBLISH in flight; the profile's `max_inflight` caps it.
+    pub max_inflight: usize,
+    /// Most inbound QoS 2 packet ids awaiting PUBREL; the profile's `max_inflight` caps
+    /// it. A client that goes beyond is closed.
+    pub max_inbound_qos2: usize,
+    /// The policy hook.
+    pub authorizer: Arc<dyn Authorizer>,
+}
+
+impl core::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_queued", &self.max_queued)
+            .field("max_inflight", &self.max_inflight)
+            .field("max_inbound_qos2", &self.max_inbound_qos2)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            connect_timeout: Duration::from_secs(30),
+            max_queued: 1000,
+            max_inflight: 64,
+            max_inbound_qos2: 64,
+            authorizer: Arc::new(AllowAll),
+        }
+    }
+}
+
+/// A rule of the dialect a client broke, or a limit it went over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PolicyViolation {
+    /// QoS 2 under a profile whose [`Qos2Policy`] is `Close` (or a will at QoS 2 under a
+    /// profile without QoS 2).
+    Qos2,
+    /// RETAIN=1 (PUBLISH or will) under a profile whose [`RetainPolicy`] is `Close`.
+    Retain,
+    /// A topic over the profile's length or level limit.
+    TopicTooLong,
+    /// A payload over the profile's limit.
+    PayloadTooLarge,
+    /// More inbound QoS 2 ids awaiting PUBREL than the bound.
+    TooManyInboundQos2,
+    /// Packets sent before CONNACK under a profile that forbids it.
+    SentBeforeConnAck,
+    /// The [`Authorizer`] refused a PUBLISH with [`PublishDecision::Close`].
+    NotAuthorized,
+    /// More bytes buffered while the CONNECT awaits an answer than one packet can hold.
+    BufferFull,
+}
+
+/// Why a server closes a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseReason {
+    /// The bytes are not a valid packet.
+    Malformed(DecodeError),
+    /// A valid packet arrived where the protocol forbids it: `rule` is the normative id,
+    /// `got` what arrived.
+    Unexpected {
+        /// The normative id of the broken rule.
+        rule: &'static str,
+        /// The packet that arrived.
+        got: PacketType,
+    },
+    /// The CONNECT was refused with this CONNACK return code (MQTT-3.2.2-5).
+    Refused(ConnectReturnCode),
+    /// Nothing was received for 1.5 × the keep-alive (MQTT-3.1.2-24).
+    KeepAliveTimeout,
+    /// No CONNECT arrived in time.
+    ConnectTimeout,
+    /// The client sent DISCONNECT.
+    ClientDisconnect,
+    /// Another connection took over the client id (MQTT-3.1.4-2).
+    Takeover,
+    /// The client broke a rule of the profile.
+    Policy(PolicyViolation),
+    /// The application closed the connection.
+    Application,
+}
+
+impl CloseReason {
+    /// Whether the will is published when the connection closes for this reason: always
+    /// except after a DISCONNECT (MQTT-3.1.2-8, MQTT-3.14.4-3).
+    pub fn publishes_will(&self) -> bool {
+        !matches!(self, CloseReason::ClientDisconnect)
+    }
+}
+
+/// A valid CONNECT awaiting the application's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectRequest {
+    /// The client id; empty when the client asked the server to assign one (only with
+    /// clean session 1).
+    pub client_id: MqttString<Bytes>,
+    /// The CleanSession flag.
+    pub clean_session: bool,
+    /// The keep-alive the server applies, in seconds (the profile may clamp it).
+    pub keep_alive: u16,
+    /// The will, if any.
+    pub will: Option<Will<Bytes>>,
+    /// The user name and password, if any.
+    pub login: Option<Login<Bytes>>,
+}
+
+/// Why a profile made the server ignore a request without answering it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Ignored {
+    /// A QoS 2 PUBLISH: no PUBREC, not routed.
+    Qos2Publish,
+    /// A SUBSCRIBE asking for QoS 2: no SUBACK, no subscription made.
+    Qos2Subscribe,
+}
+
+/// Something the application (or broker) must know about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerEvent {
+    /// A valid CONNECT: answer with [`Server::accept`] or [`Server::refuse`].
+    Connect(ConnectRequest),
+    /// An application message from the client, to route (QoS 2: once, at PUBLISH).
+    Publish(Message),
+    /// Subscriptions granted (new or replacing an existing identical filter), in the
+    /// order of the SUBSCRIBE.
+    Subscribed(Vec<(TopicFilter<Bytes>, QoS)>),
+    /// Subscriptions deleted by an UNSUBSCRIBE (only those that existed).
+    Unsubscribed(Vec<TopicFilter<Bytes>>),
+    /// The connection ended abnormally and the client had a will: publish it.
+    Will(Message),
+    /// The profile ignored a request, as its dialect says.
+    Ignored(Ignored),
+    /// An [`Authorizer`] made the server acknowledge and drop a PUBLISH.
+    Discarded(Message),
+}
+
+/// What a server asks its caller to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Write this packet to the connection.
+    Send(Packet<Bytes>),
+    /// Close the connection; nothing more is sent or processed.
+    Close(CloseReason),
+    /// Something happened.
+    Event(ServerEvent),
+}
+
+/// A message handed back by [`Server::publish`] or [`Session::enqueue`]: the session's
+/// queue was full, or the connection is not (or no longer) accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotQueued(pub Message);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// PUBLISH sent, waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
+    Published,
+    /// PUBREL sent, waiting for PUBCOMP.
+    Released,
+}
+
+#[derive(Debug, Clone)]
+struct Outgoing {
+    id: PacketId,
+    message: Message,
+    stage: Stage,
+}
+
+/// The server's state of one client session (§4.1): its subscriptions, the QoS 1/2
+/// messages sent and not yet acknowledged, the messages queued for it, and the inbound
+/// QoS 2 ids awaiting PUBREL. It outlives connections when the client asked for a
+/// persistent session.
+#[derive(Debug, Clone, Default)]
+pub struct Session {
+    subscriptions: BTreeMap<Bytes, QoS>,
+    ids: PacketIds,
+    inflight: BTreeMap<u64, Outgoing>,
+    by_id: BTreeMap<PacketId, u64>,
+    next_seq: u64,
+    queue: VecDeque<Message>,
+    inbound_qos2: BTreeSet<PacketId>,
+}
+
+impl Session {
+    /// An empty session.
+    pub fn new() -> Session {
+        Session::default()
+    }
+
+    /// The subscriptions, as filter and granted QoS, in byte order of the filter.
+    pub fn subscriptions(&self) -> impl Iterator<Item = (&[u8], QoS)> + '_ {
+        self.subscriptions.iter().map(|(f, q)| (&f[..], *q))
+    }
+
+    /// How many messages are queued beyond the inflight window.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// How many outgoing QoS 1/2 messages await their acknowledgement.
+    pub fn inflight(&self) -> usize {
+        self.inflight.len()
+    }
+
+    /// The packet ids of the outgoing messages in flight, in the order they were sent.
+    pub fn inflight_ids(&self) -> impl Iterator<Item = PacketId> + '_ {
+        self.inflight.values().map(|o| o.id)
+    }
+
+    /// Queues a message for later transmission; gives it back if `max_queued` are
+    /// already queued.
+    pub fn enqueue(&mut self, message: Message, max_queued: usize) -> Result<(), NotQueued> {
+        if self.queue.len() >= max_queued {
+            return Err(NotQueued(message));
+        }
+        self.queue.push_back(message);
+        Ok(())
+    }
+
+    fn push_inflight(&mut self, id: PacketId, message: Message) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.by_id.insert(id, seq);
+        self.inflight.insert(
+            seq,
+            Outgoing {
+                id,
+                message,
+                stage: Stage::Published,
+            },
+        );
+    }
+
+    fn outgoing_mut(&mut self, id: PacketId) -> Option<&mut Outgoing> {
+        let seq = self.by_id.get(&id)?;
+        self.inflight.get_mut(seq)
+    }
+
+    fn complete(&mut self, id: PacketId) {
+        if let Some(seq) = self.by_id.remove(&id) {
+            self.inflight.remove(&seq);
+            self.ids.release(id);
+        }
+    }
+}
+
+#[derive(Debug)]
+enum State {
+    AwaitingConnect {
+        deadline: Instant,
+    },
+    AwaitingAnswer {
+        deadline: Instant,
+        request: ConnectRequest,
+    },
+    Connected {
+        keep_alive: Option<Duration>,
+        last_rx: Instant,
+    },
+    Closed,
+}
+
+/// One server-side connection.
+///
+/// # Driving a server
+///
+/// - Feed received bytes with [`handle_bytes`](Server::handle_bytes), expiries of
+///   [`poll_timeout`](Server::poll_timeout) with [`handle_timeout`](Server::handle_timeout),
+///   and the end of the transport with [`connection_closed`](Server::connection_closed).
+/// - After every input, call [`poll_action`](Server::poll_action) until it returns `None`,
+///   then re-arm your timer with [`poll_timeout`](Server::poll_timeout).
+/// - A valid CONNECT that passes the profile's and the [`Authorizer`]'s checks produces
+///   [`ServerEvent::Connect`]. Answer it with [`accept`](Server::accept) (giving the
+///   session to resume, if any) or [`refuse`](Server::refuse). Packets pipelined after
+///   the CONNECT are held until then and processed only if it is accepted
+///   (MQTT-3.1.4-5).
+/// - Messages for the client are handed over with [`publish`](Server::publish); they go
+///   out within the inflight window and are queued (up to a bound) beyond it.
+///
+/// ```
+/// use mqtt_sansio::server::{Action, Server, ServerConfig, ServerEvent};
+/// use mqtt_sansio::{ConnAck, Connect, Instant, MqttString, Packet, Profile};
+///
+/// let mut server = Server::new(Profile::mqtt311(), ServerConfig::default());
+/// let connect = Packet::Connect(Connect {
+///     client_id: MqttString::from_static("sensor-1")?,
+///     clean_session: true,
+///     keep_alive: 10,
+///     will: None,
+///     login: None,
+/// });
+/// let now = Instant::ZERO;
+/// server.handle_bytes(now, &connect.to_bytes()?);
+/// while let Some(action) = server.poll_action() {
+///     match action {
+///         Action::Event(ServerEvent::Connect(req)) => {
+///             assert_eq!(req.client_id.as_str(), "sensor-1");
+///             server.accept(now, None);
+///         }
+///         Action::Send(packet) => {
+///             // Write `packet.to_bytes()` to the socket.
+///             assert_eq!(packet, Packet::ConnAck(ConnAck::Accepted { session_present: false }));
+///         }
+///         Action::Event(_) => {}
+///         Action::Close(reason) => panic!("closed: {reason:?}"),
+///     }
+/// }
+/// // Nothing received for 1.5 × 10 s closes the connection.
+/// assert_eq!(server.poll_timeout(), Some(Instant::from_secs(15)));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Server {
+    profile: Profile,
+    config: ServerConfig,
+    decoder: Decoder,
+    rx: BytesMut,
+    state: State,
+    client_id: MqttString<Bytes>,
+    will: Option<Will<Bytes>>,
+    session: Session,
+    accepted: bool,
+    actions: VecDeque<Action>,
+}
+
+fn max_packet_size(profile: &Profile) -> usize {
+    // A PUBLISH of the largest payload with the longest topic, or a CONNECT with every
+    // field at its longest.
+    let publish = profile
+        .max_payload
+        .saturating_add(profile.max_topic_len)
+        .saturating_add(9);
+    publish.clamp(5 * 65_537 + 15, crate::codec::MAX_PACKET_SIZE)
+}
+
+impl Server {
+    /// A new connection, waiting for CONNECT.
+    pub fn new(profile: Profile, config: ServerConfig) -> Server {
+        Server::open(Instant::ZERO, profile, config)
+    }
+
+    /// A new connection opened at `now`, waiting for CONNECT until `now` plus the
+    /// configured connect timeout.
+    pub fn open(now: Instant, profile: Profile, config: ServerConfig) -> Server {
+        let deadline = now + config.connect_timeout;
+        Server {
+            decoder: Decoder::new().with_max_packet_size(max_packet_size(&profile)),
+            profile,
+            config,
+            rx: BytesMut::new(),
+            state: State::AwaitingConnect { deadline },
+            client_id: MqttString(Bytes::new()),
+            will: None,
+            session: Session::new(),
+            accepted: false,
+            actions: VecDeque::new(),
+        }
+    }
+
+    /// The profile this connection follows.
+    pub fn profile(&self) -> &Profile {
+        &self.profile
+    }
+
+    /// The client id, once accepted (possibly assigned by the application).
+    pub fn client_id(&self) -> &MqttString<Bytes> {
+        &self.client_id
+    }
+
+    /// Whether CONNECT has been accepted and the connection is not closed.
+    pub fn is_connected(&self) -> bool {
+        matches!(self.state, State::Connected { .. })
+    }
+
+    /// Whether the connection is closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// The session state of this connection.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// Takes the session out of a closed connection (to keep it for a later resume);
+    /// an open connection keeps its session and this returns `None`.
+    pub fn take_session(&mut self) -> Option<Session> {
+        match self.state {
+            State::Closed => Some(core::mem::take(&mut self.session)),
+            _ => None,
+        }
+    }
+
+    /// The next action to carry out, in order.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match &self.state {
+            State::AwaitingConnect { deadline } | State::AwaitingAnswer { deadline, .. } => {
+                Some(*deadline)
+            }
+            State::Connected {
+                keep_alive: Some(ka),
+                last_rx,
+            } => Some(*last_rx + *ka),
+            _ => None,
+        }
+    }
+
+    /// Time has passed: closes the connection if its deadline is reached.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some(deadline) = self.poll_timeout() else {
+            return;
+        };
+        if now < deadline {
+            return;
+        }
+        let reason = match self.state {
+            State::Connected { .. } => CloseReason::KeepAliveTimeout,
+            _ => CloseReason::ConnectTimeout,
+        };
+        self.close(reason);
+    }
+
+    /// The transport closed under the connection (reset, EOF without DISCONNECT): the
+    /// will is published. No `Close` action is produced.
+    pub fn connection_closed(&mut self, _now: Instant) {
+        if self.is_closed() {
+            return;
+        }
+        self.finish(true);
+    }
+
+    /// Forgets the will, so that it is not published when the connection closes.
+    pub fn discard_will(&mut self) {
+        self.will = None;
+    }
+
+    /// The application closes the connection (for example, on takeover).
+    pub fn close_with(&mut self, _now: Instant, reason: CloseReason) {
+        self.close(reason);
+    }
+
+    fn finish(&mut self, publish_will: bool) {
+        let was_connected = self.is_connected();
+        self.state = State::Closed;
+        self.rx.clear();
+        if let Some(will) = self.will.take() {
+            if publish_will && was_connected {
+                self.event(ServerEvent::Will(Message::from_will(&will)));
+            }
+        }
+    }
+
+    fn close(&mut self, reason: CloseReason) {
+        if self.is_closed() {
+            return;
+        }
+        // The Close action comes first: the will is published after the connection is
+        // gone.
+        self.actions.push_back(Action::Close(reason));
+        self.finish(reason.publishes_will());
+    }
+
+    fn send(&mut self, p: Packet<Bytes>) {
+        self.actions.push_back(Action::Send(p));
+    }
+
+    fn event(&mut self, e: ServerEvent) {
+        self.actions.push_back(Action::Event(e));
+    }
+
+    /// Bytes arrived on the connection.
+    pub fn handle_bytes(&mut self, now: Instant, bytes: &[u8]) {
+        if self.is_closed() {
+            return;
+        }
+        self.rx.extend_from_slice(bytes);
+        if let State::AwaitingAnswer { .. } = self.state {
+            if self.rx.len() > self.decoder_limit() {
+                self.close(CloseReason::Policy(PolicyViolation::BufferFull));
+            }
+            return;
+        }
+        self.process(now);
+    }
+
+    fn decoder_limit(&self) -> usize {
+        max_packet_size(&self.profile)
+    }
+
+    fn process(&mut self, now: Instant) {
+        loop {
+            if !matches!(
+                self.state,
+                State::AwaitingConnect { .. } | State::Connected { .. }
+            ) || self.rx.is_empty()
+            {
+                return;
+            }
+            match self.decoder.decode_bytes(&mut self.rx) {
+                Ok(Status::Complete(packet, _)) => self.handle_packet(now, packet),
+                Ok(Status::Incomplete(_)) => return,
+                Err(DecodeError::UnsupportedProtocolLevel(_))
+                    if matches!(self.state, State::AwaitingConnect { .. }) =>
+                {
+                    // MQTT-3.1.2-2
+                    self.refuse_with(ConnectReturnCode::UnacceptableProtocolVersion);
+                    return;
+                }
+                Err(e) => {
+                    self.close(CloseReason::Malformed(e));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn refuse_with(&mut self, code: ConnectReturnCode) {
+        self.send(Packet::ConnAck(ConnAck::Refused(code)));
+        self.will = None;
+        self.close(CloseReason::Refused(code));
+    }
+
+    fn handle_packet(&mut self, now: Instant, packet: Packet<Bytes>) {
+        match self.state {
+            State::AwaitingConnect { deadline } => match packet {
+                Packet::Connect(c) => self.handle_connect(deadline, c),
+                other => self.close(CloseReason::Unexpected {
+                    rule: "MQTT-3.1.0-1",
+                    got: other.packet_type(),
+                }),
+            },
+            State::Connected {
+                ref mut last_rx, ..
+            } => {
+                *last_rx = now;
+                self.handle_connected(packet);
+            }
+            _ => {}
+        }
+    }
+
+    fn handle_connect(&mut self, deadline: Instant, c: Connect<Bytes>) {
+        let p = &self.profile;
+        if c.client_id.is_empty() && !c.clean_session {
+            // MQTT-3.1.3-8
+            return self.refuse_with(ConnectReturnCode::IdentifierRejected);
+        }
+        if c.client_id.len() > p.max_client_id_len {
+            // MQTT-3.1.3-9
+            return self.refuse_with(ConnectReturnCode::IdentifierRejected);
+        }
+        if let Some(w) = &c.will {
+            if w.qos == QoS::ExactlyOnce && !p.supports_qos2() {
+                // No CONNACK code fits (MQTT-3.2.2-6); AWS closes without one.
+                return self.close(CloseReason::Policy(PolicyViolation::Qos2));
+            }
+            if w.retain && p.retain == RetainPolicy::Close {
+                return self.close(CloseReason::Policy(PolicyViolation::Retain));
+            }
+            if !p.topic_within_limits(w.topic.as_bytes()) {
+                return self.close(CloseReason::Policy(PolicyViolation::TopicTooLong));
+            }
+        }
+        if let Err(code) = self
+            .config
+            .authorizer
+            .connect(&c.client_id, c.login.as_ref())
+        {
+            return self.refuse_with(code);
+        }
+        let request = ConnectRequest {
+            client_id: c.client_id,
+            clean_session: c.clean_session,
+            keep_alive: self.profile.effective_keep_alive(c.keep_alive),
+            will: c.will,
+            login: c.login,
+        };
+        self.state = State::AwaitingAnswer {
+            deadline,
+            request: request.clone(),
+        };
+        self.event(ServerEvent::Connect(request));
+    }
+
+    /// Accepts the pending CONNECT (MQTT-3.1.4-4): sends CONNACK with Session Present
+    /// set when `resumed` is a stored session, resends its unacknowledged messages per
+    /// the profile, then processes the packets pipelined after the CONNECT.
+    ///
+    /// `client_id` replaces an empty client id (an id the server assigned,
+    /// MQTT-3.1.3-6); `None` keeps the one the client sent. Does nothing unless a
+    /// [`ServerEvent::Connect`] awaits an answer.
+    pub fn accept_as(
+        &mut self,
+        now: Instant,
+        client_id: Option<MqttString<Bytes>>,
+        resumed: Option<Session>,
+    ) {
+        let State::AwaitingAnswer { ref request, .. } = self.state else {
+            return;
+        };
+        let request = request.clone();
+        let session_present = resumed.is_some() && !request.clean_session;
+        self.session = match resumed {
+            Some(s) if !request.clean_session => s,
+            _ => Session::new(),
+        };
+        self.client_id = client_id.unwrap_or(request.client_id);
+        self.will = request.will;
+        self.accepted = true;
+        self.state = State::Connected {
+            keep_alive: self.profile.inactivity_timeout(request.keep_alive),
+            last_rx: now,
+        };
+        self.send(Packet::ConnAck(ConnAck::Accepted { session_present }));
+        self.resend();
+        self.fill_window();
+        if !self.rx.is_empty() && !self.profile.send_before_connack {
+            return self.close(CloseReason::Policy(PolicyViolation::SentBeforeConnAck));
+        }
+        self.process(now);
+    }
+
+    /// [`accept_as`](Self::accept_as) keeping the client's own id.
+    pub fn accept(&mut self, now: Instant, resumed: Option<Session>) {
+        self.accept_as(now, None, resumed);
+    }
+
+    /// Refuses the pending CONNECT with `code`: sends CONNACK with it and closes
+    /// (MQTT-3.2.2-5), ignoring anything pipelined (MQTT-3.1.4-5). Does nothing unless a
+    /// [`ServerEvent::Connect`] awaits an answer.
+    pub fn refuse(&mut self, _now: Instant, code: ConnectReturnCode) {
+        if let State::AwaitingAnswer { .. } = self.state {
+            self.refuse_with(code);
+        }
+    }
+
+    fn window(&self) -> usize {
+        self.config
+            .max_inflight
+            .min(self.profile.max_inflight)
+            .max(1)
+    }
+
+    fn resend(&mut self) {
+        let fresh = self.profile.resend == ResendPolicy::FreshId;
+        let seqs: Vec<u64> = self.session.inflight.keys().copied().collect();
+        for seq in seqs {
+            let Some(o) = self.session.inflight.get(&seq) else {
+                continue;
+            };
+            let (old, stage) = (o.id, o.stage);
+            match stage {
+                Stage::Released => self.send(Packet::PubRel(old)),
+                Stage::Published => {
+                    let mut id = old;
+                    if fresh {
+                        self.session.ids.release(old);
+                        if let Some(new) = self.session.ids.allocate() {
+                            id = new;
+                        } else {
+                            self.session.ids.insert(old);
+                        }
+                        self.session.by_id.remove(&old);
+                        self.session.by_id.insert(id, seq);
+                    }
+                    let Some(o) = self.session.inflight.get_mut(&seq) else {
+                        continue;
+                    };
+                    o.id = id;
+                    let m = o.message.clone();
+                    self.send(Packet::Publish(Publish {
+                        dup: !fresh,
+                        qos: QosPid::new(m.qos, id),
+                        retain: m.retain,
+                        topic: m.topic,
+                        payload: m.payload,
+                    }));
+                }
+            }
+        }
+    }
+
+    /// Sends queued messages while the inflight window has room.
+    fn fill_window(&mut self) {
+        while self.session.inflight.len() < self.window() {
+            let Some(m) = self.session.queue.pop_front() else {
+                return;
+            };
+            let Some(id) = self.session.ids.allocate() else {
+                self.session.queue.push_front(m);
+                return;
+            };
+            self.send_new(id, m);
+        }
+    }
+
+    fn send_new(&mut self, id: PacketId, m: Message) {
+        self.send(Packet::Publish(Publish {
+            dup: false,
+            qos: QosPid::new(m.qos, id),
+            retain: m.retain,
+            topic: m.topic.clone(),
+            payload: m.payload.clone(),
+        }));
+        self.session.push_inflight(id, m);
+    }
+
+    /// Hands a message to the client: QoS 0 goes out at once, QoS 1/2 within the
+    /// inflight window, beyond it into the session's queue. A closed connection queues
+    /// QoS 1/2 in its session (for [`take_session`](Self::take_session)) and drops
+    /// QoS 0. When the queue is full, or the connection is not accepted yet, the
+    /// message comes back and nothing changes.
+    pub fn publish(&mut self, _now: Instant, message: Message) -> Result<(), NotQueued> {
+        if self.is_closed() && self.accepted {
+            if message.qos == QoS::AtMostOnce {
+                return Ok(());
+            }
+            return self.session.enqueue(message, self.config.max_queued);
+        }
+        if !self.is_connected() {
+            return Err(NotQueued(message));
+        }
+        if message.qos == QoS::AtMostOnce {
+            self.send(Packet::Publish(Publish {
+                dup: false,
+                qos: QosPid::AtMostOnce,
+                retain: message.retain,
+                topic: message.topic,
+                payload: message.payload,
+            }));
+            return Ok(());
+        }
+        self.session.enqueue(message, self.config.max_queued)?;
+        self.fill_window();
+        Ok(())
+    }
+
+    fn unexpected(&mut self, got: PacketType) {
+        self.close(CloseReason::Unexpected {
+            rule: "MQTT-4.8.0-1",
+            got,
+        });
+    }
+
+    fn handle_connected(&mut self, packet: Packet<Bytes>) {
+        match packet {
+            Packet::Connect(_) => self.close(CloseReason::Unexpected {
+                rule: "MQTT-3.1.0-2",
+                got: PacketType::Connect,
+            }),
+            Packet::Publish(p) => self.handle_publish(p),
+            Packet::PubAck(id) => {
+                if let Some(o) = self.session.outgoing_mut(id) {
+                    if o.message.qos == QoS::AtLeastOnce {
+                        self.session.complete(id);
+                        self.fill_window();
+                    }
+                }
+            }
+            Packet::PubRec(id) => {
+                if let Some(o) = self.session.outgoing_mut(id) {
+                    if o.message.qos == QoS::ExactlyOnce {
+                        o.stage = Stage::Released;
+                        self.send(Packet::PubRel(id));
+                    }
+                }
+            }
+            Packet::PubComp(id) => {
+                if let Some(o) = self.session.outgoing_mut(id) {
+                    if o.stage == Stage::Released {
+                        self.session.complete(id);
+                        self.fill_window();
+                    }
+                }
+            }
+            Packet::PubRel(id) => {
+                self.session.inbound_qos2.remove(&id);
+                self.send(Packet::PubComp(id));
+            }
+            Packet::Subscribe(s) => self.handle_subscribe(s),
+            Packet::Unsubscribe(u) => self.handle_unsubscribe(u),
+            Packet::PingReq => self.send(Packet::PingResp),
+            Packet::Disconnect => {
+                // MQTT-3.14.4-3: the will is discarded.
+                self.will = None;
+                self.close(CloseReason::ClientDisconnect);
+            }
+            other @ (Packet::ConnAck(_)
+            | Packet::SubAck(_)
+            | Packet::UnsubAck(_)
+            | Packet::PingResp) => self.unexpected(other.packet_type()),
+        }
+    }
+
+    fn handle_publish(&mut self, p: Publish<Bytes>) {
+        let profile = &self.profile;
+        if !profile.topic_within_limits(p.topic.as_bytes()) {
+            return self.close(CloseReason::Policy(PolicyViolation::TopicTooLong));
+        }
+        if p.payload.len() > profile.max_payload {
+            return self.close(CloseReason::Policy(PolicyViolation::PayloadTooLarge));
+        }
+        if p.retain && profile.retain == RetainPolicy::Close {
+            return self.close(CloseReason::Policy(PolicyViolation::Retain));
+        }
+        if let QosPid::ExactlyOnce(_) = p.qos {
+            match profile.qos2 {
+                Qos2Policy::Supported => {}
+                Qos2Policy::Ignore => {
+                    return self.event(ServerEvent::Ignored(Ignored::Qos2Publish));
+                }
+                Qos2Policy::Close => {
+                    return self.close(CloseReason::Policy(PolicyViolation::Qos2));
+                }
+            }
+        }
+        let message = Message::from_publish(&p);
+        if let QosPid::ExactlyOnce(id) = p.qos {
+            if self.session.inbound_qos2.contains(&id) {
+                // A repeat before PUBREL: acknowledge again, deliver once (MQTT-4.3.3-2).
+                return self.send(Packet::PubRec(id));
+            }
+            let bound = self
+                .config
+                .max_inbound_qos2
+                .min(self.profile.max_inflight)
+                .max(1);
+            if self.session.inbound_qos2.len() >= bound {
+                return self.close(CloseReason::Policy(PolicyViolation::TooManyInboundQos2));
+            }
+        }
+        let decision = self.config.authorizer.publish(&self.client_id, &message);
+        if decision == PublishDecision::Close {
+            return self.close(CloseReason::Policy(PolicyViolation::NotAuthorized));
+        }
+        match p.qos {
+            QosPid::AtMostOnce => {}
+            QosPid::AtLeastOnce(id) => self.send(Packet::PubAck(id)),
+            QosPid::ExactlyOnce(id) => {
+                self.session.inbound_qos2.insert(id);
+                self.send(Packet::PubRec(id));
+            }
+        }
+        self.event(match decision {
+            PublishDecision::Allow => ServerEvent::Publish(message),
+            _ => ServerEvent::Discarded(message),
+        });
+    }
+
+    fn handle_subscribe(&mut self, s: Subscribe<Bytes>) {
+        let wants_qos2 = s.filters().any(|(_, q)| q == QoS::ExactlyOnce);
+        if wants_qos2 {
+            match self.profile.qos2 {
+                Qos2Policy::Supported => {}
+                Qos2Policy::Ignore => {
+                    return self.event(ServerEvent::Ignored(Ignored::Qos2Subscribe));
+                }
+                Qos2Policy::Close => {
+                    return self.close(CloseReason::Policy(PolicyViolation::Qos2));
+                }
+            }
+        }
+        let mut codes = Vec::new();
+        let mut granted = Vec::new();
+        for (i, (filter, requested)) in s.filters_shared().enumerate() {
+            let code = self.grant(i, &filter, requested);
+            if let SubAckCode::Granted(q) = code {
+                granted.push((filter, q));
+            }
+            codes.push(code);
+        }
+        // MQTT-3.8.4-1, -2, -5, MQTT-3.9.3-1: one SUBACK, same id, one code per filter.
+        match SubAck::new(s.packet_id, codes) {
+            Ok(ack) => self.send(Packet::SubAck(ack)),
+            Err(e) => return self.close(CloseReason::Malformed(e)),
+        }
+        if !granted.is_empty() {
+            self.event(ServerEvent::Subscribed(granted));
+        }
+    }
+
+    fn grant(&mut self, index: usize, filter: &TopicFilter<Bytes>, requested: QoS) -> SubAckCode {
+        let p = &self.profile;
+        if p.max_filters_per_subscribe.is_some_and(|m| index >= m)
+            || !p.topic_within_limits(filter.as_bytes())
+        {
+            return SubAckCode::Failure;
+        }
+        let Some(q) = self
+            .config
+            .authorizer
+            .subscribe(&self.client_id, filter, requested)
+        else {
+            return SubAckCode::Failure;
+        };
+        let q = q.min(requested);
+        let key = filter.clone().into_inner();
+        let subs = &mut self.session.subscriptions;
+        if !subs.contains_key(&key) && p.max_subscriptions.is_some_and(|m| subs.len() >= m) {
+            return SubAckCode::Failure;
+        }
+        // MQTT-3.8.4-3: an identical filter replaces the subscription.
+        subs.insert(key, q);
+        SubAckCode::Granted(q)
+    }
+
+    fn handle_unsubscribe(&mut self, u: Unsubscribe<Bytes>) {
+        let mut removed = Vec::new();
+        for f in u.filters_shared() {
+            // MQTT-3.10.4-1: filters are compared literally.
+            if self.session.subscriptions.remove(f.as_bytes()).is_some() {
+                removed.push(f);
+            }
+        }
+        // MQTT-3.10.4-4, -5, -6: exactly one UNSUBACK, even if nothing was removed.
+        self.send(Packet::UnsubAck(u.packet_id));
+        if !removed.is_empty() {
+            self.event(ServerEvent::Unsubscribed(removed));
+        }
+    }
+}
