@@ -1,12 +1,16 @@
 //! Replays saved fuzz inputs through the checks the fuzz targets make.
 //!
 //! `fuzz/regressions/<target>/` holds inputs that once made a target fail (each a few
-//! bytes, kept after the fix). The packet bytes of the spec vectors are run through the
+//! bytes, kept after the fix), for the targets `decode`, `roundtrip`, `client`,
+//! `server` and `broker`. The packet bytes of the spec vectors are run through the
 //! `decode` checks as well, one by one and as a single stream.
 
 #[allow(dead_code)]
 #[path = "support/fuzz_checks.rs"]
 mod fuzz_checks;
+#[allow(dead_code)]
+#[path = "support/fuzz_machines.rs"]
+mod fuzz_machines;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -18,6 +22,9 @@ type Check = fn(&[u8]);
 const TARGETS: &[(&str, Check)] = &[
     ("decode", fuzz_checks::check_decode),
     ("roundtrip", fuzz_checks::check_roundtrip),
+    ("client", fuzz_machines::check_client),
+    ("server", fuzz_machines::check_server),
+    ("broker", fuzz_machines::check_broker),
 ];
 
 fn root() -> PathBuf {
@@ -81,6 +88,21 @@ fn saved_decode_inputs_still_pass_the_decode_checks() {
 #[test]
 fn saved_roundtrip_inputs_still_pass_the_roundtrip_checks() {
     replay("roundtrip");
+}
+
+#[test]
+fn saved_client_inputs_still_pass_the_client_checks() {
+    replay("client");
+}
+
+#[test]
+fn saved_server_inputs_still_pass_the_server_checks() {
+    replay("server");
+}
+
+#[test]
+fn saved_broker_inputs_still_pass_the_broker_checks() {
+    replay("broker");
 }
 
 /// Every `"hex"` string anywhere in a JSON value.
