@@ -1,4 +1,5 @@
-"""A small load test: many mosquitto_pub processes into the example broker at once."""
+"""Load tests: many mosquitto_pub processes into the example broker at once (10 000 QoS 1
+messages from 100 clients, every one counted by two subscribers)."""
 
 import collections
 import pathlib
@@ -8,13 +9,13 @@ import time
 
 from conftest import HOST, QUIET, WAIT, count_messages, messages, mosquitto_sub, need, our_client
 
-PUBLISHERS = 50
+PUBLISHERS = 100
 EACH = 100
 TOTAL = PUBLISHERS * EACH
-BOUND = 90.0  # seconds for the whole exchange, on a loaded 2-core machine
+BOUND = 120.0  # seconds for the whole exchange, on a loaded 2-core machine
 
 
-def test_fifty_publishers_of_a_hundred_qos1_messages_reach_every_subscriber(procs, bins, our_broker):
+def test_a_hundred_publishers_of_a_hundred_qos1_messages_reach_every_subscriber(procs, bins, our_broker):
     broker = our_broker("aws-iot", "--max-queued", str(TOTAL))
     theirs = mosquitto_sub(procs, broker.port, "load/+", 1)
     ours = procs.start(our_client(bins, "sub", broker.port, "load/+", 1, "--count", TOTAL), name="our-sub")
