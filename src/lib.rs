@@ -64,6 +64,8 @@
 
 extern crate alloc;
 
+#[cfg(feature = "arbitrary")]
+mod arbitrary;
 pub mod broker;
 pub mod client;
 pub mod codec;

@@ -1,0 +1,6 @@
+//! The checks behind the fuzz targets. They live in the main crate's
+//! `tests/support/`, so that `cargo test` replays saved inputs through the very same
+//! code (see `tests/fuzz_regressions.rs`).
+
+#[path = "../../tests/support/fuzz_checks.rs"]
+pub mod fuzz_checks;
