@@ -4,3 +4,6 @@
 
 #[path = "../../tests/support/fuzz_checks.rs"]
 pub mod fuzz_checks;
+
+#[path = "../../tests/support/machine_checks.rs"]
+pub mod machine_checks;
