@@ -591,3 +591,39 @@ fn a_broker_routes_queues_offline_takes_over_and_times_out_under_the_checks() {
     });
     assert!(granted);
 }
+
+#[test]
+fn a_server_awaiting_its_answer_closes_once_the_pipeline_outgrows_a_packet_under_the_checks() {
+    let large = peer(ClientPacket::Publish {
+        topic: 0,
+        qos: QoS::AtMostOnce,
+        id: 0,
+        dup: false,
+        retain: false,
+        payload: Payload(255),
+    });
+    let input = ServerInput {
+        setup: server_setup(true),
+        ops: vec![
+            peer(ClientPacket::Connect(connect(1, true, 60))),
+            large.clone(),
+            large.clone(),
+            large,
+            ServerOp::Accept {
+                resume: false,
+                assign: false,
+            },
+        ],
+    };
+    check_server_input(&input);
+    let log = run_server(&input);
+    let closes: Vec<&ServerAction> = server_actions(&log)
+        .filter(|a| matches!(a, ServerAction::Close(_)))
+        .collect();
+    assert_eq!(
+        closes,
+        [&ServerAction::Close(CloseReason::Policy(
+            mqtt_sansio::server::PolicyViolation::BufferFull
+        ))]
+    );
+}

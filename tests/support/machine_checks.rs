@@ -1369,6 +1369,28 @@ fn inbound_bound(config: &ServerConfig, profile: &Profile) -> usize {
     config.max_inbound_qos2.min(profile.max_inflight).max(1)
 }
 
+/// The largest packet a server connection buffers: a PUBLISH of the profile's largest
+/// payload with its longest topic, and at least a CONNECT with every field at its
+/// longest (the bound `PolicyViolation::BufferFull` refers to).
+fn server_packet_limit(profile: &Profile) -> usize {
+    profile
+        .max_payload
+        .saturating_add(profile.max_topic_len)
+        .saturating_add(9)
+        .clamp(5 * 65_537 + 15, MAX_PACKET_SIZE)
+}
+
+/// What a server leaves buffered once it has handled every complete packet: part of
+/// one packet within the limit, and no stream error (that closes).
+fn assert_buffered_within(rx: &Shadow, limit: usize) {
+    assert_eq!(rx.err, None, "a bad stream left the connection open");
+    assert!(
+        rx.buf.len() < limit.max(5),
+        "{} bytes buffered with a {limit}-byte packet limit",
+        rx.buf.len()
+    );
+}
+
 // ----- server -----
 
 /// One operation of a `server` run.
@@ -1454,6 +1476,10 @@ struct ServerRun {
     /// What the accepted CONNACK must say, and the client's view of the session.
     pending_accept: Option<(bool, Option<Kept>)>,
     peer: Peer,
+    /// The server's read buffer, mirrored: what it has not handled yet.
+    rx: Shadow,
+    /// The mirrored buffer has given up the CONNECT awaiting an answer.
+    connect_taken: bool,
     /// Inbound QoS 2 ids awaiting PUBREL: PUBREC sent, PUBCOMP not yet.
     inbound: BTreeSet<PacketId>,
     kept: Option<Kept>,
@@ -1464,6 +1490,8 @@ impl ServerRun {
         let (profile, config) = setup.build();
         ServerRun {
             server: Server::open(Instant::ZERO, profile.clone(), config.clone()),
+            rx: Shadow::with_limit(server_packet_limit(&profile)),
+            connect_taken: false,
             profile,
             config,
             now: Instant::ZERO,
@@ -1604,9 +1632,39 @@ impl ServerRun {
     fn bytes(&mut self, bytes: &[u8]) {
         if !self.closed {
             self.peer.sent(bytes);
+            self.rx.buf.extend_from_slice(bytes);
         }
         self.server.handle_bytes(self.now, bytes);
         self.drain();
+        self.check_buffer();
+    }
+
+    /// The mirrored read buffer: while a CONNECT awaits its answer, the server holds
+    /// what follows it (closing beyond the limit); otherwise it handles every complete
+    /// packet and keeps part of one.
+    fn check_buffer(&mut self) {
+        let limit = server_packet_limit(&self.profile);
+        if self.closed {
+            self.rx.reset();
+        } else if self.awaiting.is_some() && !self.accepted {
+            if !self.connect_taken {
+                // The CONNECT itself was handled, and nothing after it.
+                let first = self.rx.decoder.decode_bytes(&mut self.rx.buf);
+                assert!(
+                    matches!(first, Ok(Status::Complete(Packet::Connect(_), _))),
+                    "CONNECT reported, but the stream starts with {first:?}"
+                );
+                self.connect_taken = true;
+            }
+            assert!(
+                self.rx.buf.len() <= limit,
+                "{} bytes held after CONNECT over the {limit}-byte limit",
+                self.rx.buf.len()
+            );
+        } else {
+            self.rx.feed(&[]);
+            assert_buffered_within(&self.rx, limit);
+        }
     }
 
     fn fire(&mut self) {
@@ -1686,6 +1744,7 @@ impl ServerRun {
                 }
                 self.drain();
                 assert!(self.pending_accept.is_none(), "accept sent no CONNACK");
+                self.check_buffer();
             }
             ServerOp::Refuse(code) => {
                 if self.awaiting.is_none() || self.closed {
@@ -1771,6 +1830,8 @@ impl ServerRun {
                 self.awaiting = None;
                 self.pending_accept = None;
                 self.peer = Peer::default();
+                self.rx.reset();
+                self.connect_taken = false;
                 self.inbound.clear();
             }
             ServerOp::Advance(step, precise) => self.advance(*step, *precise),
@@ -1869,6 +1930,9 @@ struct BrokerConn {
     accepted: bool,
     expect_close: Option<CloseReason>,
     peer: Peer,
+    /// The connection's read buffer, mirrored (the broker answers CONNECT at once, so
+    /// every complete packet is handled).
+    rx: Shadow,
     /// Inbound QoS 2 ids: PUBREC sent on this connection, PUBCOMP not yet (a subset of
     /// the session's, which a resumed session may extend).
     inbound: BTreeSet<PacketId>,
@@ -2069,7 +2133,12 @@ impl BrokerRun {
                     "open refused iff the id is open"
                 );
                 if r.is_ok() {
-                    self.conns.insert(conn, BrokerConn::default());
+                    let limit = server_packet_limit(&self.profile);
+                    let c = BrokerConn {
+                        rx: Shadow::with_limit(limit),
+                        ..BrokerConn::default()
+                    };
+                    self.conns.insert(conn, c);
                 }
                 assert_eq!(self.drain(), 0, "open acted");
             }
@@ -2083,6 +2152,7 @@ impl BrokerRun {
                     let open = match self.conns.get_mut(&conn) {
                         Some(m) => {
                             m.peer.sent(chunk);
+                            m.rx.buf.extend_from_slice(chunk);
                             true
                         }
                         None => false,
@@ -2091,6 +2161,11 @@ impl BrokerRun {
                     let n = self.drain();
                     if !open {
                         assert_eq!(n, 0, "bytes for a connection that is not open acted");
+                    }
+                    let limit = server_packet_limit(&self.profile);
+                    if let Some(m) = self.conns.get_mut(&conn) {
+                        m.rx.feed(&[]);
+                        assert_buffered_within(&m.rx, limit);
                     }
                 }
             }
