@@ -627,3 +627,55 @@ fn a_server_awaiting_its_answer_closes_once_the_pipeline_outgrows_a_packet_under
         ))]
     );
 }
+
+// ----- the checks themselves -----
+
+/// A timer that asks to be woken at the instant it was just handled.
+struct StuckTimer {
+    at: mqtt_sansio::Instant,
+}
+
+#[test]
+#[should_panic(expected = "asks for")]
+fn the_timer_check_fails_a_machine_that_asks_for_the_instant_it_just_handled() {
+    let now = mqtt_sansio::Instant::from_secs(5);
+    let mut m = StuckTimer { at: now };
+    check_fire(
+        &mut m,
+        now,
+        false,
+        |m| {
+            m.at = now;
+            1
+        },
+        |m| Some(m.at),
+    );
+}
+
+#[test]
+#[should_panic(expected = "before the timer acted")]
+fn the_timer_check_fails_a_machine_that_acts_before_its_timer() {
+    let mut m = StuckTimer {
+        at: mqtt_sansio::Instant::from_secs(9),
+    };
+    check_fire(
+        &mut m,
+        mqtt_sansio::Instant::from_secs(5),
+        false,
+        |_| 1,
+        |m| Some(m.at),
+    );
+}
+
+#[test]
+#[should_panic(expected = "does not encode")]
+fn the_wire_check_fails_a_packet_that_cannot_go_on_the_wire() {
+    // DUP=1 at QoS 0 is refused by the encoder (MQTT-3.3.1-2).
+    let mut p = mqtt_sansio::Publish::new(
+        mqtt_sansio::TopicName::from_static("t").unwrap(),
+        mqtt_sansio::QosPid::AtMostOnce,
+        &b"x"[..],
+    );
+    p.dup = true;
+    assert_wire_roundtrip(&Packet::Publish(p));
+}

@@ -235,7 +235,7 @@ fn publish_id(p: &Packet<Bytes>) -> Option<(PacketId, bool)> {
 /// instant is not earlier than `now`, and the machine settles: when it asks for `now`
 /// again, a second call leaves it asking for a later instant (or none), and only when
 /// `equal_allowed` (a zero timeout configured).
-fn check_fire<T>(
+pub fn check_fire<T>(
     run: &mut T,
     now: Instant,
     equal_allowed: bool,
