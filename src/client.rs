@@ -30,7 +30,10 @@ pub struct ClientConfig {
     /// [`Reason::PingTimeout`] (§3.1.2.10: "a reasonable amount of time").
     pub pingresp_timeout: Duration,
     /// Most outgoing QoS 1 and 2 messages unacknowledged at once. A publish beyond it
-    /// is refused with [`ClientError::InflightFull`].
+    /// is refused with [`ClientError::InflightFull`]. Match it to the server's limit:
+    /// some brokers accept more than they keep (mosquitto 2.0 by default answers PUBREC
+    /// to a 21st unreleased QoS 2 message and then drops it), which no 3.1.1 packet
+    /// tells the client.
     pub max_inflight: usize,
     /// When true, an incoming QoS 1 or 2 PUBLISH is acknowledged only when the
     /// application calls [`Client::ack`]; the acknowledgements still go out in the order

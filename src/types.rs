@@ -80,31 +80,116 @@ impl<'a> arbitrary::Arbitrary<'a> for PacketId {
     }
 }
 
-/// Checks the rules every MQTT text field obeys: at most 65 535 bytes, well-formed UTF-8
-/// (MQTT-1.5.3-1) and no U+0000 (MQTT-1.5.3-2). A byte-order mark is an ordinary
-/// character and is kept (MQTT-1.5.3-3).
-pub(crate) fn check_text(b: &[u8]) -> Result<(), DecodeError> {
+/// What one pass over a text field found. The field is read eight bytes at a time as
+/// a `u64` ("SWAR"): each flag is a word whose byte high bits mark the bytes found.
+#[derive(Clone, Copy)]
+struct Scan {
+    /// A byte of 0x80 or above: the field is not pure ASCII.
+    non_ascii: u64,
+    /// A 0x00 byte.
+    nul: u64,
+    /// A `+` or `#`.
+    wildcard: u64,
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Non-zero exactly when some byte of `v` is 0 (the lowest flagged byte is a true one).
+#[inline(always)]
+const fn zero_byte(v: u64) -> u64 {
+    v.wrapping_sub(LO) & !v & HI
+}
+
+/// The bytes of `v` equal to `+` or `#`, marked by their high bit. A byte just above a
+/// marked one may be marked too (`*` or `"` after a wildcard): callers recheck the byte.
+#[inline(always)]
+const fn wildcard_bits(v: u64) -> u64 {
+    zero_byte(v ^ (LO * b'+' as u64)) | zero_byte(v ^ (LO * b'#' as u64))
+}
+
+/// The padding byte of a short field's word: none of the bytes looked for.
+const PAD: u64 = LO * b'a' as u64;
+
+/// Calls `f(offset, word)` for the bytes of `b` read as little-endian `u64` words, in
+/// order. When the length is not a multiple of eight the last word overlaps the one
+/// before it (every use ORs flags or rechecks bytes, so a byte seen twice changes
+/// nothing); a field shorter than eight bytes is padded with [`PAD`].
+#[inline(always)]
+fn for_each_word(b: &[u8], mut f: impl FnMut(usize, u64)) {
+    if let Some(last) = b.last_chunk::<8>() {
+        let mut rest = b;
+        let mut at = 0;
+        while let Some((w, r)) = rest.split_first_chunk::<8>() {
+            f(at, u64::from_le_bytes(*w));
+            rest = r;
+            at += 8;
+        }
+        if !rest.is_empty() {
+            f(b.len() - 8, u64::from_le_bytes(*last));
+        }
+    } else {
+        let mut v = PAD;
+        for (k, &c) in b.iter().enumerate() {
+            let shift = 8 * k as u32;
+            v = (v & !(0xFF << shift)) | (c as u64) << shift;
+        }
+        f(0, v);
+    }
+}
+
+/// Scans `b` for non-ASCII bytes, NUL and (when `WILDCARDS`) wildcards in one
+/// branch-free pass.
+#[inline]
+fn scan<const WILDCARDS: bool>(b: &[u8]) -> Scan {
+    let mut s = Scan {
+        non_ascii: 0,
+        nul: 0,
+        wildcard: 0,
+    };
+    for_each_word(b, |_, v| {
+        s.non_ascii |= v & HI;
+        s.nul |= zero_byte(v);
+        if WILDCARDS {
+            s.wildcard |= wildcard_bits(v);
+        }
+    });
+    s
+}
+
+/// The text rules, given the scan of `b`.
+#[inline]
+fn check_scanned_text(b: &[u8], s: Scan) -> Result<(), DecodeError> {
     if b.len() > u16::MAX as usize {
         return Err(DecodeError::StringTooLong);
     }
-    // Pure ASCII is the common case: one pass finds both NUL and non-ASCII bytes.
-    if b.iter().all(|&c| c != 0 && c < 0x80) {
-        return Ok(());
+    // Pure ASCII is the common case, and is valid UTF-8.
+    if s.non_ascii != 0 {
+        core::str::from_utf8(b).map_err(|_| DecodeError::InvalidUtf8)?;
     }
-    core::str::from_utf8(b).map_err(|_| DecodeError::InvalidUtf8)?;
-    if b.contains(&0) {
+    if s.nul != 0 {
         return Err(DecodeError::NullCharacter);
     }
     Ok(())
 }
 
+/// Checks the rules every MQTT text field obeys: at most 65 535 bytes, well-formed UTF-8
+/// (MQTT-1.5.3-1) and no U+0000 (MQTT-1.5.3-2). A byte-order mark is an ordinary
+/// character and is kept (MQTT-1.5.3-3).
+#[inline]
+pub(crate) fn check_text(b: &[u8]) -> Result<(), DecodeError> {
+    check_scanned_text(b, scan::<false>(b))
+}
+
 /// Checks a topic name: a non-empty text field without wildcards.
+#[inline]
 pub(crate) fn check_topic_name(b: &[u8]) -> Result<(), DecodeError> {
-    check_text(b)?;
+    let s = scan::<true>(b);
+    check_scanned_text(b, s)?;
     if b.is_empty() {
         return Err(DecodeError::EmptyTopic);
     }
-    if b.iter().any(|&c| c == b'+' || c == b'#') {
+    if s.wildcard != 0 {
         return Err(DecodeError::WildcardInTopicName);
     }
     Ok(())
@@ -112,22 +197,65 @@ pub(crate) fn check_topic_name(b: &[u8]) -> Result<(), DecodeError> {
 
 /// Checks a topic filter: a non-empty text field whose wildcards occupy whole levels,
 /// with `#` only as the last level.
+#[inline]
 pub(crate) fn check_topic_filter(b: &[u8]) -> Result<(), DecodeError> {
-    check_text(b)?;
+    let s = scan::<true>(b);
+    check_scanned_text(b, s)?;
     if b.is_empty() {
         return Err(DecodeError::EmptyTopic);
     }
-    let mut levels = b.split(|&c| c == b'/').peekable();
-    while let Some(level) = levels.next() {
-        let last = levels.peek().is_none();
-        if level.contains(&b'#') && (level != b"#" || !last) {
-            return Err(DecodeError::InvalidMultiLevelWildcard);
-        }
-        if level.contains(&b'+') && level != b"+" {
-            return Err(DecodeError::InvalidSingleLevelWildcard);
-        }
+    if s.wildcard == 0 {
+        // No wildcard, nothing to place.
+        return Ok(());
     }
-    Ok(())
+    // Visit only the wildcards: the first misplaced one names the error.
+    let mut misplaced = None;
+    for_each_word(b, |at, v| {
+        let mut m = wildcard_bits(v);
+        while m != 0 {
+            let i = at + (m.trailing_zeros() / 8) as usize;
+            m &= m - 1;
+            if misplaced.is_none() && !wildcard_in_place(b, i) {
+                misplaced = Some(i);
+            }
+        }
+    });
+    match misplaced {
+        Some(i) => Err(misplaced_wildcard(b, i)),
+        None => Ok(()),
+    }
+}
+
+/// Whether the byte at `i` is not a wildcard, or is one that fills its level (and, for
+/// `#`, ends the filter).
+#[inline]
+fn wildcard_in_place(b: &[u8], i: usize) -> bool {
+    let Some(&c) = b.get(i) else {
+        return true;
+    };
+    if c != b'+' && c != b'#' {
+        return true;
+    }
+    let alone = (i == 0 || b.get(i - 1) == Some(&b'/')) && b.get(i + 1).is_none_or(|&n| n == b'/');
+    alone && (c == b'+' || i + 1 == b.len())
+}
+
+/// The error for the level of `b` around the misplaced wildcard at `at`: `#` anywhere
+/// in the level makes it a multi-level wildcard error, as the levels are read in order.
+#[cold]
+fn misplaced_wildcard(b: &[u8], at: usize) -> DecodeError {
+    let (before, after) = b.split_at(at.min(b.len()));
+    let start = before.iter().rposition(|&c| c == b'/').map_or(0, |p| p + 1);
+    let end = after
+        .iter()
+        .position(|&c| c == b'/')
+        .map_or(b.len(), |p| at + p);
+    let level = b.get(start..end).unwrap_or_default();
+    if level.contains(&b'#') && (level != b"#" || end != b.len()) {
+        DecodeError::InvalidMultiLevelWildcard
+    } else {
+        DecodeError::InvalidSingleLevelWildcard
+    }
 }
 
 /// Storage for a validated field that can be rebased onto another storage type.
@@ -179,6 +307,7 @@ macro_rules! validated {
 
             /// The value with its storage converted by `f`, which must keep the bytes.
             #[allow(dead_code)]
+            #[inline]
             pub(crate) fn map<C>(self, f: &mut impl FnMut(B) -> C) -> $name<C> {
                 $name(f(self.0))
             }
@@ -277,6 +406,101 @@ impl<B: AsRef<[u8]>> TopicFilter<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rules written byte by byte: the reference the word-at-a-time scan must agree
+    /// with.
+    fn reference_text(b: &[u8]) -> Result<(), DecodeError> {
+        if b.len() > u16::MAX as usize {
+            return Err(DecodeError::StringTooLong);
+        }
+        core::str::from_utf8(b).map_err(|_| DecodeError::InvalidUtf8)?;
+        if b.contains(&0) {
+            return Err(DecodeError::NullCharacter);
+        }
+        Ok(())
+    }
+
+    fn reference_topic_name(b: &[u8]) -> Result<(), DecodeError> {
+        reference_text(b)?;
+        if b.is_empty() {
+            return Err(DecodeError::EmptyTopic);
+        }
+        if b.iter().any(|&c| c == b'+' || c == b'#') {
+            return Err(DecodeError::WildcardInTopicName);
+        }
+        Ok(())
+    }
+
+    fn reference_topic_filter(b: &[u8]) -> Result<(), DecodeError> {
+        reference_text(b)?;
+        if b.is_empty() {
+            return Err(DecodeError::EmptyTopic);
+        }
+        let mut levels = b.split(|&c| c == b'/').peekable();
+        while let Some(level) = levels.next() {
+            let last = levels.peek().is_none();
+            if level.contains(&b'#') && (level != b"#" || !last) {
+                return Err(DecodeError::InvalidMultiLevelWildcard);
+            }
+            if level.contains(&b'+') && level != b"+" {
+                return Err(DecodeError::InvalidSingleLevelWildcard);
+            }
+        }
+        Ok(())
+    }
+
+    fn agree_with_reference(b: &[u8]) {
+        assert_eq!(check_text(b), reference_text(b), "text {b:?}");
+        assert_eq!(check_topic_name(b), reference_topic_name(b), "name {b:?}");
+        assert_eq!(
+            check_topic_filter(b),
+            reference_topic_filter(b),
+            "filter {b:?}"
+        );
+    }
+
+    #[test]
+    fn the_scan_finds_each_special_byte_at_every_position_of_a_word_and_the_tail() {
+        // MQTT-1.5.3-1, MQTT-1.5.3-2
+        for len in 1..=19 {
+            for at in 0..len {
+                for special in [0x00, b'+', b'#', 0x80, 0xC3, 0xFF, 0x01, b'/'] {
+                    let mut b = vec![b'x'; len];
+                    b[at] = special;
+                    agree_with_reference(&b);
+                    // A NUL next to a byte one above it: the borrow case of the scan.
+                    if at + 1 < len {
+                        b[at + 1] = 0x01;
+                        agree_with_reference(&b);
+                    }
+                }
+            }
+        }
+        agree_with_reference(b"");
+        agree_with_reference("caf\u{e9}/+/#".as_bytes());
+        agree_with_reference(&vec![b'a'; 65_536]);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        #[test]
+        fn word_at_a_time_checks_agree_with_the_byte_by_byte_rules(
+            b in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just(0u8),
+                    proptest::strategy::Just(b'+'),
+                    proptest::strategy::Just(b'#'),
+                    proptest::strategy::Just(b'/'),
+                    0x20u8..0x7F,
+                    0x80u8..=0xFF,
+                    proptest::num::u8::ANY,
+                ],
+                0..40,
+            )
+        ) {
+            agree_with_reference(&b);
+        }
+    }
 
     #[test]
     fn packet_id_is_never_zero_and_wraps_to_one() {

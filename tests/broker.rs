@@ -136,8 +136,21 @@ fn the_offline_queue_bound_drops_and_reports_each_message_beyond_it() {
     for i in 1..=4 {
         h.send(2, publish("t", QoS::AtLeastOnce, i, &i.to_string()));
     }
-    // QoS 0 is not kept offline, and not reported as a drop either.
+    // QoS 0 is not kept offline; that drop is reported with its own reason.
     h.send(2, publish("t", QoS::AtMostOnce, 0, "q0"));
+    let offline: Vec<String> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            BrokerEvent::Dropped {
+                message,
+                reason: DropReason::OfflineQos0,
+                ..
+            } => Some(String::from_utf8_lossy(&message.payload).into_owned()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(offline, vec!["q0"]);
     let dropped: Vec<String> = h
         .events
         .iter()

@@ -15,6 +15,7 @@ use mqtt_sansio::{ConnectReturnCode, Login, MqttString, Packet, Profile, QoS, To
 use serde_json::Value;
 use support::canonical::{from_hex, packet_from_json, packet_to_json};
 use support::harness::Harness;
+use support::vectors::prefix_packet;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/spec-vectors/scenarios/broker");
 
@@ -120,40 +121,6 @@ fn config(setup: Option<&Value>) -> ServerConfig {
         .unwrap_or(false);
     config.authorizer = Arc::new(auth);
     config
-}
-
-/// Prefixes client ids and topics of a canonical packet.
-fn prefix_packet(v: &Value, prefix: &str) -> Value {
-    let mut v = v.clone();
-    let pre = |x: &mut Value| {
-        if let Some(s) = x.as_str() {
-            if !s.is_empty() {
-                *x = Value::String(format!("{prefix}{s}"));
-            }
-        }
-    };
-    if let Some(o) = v.as_object_mut() {
-        for k in ["client_id", "topic"] {
-            if let Some(x) = o.get_mut(k) {
-                pre(x);
-            }
-        }
-        if let Some(w) = o.get_mut("will").and_then(Value::as_object_mut) {
-            if let Some(x) = w.get_mut("topic") {
-                pre(x);
-            }
-        }
-        if let Some(fs) = o.get_mut("filters").and_then(Value::as_array_mut) {
-            for f in fs {
-                if f.is_string() {
-                    pre(f);
-                } else if let Some(x) = f.get_mut("filter") {
-                    pre(x);
-                }
-            }
-        }
-    }
-    v
 }
 
 struct Player<'a> {

@@ -30,6 +30,9 @@ pub struct ConnId(pub u64);
 pub enum DropReason {
     /// The session's queue held its configured maximum of messages.
     QueueFull,
+    /// A QoS 0 message for a session whose client is offline: 3.1.1 lets a server keep
+    /// such messages (MQTT-3.1.2-5) but does not require it, and this broker does not.
+    OfflineQos0,
 }
 
 /// Something the broker's owner may want to log or count.
@@ -681,8 +684,14 @@ impl Broker {
             }
         } else if let Some(st) = self.stored.get_mut(client) {
             if m.qos == QoS::AtMostOnce {
-                // QoS 0 is not kept for an offline session (optional, MQTT-3.1.2-5).
-                Ok(())
+                // QoS 0 is not kept for an offline session (optional, MQTT-3.1.2-5),
+                // and saying so keeps the loss visible.
+                self.actions.push_back(Action::Event(BrokerEvent::Dropped {
+                    client_id: MqttString(client.clone()),
+                    message: m,
+                    reason: DropReason::OfflineQos0,
+                }));
+                return;
             } else {
                 // MQTT-3.1.2-5: queued while the client is offline.
                 st.session.enqueue(m, self.config.connection.max_queued)

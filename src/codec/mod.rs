@@ -12,7 +12,7 @@
 
 pub(crate) mod prim;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 use crate::error::DecodeError;
 use crate::packet::{Packet, PacketType};
@@ -67,6 +67,7 @@ impl FixedHeader {
 
 /// Checks the first byte: the packet type is not reserved and the flags are the ones
 /// the type requires (MQTT-2.2.2-1, MQTT-2.2.2-2, MQTT-3.3.1-2, MQTT-3.3.1-4).
+#[inline]
 fn check_first_byte(b: u8) -> Result<(PacketType, u8), DecodeError> {
     let t = PacketType::from_u8(b >> 4).ok_or(DecodeError::ReservedPacketType)?;
     let flags = b & 0x0F;
@@ -111,6 +112,7 @@ impl Decoder {
     }
 
     /// Reads and checks the fixed header at the start of `buf`.
+    #[inline]
     pub fn fixed_header(&self, buf: &[u8]) -> Result<Status<FixedHeader>, DecodeError> {
         let Some(&first) = buf.first() else {
             return Ok(Status::Incomplete(2));
@@ -139,6 +141,7 @@ impl Decoder {
 
     /// Decodes one packet from the start of `buf`, borrowing its fields from `buf`.
     /// Bytes after the packet are left alone; `Complete` says how many were used.
+    #[inline]
     pub fn decode<'a>(&self, buf: &'a [u8]) -> Result<Status<Packet<&'a [u8]>>, DecodeError> {
         let h = match self.fixed_header(buf)? {
             Status::Complete(h, _) => h,
@@ -157,12 +160,15 @@ impl Decoder {
     /// fields and payload are [`Bytes`] that share `buf`'s memory. On `Complete` the
     /// packet's bytes are removed from `buf`; on `Incomplete` or an error `buf` is left
     /// as it was.
+    #[inline]
     pub fn decode_bytes(&self, buf: &mut BytesMut) -> Result<Status<Packet<Bytes>>, DecodeError> {
         let base = buf.as_ptr() as usize;
+        let mut fields = 0usize;
         let (located, total) = match self.decode(buf)? {
             Status::Complete(p, total) => {
                 // Remember where each field lies, so the borrow of `buf` can end.
                 let located = p.map(&mut |s: &[u8]| {
+                    fields += 1;
                     let start = (s.as_ptr() as usize).wrapping_sub(base);
                     start..start.wrapping_add(s.len())
                 });
@@ -170,16 +176,31 @@ impl Decoder {
             }
             Status::Incomplete(n) => return Ok(Status::Incomplete(n)),
         };
-        let frame = buf.split_to(total).freeze();
+        if fields == 0 {
+            // Nothing to share: skip the bytes without splitting the buffer.
+            buf.advance(total);
+            return Ok(Status::Complete(located.map(&mut |_| Bytes::new()), total));
+        }
+        let mut frame = Some(buf.split_to(total).freeze());
         Ok(Status::Complete(
             // Every field is a sub-slice of the frame; the guard only keeps a broken
-            // invariant from panicking.
+            // invariant from panicking. The last field takes the frame itself, which
+            // saves a reference count increment and decrement.
             located.map(&mut |r| {
-                if r.start <= r.end && r.end <= frame.len() {
-                    frame.slice(r)
-                } else {
-                    Bytes::new()
+                fields -= 1;
+                let Some(f) = frame.as_ref() else {
+                    return Bytes::new();
+                };
+                if r.start > r.end || r.end > f.len() {
+                    return Bytes::new();
                 }
+                if fields > 0 {
+                    return f.slice(r);
+                }
+                let mut last = frame.take().unwrap_or_default();
+                last.truncate(r.end);
+                last.advance(r.start);
+                last
             }),
             total,
         ))
@@ -187,11 +208,108 @@ impl Decoder {
 }
 
 /// Decodes one packet from the start of `buf` with the default [`Decoder`].
+#[inline]
 pub fn decode(buf: &[u8]) -> Result<Status<Packet<&[u8]>>, DecodeError> {
     Decoder::new().decode(buf)
 }
 
 /// Decodes one packet from the front of `buf`, zero-copy, with the default [`Decoder`].
+#[inline]
 pub fn decode_bytes(buf: &mut BytesMut) -> Result<Status<Packet<Bytes>>, DecodeError> {
     Decoder::new().decode_bytes(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::{ConnAck, Connect, Login, Publish, QosPid, SubAck, SubAckCode, Subscribe};
+    use crate::packet::{Unsubscribe, Will};
+    use crate::types::{Binary, MqttString, PacketId, QoS, TopicFilter, TopicName};
+    use alloc::vec::Vec;
+
+    fn id(v: u16) -> PacketId {
+        PacketId::new(v).unwrap()
+    }
+
+    fn samples() -> Vec<Packet<Bytes>> {
+        let topic = TopicName::from_static("a/b").unwrap();
+        let filter = TopicFilter::from_static("a/+").unwrap();
+        let connect = |will: bool, password: bool| {
+            Packet::Connect(Connect {
+                client_id: MqttString::from_static("c1").unwrap(),
+                clean_session: true,
+                keep_alive: 30,
+                will: will.then(|| Will {
+                    topic: topic.clone(),
+                    message: Binary::new(Bytes::from_static(b"gone")).unwrap(),
+                    qos: QoS::AtLeastOnce,
+                    retain: false,
+                }),
+                login: Some(Login {
+                    username: MqttString::from_static("u").unwrap(),
+                    password: password.then(|| Binary::new(Bytes::from_static(b"pw")).unwrap()),
+                }),
+            })
+        };
+        alloc::vec![
+            connect(true, true),
+            connect(false, false),
+            Packet::ConnAck(ConnAck::Accepted {
+                session_present: true,
+            }),
+            Packet::Publish(Publish::new(topic.clone(), QosPid::AtMostOnce, &b"x"[..])),
+            Packet::Publish(Publish::new(
+                topic.clone(),
+                QosPid::ExactlyOnce(id(9)),
+                Bytes::new()
+            )),
+            Packet::PubAck(id(1)),
+            Packet::PubRel(id(2)),
+            Packet::Subscribe(
+                Subscribe::new(id(3), &[(filter.clone(), QoS::AtLeastOnce)]).unwrap()
+            ),
+            Packet::SubAck(SubAck::new(id(3), [SubAckCode::Failure]).unwrap()),
+            Packet::Unsubscribe(Unsubscribe::new(id(4), [&filter]).unwrap()),
+            Packet::UnsubAck(id(4)),
+            Packet::PingReq,
+            Packet::PingResp,
+            Packet::Disconnect,
+        ]
+    }
+
+    #[test]
+    fn zero_copy_decoding_gives_the_borrowed_packet_and_leaves_the_next_one_in_place() {
+        for p in samples() {
+            let bytes = p.to_bytes().unwrap();
+            let mut wire = bytes.to_vec();
+            wire.extend_from_slice(&[0xC0, 0x00]);
+            let borrowed = match decode(&wire).unwrap() {
+                Status::Complete(b, used) => {
+                    assert_eq!(used, bytes.len());
+                    b.to_owned()
+                }
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(borrowed, p);
+            let mut buf = BytesMut::from(&wire[..]);
+            match decode_bytes(&mut buf).unwrap() {
+                Status::Complete(shared, used) => {
+                    assert_eq!(used, bytes.len());
+                    assert_eq!(shared, p, "{:?}", p.packet_type());
+                }
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(&buf[..], &[0xC0, 0x00], "{:?}", p.packet_type());
+        }
+    }
+
+    #[test]
+    fn zero_copy_decoding_of_a_prefix_leaves_the_buffer_as_it_was() {
+        for p in samples() {
+            let bytes = p.to_bytes().unwrap();
+            let mut buf = BytesMut::from(&bytes[..bytes.len() - 1]);
+            assert!(matches!(decode_bytes(&mut buf), Ok(Status::Incomplete(1))));
+            assert_eq!(&buf[..], &bytes[..bytes.len() - 1]);
+        }
+    }
 }

@@ -6,7 +6,7 @@
 
 use bytes::{BufMut, BytesMut};
 use nom::Parser;
-use nom::multi::length_data;
+use nom::bytes::complete::take;
 use nom::number::complete::{be_u16, u8 as be_u8};
 
 use crate::error::DecodeError;
@@ -22,21 +22,35 @@ fn end(_: NomErr<'_>) -> DecodeError {
 }
 
 /// One byte.
+#[inline]
 pub(crate) fn u8_(i: &[u8]) -> Result<(&[u8], u8), DecodeError> {
     be_u8(i).map_err(end)
 }
 
 /// A big-endian u16.
+#[inline]
 pub(crate) fn u16_(i: &[u8]) -> Result<(&[u8], u16), DecodeError> {
     be_u16(i).map_err(end)
 }
 
 /// A field with a two-byte length prefix.
+#[inline]
 pub(crate) fn prefixed(i: &[u8]) -> Result<(&[u8], &[u8]), DecodeError> {
-    length_data(be_u16).parse(i).map_err(end)
+    // Fast path, when the whole field is there: split it off directly (measured: about
+    // a fifth of the instructions of the nom parse, which is most of a CONNECT's).
+    if let Some((len, rest)) = i.split_first_chunk::<2>() {
+        if let Some((field, rest)) = rest.split_at_checked(u16::from_be_bytes(*len).into()) {
+            return Ok((rest, field));
+        }
+    }
+    // Otherwise nom parses it and says what is missing. `be_u16` then `take`, rather
+    // than `length_data`: the same parse without the `flat_map` machinery.
+    let (i, n) = be_u16(i).map_err(end)?;
+    take(n).parse(i).map_err(end)
 }
 
 /// A non-zero packet identifier.
+#[inline]
 pub(crate) fn packet_id(i: &[u8]) -> Result<(&[u8], PacketId), DecodeError> {
     let (i, v) = u16_(i)?;
     Ok((i, PacketId::new(v).ok_or(DecodeError::ZeroPacketId)?))
@@ -52,6 +66,7 @@ pub(crate) enum Length {
 
 /// Reads a Remaining Length: base-128 groups, least significant first, at most four
 /// bytes (§2.2.3, with the Errata 01 correction of the bound check).
+#[inline]
 pub(crate) fn remaining_length(buf: &[u8]) -> Result<Length, DecodeError> {
     let mut value = 0usize;
     for (i, &b) in buf.iter().take(4).enumerate() {
@@ -68,6 +83,7 @@ pub(crate) fn remaining_length(buf: &[u8]) -> Result<Length, DecodeError> {
 }
 
 /// How many bytes the minimal encoding of Remaining Length `n` takes.
+#[inline]
 pub(crate) const fn remaining_length_len(n: usize) -> usize {
     match n {
         0..=127 => 1,
@@ -77,7 +93,10 @@ pub(crate) const fn remaining_length_len(n: usize) -> usize {
     }
 }
 
-/// Writes the minimal encoding of Remaining Length `n` (at most 268 435 455).
+/// Writes the minimal encoding of Remaining Length `n` (at most 268 435 455) byte by
+/// byte: the reference the one-write header is checked against.
+#[cfg(test)]
+#[inline]
 pub(crate) fn put_remaining_length(buf: &mut BytesMut, mut n: usize) {
     loop {
         let mut b = (n & 0x7F) as u8;
@@ -92,8 +111,51 @@ pub(crate) fn put_remaining_length(buf: &mut BytesMut, mut n: usize) {
     }
 }
 
+/// A fixed header in a small array: the first byte, then the minimal Remaining Length,
+/// with two bytes to spare. Returns the array and how many bytes are used (2–5).
+#[inline]
+fn fixed_header(first: u8, rl: usize) -> ([u8; 7], usize) {
+    let mut a = [first, 0, 0, 0, 0, 0, 0];
+    let mut n = 1;
+    let mut v = rl;
+    for slot in a.iter_mut().skip(1).take(4) {
+        let mut b = (v & 0x7F) as u8;
+        v >>= 7;
+        if v > 0 {
+            b |= 0x80;
+        }
+        *slot = b;
+        n += 1;
+        if v == 0 {
+            break;
+        }
+    }
+    (a, n)
+}
+
+/// Writes a fixed header (Remaining Length at most 268 435 455) in one write.
+#[inline]
+pub(crate) fn put_fixed_header(buf: &mut BytesMut, first: u8, rl: usize) {
+    let (a, n) = fixed_header(first, rl);
+    buf.put_slice(a.get(..n).unwrap_or(&a));
+}
+
+/// Writes a fixed header followed by a big-endian u16 (a packet identifier or a length
+/// prefix) in one write.
+#[inline]
+pub(crate) fn put_fixed_header_u16(buf: &mut BytesMut, first: u8, rl: usize, v: u16) {
+    let (mut a, n) = fixed_header(first, rl);
+    let [hi, lo] = v.to_be_bytes();
+    if let Some([h, l]) = a.get_mut(n..n + 2) {
+        *h = hi;
+        *l = lo;
+    }
+    buf.put_slice(a.get(..n + 2).unwrap_or(&a));
+}
+
 /// Writes a field with its two-byte length prefix. Callers pass validated fields, whose
 /// length fits in a u16.
+#[inline]
 pub(crate) fn put_prefixed(buf: &mut BytesMut, b: &[u8]) {
     buf.put_u16(b.len() as u16);
     buf.put_slice(b);
@@ -122,6 +184,51 @@ mod tests {
                 Length::Done(v, used) => assert_eq!((v, used), (n, b.len())),
                 Length::Partial => panic!("partial for {n}"),
             }
+        }
+    }
+
+    #[test]
+    fn a_fixed_header_written_in_one_go_matches_the_byte_by_byte_encoding() {
+        for n in [
+            0,
+            2,
+            127,
+            128,
+            16_383,
+            16_384,
+            2_097_152,
+            MAX_REMAINING_LENGTH,
+        ] {
+            let mut want = BytesMut::new();
+            want.put_u8(0x32);
+            put_remaining_length(&mut want, n);
+            let mut got = BytesMut::new();
+            put_fixed_header(&mut got, 0x32, n);
+            assert_eq!(got, want, "{n}");
+            want.put_u16(0xBEEF);
+            let mut got = BytesMut::new();
+            put_fixed_header_u16(&mut got, 0x32, n, 0xBEEF);
+            assert_eq!(got, want, "{n}");
+        }
+    }
+
+    #[test]
+    fn the_prefixed_field_fast_path_agrees_with_the_nom_parse() {
+        fn by_nom(i: &[u8]) -> Result<(&[u8], &[u8]), DecodeError> {
+            nom::multi::length_data(be_u16).parse(i).map_err(end)
+        }
+        let inputs: [&[u8]; 8] = [
+            b"",
+            b"\x00",
+            b"\x00\x00",
+            b"\x00\x00rest",
+            b"\x00\x03abc",
+            b"\x00\x03abcdef",
+            b"\x00\x04abc",
+            b"\x01\x00abc",
+        ];
+        for i in inputs {
+            assert_eq!(prefixed(i), by_nom(i), "{i:?}");
         }
     }
 

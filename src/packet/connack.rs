@@ -1,7 +1,5 @@
 //! CONNACK (§3.2): `20 02 flags code`, flags bit 0 = session present.
 
-use bytes::{BufMut, BytesMut};
-
 use crate::codec::prim;
 use crate::error::DecodeError;
 
@@ -67,11 +65,6 @@ impl ConnAck {
                 session_present: true
             }
         )
-    }
-
-    pub(crate) fn encode_body(&self, buf: &mut BytesMut) {
-        buf.put_u8(self.session_present() as u8);
-        buf.put_u8(self.code());
     }
 
     pub(crate) fn decode_body(i: &[u8]) -> Result<Self, DecodeError> {

@@ -59,6 +59,7 @@ pub struct Login<B> {
 }
 
 impl<B> Connect<B> {
+    #[inline]
     pub(crate) fn map<C>(self, f: &mut impl FnMut(B) -> C) -> Connect<C> {
         Connect {
             client_id: self.client_id.map(f),
@@ -114,10 +115,20 @@ impl<B: AsRef<[u8]>> Connect<B> {
     }
 
     pub(crate) fn encode_body(&self, buf: &mut BytesMut) {
-        prim::put_prefixed(buf, PROTOCOL_NAME);
-        buf.put_u8(PROTOCOL_LEVEL);
-        buf.put_u8(self.flags());
-        buf.put_u16(self.keep_alive);
+        // Protocol name, level, flags and keep-alive in one write.
+        let [ka_hi, ka_lo] = self.keep_alive.to_be_bytes();
+        buf.put_slice(&[
+            0,
+            4,
+            b'M',
+            b'Q',
+            b'T',
+            b'T',
+            PROTOCOL_LEVEL,
+            self.flags(),
+            ka_hi,
+            ka_lo,
+        ]);
         prim::put_prefixed(buf, self.client_id.as_bytes());
         if let Some(w) = &self.will {
             prim::put_prefixed(buf, w.topic.as_bytes());
@@ -135,6 +146,7 @@ impl<B: AsRef<[u8]>> Connect<B> {
 /// Reads a field that the flags say is present: a packet that ends where the field
 /// should start is reported as the field missing; a field that starts but runs past the
 /// end of the packet is [`DecodeError::UnexpectedEnd`].
+#[inline]
 fn present(i: &[u8], missing: DecodeError) -> Result<(&[u8], &[u8]), DecodeError> {
     if i.is_empty() {
         return Err(missing);
@@ -143,7 +155,9 @@ fn present(i: &[u8], missing: DecodeError) -> Result<(&[u8], &[u8]), DecodeError
 }
 
 impl<'a> Connect<&'a [u8]> {
-    pub(crate) fn decode_body(i: &'a [u8]) -> Result<Self, DecodeError> {
+    /// Protocol name, level and flags, field by field: what names the error when the
+    /// bytes are not the 3.1.1 header.
+    fn decode_protocol(i: &'a [u8]) -> Result<(&'a [u8], u8), DecodeError> {
         let (i, name) = prim::prefixed(i)?;
         if name != PROTOCOL_NAME {
             return Err(DecodeError::InvalidProtocolName);
@@ -152,7 +166,15 @@ impl<'a> Connect<&'a [u8]> {
         if level != PROTOCOL_LEVEL {
             return Err(DecodeError::UnsupportedProtocolLevel(level));
         }
-        let (i, flags) = prim::u8_(i)?;
+        prim::u8_(i)
+    }
+
+    pub(crate) fn decode_body(i: &'a [u8]) -> Result<Self, DecodeError> {
+        // The 3.1.1 header is seven constant bytes: compare them at once.
+        let (i, flags) = match i.split_first_chunk::<8>() {
+            Some((&[0, 4, b'M', b'Q', b'T', b'T', PROTOCOL_LEVEL, flags], rest)) => (rest, flags),
+            _ => Self::decode_protocol(i)?,
+        };
         if flags & 0x01 != 0 {
             return Err(DecodeError::ConnectReservedFlag);
         }

@@ -89,6 +89,7 @@ pub enum PacketType {
 
 impl PacketType {
     /// The packet type for a type nibble; `None` for the reserved 0 and 15.
+    #[inline]
     pub const fn from_u8(v: u8) -> Option<PacketType> {
         use PacketType::*;
         Some(match v {
@@ -133,6 +134,7 @@ impl PacketType {
 
     /// The flag nibble every packet of this type carries; `None` for PUBLISH, whose
     /// flags carry DUP, QoS and RETAIN.
+    #[inline]
     pub(crate) const fn fixed_flags(self) -> Option<u8> {
         match self {
             PacketType::Publish => None,
@@ -142,6 +144,7 @@ impl PacketType {
     }
 
     /// The Remaining Length every packet of this type has, if it is fixed.
+    #[inline]
     pub(crate) const fn fixed_remaining_length(self) -> Option<usize> {
         use PacketType::*;
         match self {
@@ -174,6 +177,7 @@ impl<B> Packet<B> {
     }
 
     /// The packet with every storage value converted by `f`, which must keep the bytes.
+    #[inline]
     pub(crate) fn map<C>(self, f: &mut impl FnMut(B) -> C) -> Packet<C> {
         match self {
             Packet::Connect(p) => Packet::Connect(p.map(f)),
@@ -239,30 +243,45 @@ impl<B: AsRef<[u8]>> Packet<B> {
 
     /// Appends the packet's bytes to `buf`, in the minimal encoding. On error nothing is
     /// written.
+    #[inline]
     pub fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
-        let rl = self.remaining_length();
-        if rl > MAX_REMAINING_LENGTH {
-            return Err(EncodeError::PacketTooLarge);
-        }
-        if let Packet::Publish(p) = self {
-            p.check()?;
-        }
-        buf.reserve(1 + prim::remaining_length_len(rl) + rl);
-        buf.put_u8(self.first_byte());
-        prim::put_remaining_length(buf, rl);
+        // The fixed-size packets are written in a single write.
+        let id_only = |buf: &mut BytesMut, first: u8, id: PacketId| {
+            let [hi, lo] = id.get().to_be_bytes();
+            buf.put_slice(&[first, 2, hi, lo]);
+        };
         match self {
-            Packet::Connect(p) => p.encode_body(buf),
-            Packet::ConnAck(p) => p.encode_body(buf),
-            Packet::Publish(p) => p.encode_body(buf),
-            Packet::PubAck(id)
-            | Packet::PubRec(id)
-            | Packet::PubRel(id)
-            | Packet::PubComp(id)
-            | Packet::UnsubAck(id) => buf.put_u16(id.get()),
-            Packet::Subscribe(p) => p.encode_body(buf),
-            Packet::SubAck(p) => p.encode_body(buf),
-            Packet::Unsubscribe(p) => p.encode_body(buf),
-            Packet::PingReq | Packet::PingResp | Packet::Disconnect => {}
+            Packet::Publish(p) => return p.encode(buf),
+            Packet::PubAck(id) => id_only(buf, 0x40, *id),
+            Packet::PubRec(id) => id_only(buf, 0x50, *id),
+            Packet::PubRel(id) => id_only(buf, 0x62, *id),
+            Packet::PubComp(id) => id_only(buf, 0x70, *id),
+            Packet::UnsubAck(id) => id_only(buf, 0xB0, *id),
+            Packet::ConnAck(p) => buf.put_slice(&[0x20, 2, p.session_present() as u8, p.code()]),
+            Packet::PingReq => buf.put_slice(&[0xC0, 0]),
+            Packet::PingResp => buf.put_slice(&[0xD0, 0]),
+            Packet::Disconnect => buf.put_slice(&[0xE0, 0]),
+            Packet::Connect(_)
+            | Packet::Subscribe(_)
+            | Packet::SubAck(_)
+            | Packet::Unsubscribe(_) => {
+                let rl = self.remaining_length();
+                if rl > MAX_REMAINING_LENGTH {
+                    return Err(EncodeError::PacketTooLarge);
+                }
+                buf.reserve(1 + prim::remaining_length_len(rl) + rl);
+                let first = self.first_byte();
+                match self {
+                    Packet::Connect(p) => {
+                        prim::put_fixed_header(buf, first, rl);
+                        p.encode_body(buf);
+                    }
+                    Packet::Subscribe(p) => p.encode(buf, first, rl),
+                    Packet::SubAck(p) => p.encode(buf, first, rl),
+                    Packet::Unsubscribe(p) => p.encode(buf, first, rl),
+                    _ => {}
+                }
+            }
         }
         Ok(())
     }
@@ -277,6 +296,7 @@ impl<B: AsRef<[u8]>> Packet<B> {
 
 impl<'a> Packet<&'a [u8]> {
     /// Parses the body of a packet whose fixed header has been checked.
+    #[inline]
     pub(crate) fn decode_body(
         t: PacketType,
         flags: u8,

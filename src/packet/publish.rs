@@ -84,6 +84,7 @@ impl Publish<Bytes> {
 }
 
 impl<B> Publish<B> {
+    #[inline]
     pub(crate) fn map<C>(self, f: &mut impl FnMut(B) -> C) -> Publish<C> {
         Publish {
             dup: self.dup,
@@ -115,16 +116,29 @@ impl<B: AsRef<[u8]>> Publish<B> {
         self.header_len() + self.payload.as_ref().len()
     }
 
-    fn encode_variable_header(&self, buf: &mut BytesMut) {
-        prim::put_prefixed(buf, self.topic.as_bytes());
+    /// Fixed header and topic length in one write, then the topic and packet id.
+    #[inline]
+    fn put_header(&self, buf: &mut BytesMut, rl: usize) {
+        let first = 0x30 | self.flags();
+        prim::put_fixed_header_u16(buf, first, rl, self.topic.len() as u16);
+        buf.put_slice(self.topic.as_bytes());
         if let Some(id) = self.qos.packet_id() {
             buf.put_u16(id.get());
         }
     }
 
-    pub(crate) fn encode_body(&self, buf: &mut BytesMut) {
-        self.encode_variable_header(buf);
+    /// Appends the whole packet.
+    #[inline]
+    pub(crate) fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+        let rl = self.remaining_length();
+        if rl > MAX_REMAINING_LENGTH {
+            return Err(EncodeError::PacketTooLarge);
+        }
+        self.check()?;
+        buf.reserve(1 + prim::remaining_length_len(rl) + rl);
+        self.put_header(buf, rl);
         buf.put_slice(self.payload.as_ref());
+        Ok(())
     }
 
     /// Appends everything but the payload (fixed header, topic, packet id), so that a
@@ -135,14 +149,13 @@ impl<B: AsRef<[u8]>> Publish<B> {
             return Err(EncodeError::PacketTooLarge);
         }
         self.check()?;
-        buf.put_u8(0x30 | self.flags());
-        prim::put_remaining_length(buf, rl);
-        self.encode_variable_header(buf);
+        self.put_header(buf, rl);
         Ok(())
     }
 }
 
 impl<'a> Publish<&'a [u8]> {
+    #[inline]
     pub(crate) fn decode_body(flags: u8, i: &'a [u8]) -> Result<Self, DecodeError> {
         let (i, topic) = prim::prefixed(i)?;
         check_topic_name(topic)?;

@@ -129,6 +129,7 @@ fn encode_filters<'f, F: AsRef<[u8]> + 'f>(
 macro_rules! list_common {
     ($name:ident, $field:ident) => {
         impl<B> $name<B> {
+            #[inline]
             pub(crate) fn map<C>(self, f: &mut impl FnMut(B) -> C) -> $name<C> {
                 $name {
                     packet_id: self.packet_id,
@@ -142,8 +143,11 @@ macro_rules! list_common {
                 2 + self.$field.as_ref().len()
             }
 
-            pub(crate) fn encode_body(&self, buf: &mut BytesMut) {
-                buf.put_u16(self.packet_id.get());
+            /// Writes the packet: fixed header and packet identifier in one write, then
+            /// the list.
+            #[inline]
+            pub(crate) fn encode(&self, buf: &mut BytesMut, first: u8, rl: usize) {
+                prim::put_fixed_header_u16(buf, first, rl, self.packet_id.get());
                 buf.put_slice(self.$field.as_ref());
             }
         }

@@ -214,3 +214,41 @@ fn parse_vector(file: &str, v: &Value) -> Result<PacketVector, String> {
             .transpose()?,
     })
 }
+
+/// Prefixes the client ids and topics of a canonical packet (`BROKER.md`, Prefixing),
+/// so that scenarios played against a shared broker do not disturb each other.
+pub fn prefix_packet(v: &Value, prefix: &str) -> Value {
+    let mut v = v.clone();
+    if prefix.is_empty() {
+        return v;
+    }
+    let pre = |x: &mut Value| {
+        if let Some(s) = x.as_str() {
+            if !s.is_empty() {
+                *x = Value::String(format!("{prefix}{s}"));
+            }
+        }
+    };
+    if let Some(o) = v.as_object_mut() {
+        for k in ["client_id", "topic"] {
+            if let Some(x) = o.get_mut(k) {
+                pre(x);
+            }
+        }
+        if let Some(w) = o.get_mut("will").and_then(Value::as_object_mut) {
+            if let Some(x) = w.get_mut("topic") {
+                pre(x);
+            }
+        }
+        if let Some(fs) = o.get_mut("filters").and_then(Value::as_array_mut) {
+            for f in fs {
+                if f.is_string() {
+                    pre(f);
+                } else if let Some(x) = f.get_mut("filter") {
+                    pre(x);
+                }
+            }
+        }
+    }
+    v
+}

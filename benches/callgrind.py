@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Instructions per operation for mqtt-sansio and its peers, counted by callgrind: a
+measure that does not depend on what else the machine is running.
+
+Builds `benches/peers`' `ops` example, runs every workload through every crate under
+`valgrind --tool=callgrind`, subtracts a baseline run that builds the same inputs, and
+prints two Markdown tables (decode, encode) with the ratio peer / ours, by the same
+rule as `report.py`. Standard library only; needs valgrind.
+
+Usage: python3 benches/callgrind.py [WORKLOAD ...]
+"""
+
+import os
+import re
+import subprocess
+import sys
+
+WORKLOADS = [
+    "connect", "publish_qos0_16B", "publish_qos0_1KiB", "publish_qos0_64KiB",
+    "publish_qos1_1KiB", "puback", "subscribe_10", "suback_10", "unsubscribe_3",
+    "pingreq", "mixed_4MiB",
+]
+DECODE = ["ours", "ours-bytes", "rumqttc", "mqttrs", "mqtt-protocol"]
+ENCODE = ["enc-ours", "enc-rumqttc", "enc-mqttrs", "enc-mqtt-protocol"]
+# The form of ours each peer is divided by (see report.py).
+BASE = {"rumqttc": "ours-bytes", "mqttrs": "ours", "mqtt-protocol": "ours"}
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PEERS = os.path.join(HERE, "peers")
+EXE = os.path.join(PEERS, "target", "release", "examples", "ops")
+
+
+def instructions(workload, n, mode):
+    out = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", EXE,
+         workload, str(n), mode],
+        capture_output=True, text=True, check=True,
+    ).stderr
+    return int(re.search(r"refs:\s+([\d,]+)", out).group(1).replace(",", ""))
+
+
+def per_op(workload, mode):
+    n = 4 if workload == "mixed_4MiB" else 200
+    if mode.startswith("enc-"):
+        base = instructions(workload, 0, mode)
+    else:
+        base = instructions(workload, n, "bufs" if mode in ("ours-bytes", "rumqttc") else "noop")
+    return (instructions(workload, n, mode) - base) / n
+
+
+def main():
+    subprocess.run(["cargo", "build", "--release", "--example", "ops"], cwd=PEERS, check=True)
+    workloads = sys.argv[1:] or WORKLOADS
+    c = {(w, m): per_op(w, m) for w in workloads for m in DECODE + ENCODE}
+    fmt = lambda v: f"{v:,.0f}"
+    print("### decode, instructions per packet (per stream for mixed_4MiB)\n")
+    print("| workload | mqtt-sansio | mqtt-sansio-bytes | rumqttc | mqttrs | mqtt-protocol |")
+    print("|---|---|---|---|---|---|")
+    for w in workloads:
+        cells = [fmt(c[(w, "ours")]), fmt(c[(w, "ours-bytes")])]
+        for p in ("rumqttc", "mqttrs", "mqtt-protocol"):
+            cells.append(f"{fmt(c[(w, p)])} ({c[(w, p)] / c[(w, BASE[p])]:.2f}×)")
+        print(f"| {w} | " + " | ".join(cells) + " |")
+    print("\n### encode, instructions per packet (per stream for mixed_4MiB)\n")
+    print("| workload | mqtt-sansio | rumqttc | mqttrs | mqtt-protocol |")
+    print("|---|---|---|---|---|")
+    for w in workloads:
+        o = c[(w, "enc-ours")]
+        cells = [fmt(o)] + [
+            f"{fmt(c[(w, 'enc-' + p)])} ({c[(w, 'enc-' + p)] / o:.2f}×)"
+            for p in ("rumqttc", "mqttrs", "mqtt-protocol")
+        ]
+        print(f"| {w} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+//! One workload through one crate, N times, for counting instructions under callgrind
+//! (`benches/callgrind.py` drives it): `ops WORKLOAD N MODE`.
+//!
+//! MODE: `ours`, `ours-bytes`, `rumqttc`, `mqttrs`, `mqtt-protocol` (decode),
+//! `enc-ours`, `enc-rumqttc`, `enc-mqttrs`, `enc-mqtt-protocol` (encode), and the
+//! baselines `noop` and `bufs` (builds the N input buffers the `BytesMut` decoders
+//! consume, and nothing else). Decoders loop while input is left, so that none makes
+//! an extra call on an empty buffer.
+
+use std::hint::black_box;
+
+use bytes::BytesMut;
+use mqtt::packet::VariablePacket as MpPacket;
+use mqtt::{Decodable, Encodable};
+use rumqttc::mqttbytes::v4::Packet as RuPacket;
+
+#[path = "../../common/workloads.rs"]
+mod workloads;
+
+/// The size of the packet at the front of `b` (mqttrs does not report it).
+fn frame_len(b: &[u8]) -> usize {
+    let mut len = 0usize;
+    for (i, &c) in b[1..].iter().take(4).enumerate() {
+        len |= ((c & 0x7F) as usize) << (7 * i);
+        if c & 0x80 == 0 {
+            return 2 + i + len;
+        }
+    }
+    panic!("bad remaining length")
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (which, n, mode) = (
+        args[1].as_str(),
+        args[2].parse::<usize>().unwrap(),
+        args[3].as_str(),
+    );
+    let bytes = if which == "mixed_4MiB" {
+        workloads::mixed_stream().0
+    } else {
+        workloads::single()
+            .into_iter()
+            .find(|(w, _)| *w == which)
+            .expect("a workload name")
+            .1
+    };
+    let bytes = &bytes[..];
+    let mut bufs: Vec<BytesMut> = match mode {
+        "ours-bytes" | "rumqttc" | "bufs" => (0..n).map(|_| BytesMut::from(bytes)).collect(),
+        _ => Vec::new(),
+    };
+    match mode {
+        "noop" => {}
+        "bufs" => {
+            black_box(&mut bufs);
+        }
+        "ours" => {
+            for _ in 0..n {
+                let mut r = bytes;
+                while !r.is_empty() {
+                    let Ok(mqtt_sansio::Status::Complete(p, used)) =
+                        mqtt_sansio::decode(black_box(r))
+                    else {
+                        panic!("decode")
+                    };
+                    black_box(&p);
+                    r = &r[used..];
+                }
+            }
+        }
+        "ours-bytes" => {
+            for b in bufs.iter_mut() {
+                while !b.is_empty() {
+                    let Ok(mqtt_sansio::Status::Complete(p, _)) =
+                        mqtt_sansio::decode_bytes(black_box(b))
+                    else {
+                        panic!("decode_bytes")
+                    };
+                    black_box(&p);
+                }
+            }
+        }
+        "rumqttc" => {
+            for b in bufs.iter_mut() {
+                while !b.is_empty() {
+                    let p = RuPacket::read(black_box(b), usize::MAX).unwrap();
+                    black_box(&p);
+                }
+            }
+        }
+        "mqttrs" => {
+            for _ in 0..n {
+                let mut r = bytes;
+                while !r.is_empty() {
+                    let p = mqttrs::decode_slice(black_box(r)).unwrap().unwrap();
+                    black_box(&p);
+                    r = &r[frame_len(r)..];
+                }
+            }
+        }
+        "mqtt-protocol" => {
+            for _ in 0..n {
+                let mut r = bytes;
+                while !r.is_empty() {
+                    let p = MpPacket::decode(black_box(&mut r)).unwrap();
+                    black_box(&p);
+                }
+            }
+        }
+        "enc-ours" => {
+            let mut ps = Vec::new();
+            let mut r = bytes;
+            while let Ok(mqtt_sansio::Status::Complete(p, used)) = mqtt_sansio::decode(r) {
+                ps.push(p.to_owned());
+                r = &r[used..];
+            }
+            let mut out = BytesMut::with_capacity(bytes.len());
+            for _ in 0..n {
+                out.clear();
+                for p in &ps {
+                    p.encode(black_box(&mut out)).unwrap();
+                }
+                black_box(&out);
+            }
+        }
+        "enc-rumqttc" => {
+            let mut b = BytesMut::from(bytes);
+            let mut ps = Vec::new();
+            while !b.is_empty() {
+                ps.push(RuPacket::read(&mut b, usize::MAX).unwrap());
+            }
+            let mut out = BytesMut::with_capacity(bytes.len());
+            for _ in 0..n {
+                out.clear();
+                for p in &ps {
+                    p.write(black_box(&mut out), usize::MAX).unwrap();
+                }
+                black_box(&out);
+            }
+        }
+        "enc-mqttrs" => {
+            let mut ps = Vec::new();
+            let mut r = bytes;
+            while !r.is_empty() {
+                ps.push(mqttrs::decode_slice(r).unwrap().unwrap());
+                r = &r[frame_len(r)..];
+            }
+            let mut out = vec![0u8; bytes.len()];
+            for _ in 0..n {
+                let mut at = 0;
+                for p in &ps {
+                    at += mqttrs::encode_slice(p, black_box(&mut out[at..])).unwrap();
+                }
+                black_box(&out);
+            }
+        }
+        "enc-mqtt-protocol" => {
+            let mut ps = Vec::new();
+            let mut r = bytes;
+            while !r.is_empty() {
+                ps.push(MpPacket::decode(&mut r).unwrap());
+            }
+            let mut out = Vec::with_capacity(bytes.len());
+            for _ in 0..n {
+                out.clear();
+                for p in &ps {
+                    p.encode(black_box(&mut out)).unwrap();
+                }
+                black_box(&out);
+            }
+        }
+        other => panic!("unknown mode {other}"),
+    }
+}

@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""Prints the peer comparison as one Markdown table: workload x crate, median time,
+and the ratio peer / ours.
+
+Reads the `new/estimates.json` (and `new/benchmark.json`) files that criterion wrote
+under the peers package's target/criterion. Standard library only.
+
+Usage: python3 benches/report.py [CRITERION_DIR ...]
+       (default: benches/peers/target/criterion next to this script; with several
+       directories, copies of it from several runs, each cell is the fastest median)
+       python3 benches/report.py --state [CRITERION_DIR]
+       (the state machine benches; default: target/criterion of the main crate)
+
+Ratios compare like with like, by the form of the input: a peer that decodes from a
+slice (mqttrs, mqtt-protocol) is divided by our borrowed `decode`; one that consumes a
+`BytesMut` (rumqttc) by our zero-copy `decode_bytes`. Encoding has one form. A ratio
+above 1 means the peer is slower.
+"""
+
+import json
+import os
+import sys
+
+OURS = "mqtt-sansio"
+OURS_BYTES = "mqtt-sansio-bytes"
+PEERS = ["rumqttc", "mqttrs", "mqtt-protocol"]
+# Which of our rows each peer is divided by, per operation.
+BASELINE = {
+    "decode": {"rumqttc": OURS_BYTES, "mqttrs": OURS, "mqtt-protocol": OURS},
+    "encode": {"rumqttc": OURS, "mqttrs": OURS, "mqtt-protocol": OURS},
+}
+WORKLOADS = [
+    "connect",
+    "publish_qos0_16B",
+    "publish_qos0_1KiB",
+    "publish_qos0_64KiB",
+    "publish_qos1_1KiB",
+    "puback",
+    "subscribe_10",
+    "suback_10",
+    "unsubscribe_3",
+    "pingreq",
+    "mixed_4MiB",
+]
+
+
+def load(root):
+    """{(op, workload): {crate: (median_ns, rel_half_ci, bytes, elements)}}"""
+    out = {}
+    for dirpath, _dirs, files in os.walk(root):
+        if os.path.basename(dirpath) != "new" or "estimates.json" not in files:
+            continue
+        with open(os.path.join(dirpath, "benchmark.json")) as f:
+            bench = json.load(f)
+        with open(os.path.join(dirpath, "estimates.json")) as f:
+            est = json.load(f)
+        group = bench["group_id"]
+        if "/" not in group:
+            continue
+        op, workload = group.split("/", 1)
+        med = est["median"]
+        ci = med["confidence_interval"]
+        point = med["point_estimate"]
+        half = (ci["upper_bound"] - ci["lower_bound"]) / 2 / point if point else 0.0
+        tp = bench.get("throughput") or {}
+        size = tp.get("Bytes")
+        elements = tp.get("Elements")
+        out.setdefault((op, workload), {})[bench["function_id"]] = (point, half, size, elements)
+    return out
+
+
+def fmt_time(ns):
+    if ns < 1e3:
+        return f"{ns:.1f} ns"
+    if ns < 1e6:
+        return f"{ns / 1e3:.2f} µs"
+    return f"{ns / 1e6:.2f} ms"
+
+
+def fmt_size(n):
+    if n is None:
+        return "?"
+    if n >= 1 << 20:
+        return f"{n / (1 << 20):.0f} MiB"
+    if n >= 1 << 10:
+        return f"{n / (1 << 10):.1f} KiB"
+    return f"{n} B"
+
+
+def table(data, op):
+    cols = (["memcpy", OURS, OURS_BYTES] if op == "decode" else [OURS]) + PEERS
+    head = ["workload", "size"] + cols + ["ours GiB/s", "noise ±"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    names = WORKLOADS + sorted({w for (o, w) in data if o == op} - set(WORKLOADS))
+    for w in names:
+        row = data.get((op, w))
+        if not row:
+            continue
+        size = next((v[2] for v in row.values() if v[2]), None)
+        cells = [w, fmt_size(size)]
+        for c in cols:
+            if c not in row:
+                cells.append("–")
+                continue
+            t = row[c][0]
+            cell = fmt_time(t)
+            base = BASELINE[op].get(c)
+            if base and base in row:
+                cell += f" ({t / row[base][0]:.2f}×)"
+            cells.append(cell)
+        ours = min(row[c][0] for c in (OURS, OURS_BYTES) if c in row)
+        cells.append(f"{size / ours * 1e9 / (1 << 30):.2f}" if size else "?")
+        cells.append(f"{max(v[1] for v in row.values()) * 100:.1f}%")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def state_report(root):
+    data = load(root)
+    rows = sorted((k, v) for k, v in data.items() if k[0] in STATE_GROUPS)
+    if not rows:
+        sys.exit(f"no state benchmarks under {root}: run `cargo bench --bench state` first")
+    print("| group | case | median | per second | noise ± |")
+    print("|---|---|---|---|---|")
+    for (op, group), cases in rows:
+        for case in sorted(cases, key=lambda c: (len(c), c)):
+            t, half, size, elements = cases[case]
+            if size:
+                rate = fmt_rate(size / (t / 1e9), "bytes")
+            else:
+                rate = fmt_rate((elements or 1) / (t / 1e9), STATE_UNIT.get(op, "ops"))
+            print(f"| {op}/{group} | {case} | {fmt_time(t)} | {rate} | {half * 100:.1f}% |")
+    idx = data.get(("index", "match_one_topic"), {})
+    if idx:
+        by_n = sorted((leading_number(c), v[0]) for c, v in idx.items())
+        (n0, t0), (n1, t1) = by_n[0], by_n[-1]
+        print()
+        print(f"Index: matching among {n1:,} filters takes {t1 / t0:.2f}× the time "
+              f"of matching among {n0:,} ({n1 // n0:,}× the filters).")
+
+
+STATE_GROUPS = {"client", "server", "broker", "index"}
+# What an element of each group's throughput is.
+STATE_UNIT = {"client": "messages", "broker": "deliveries", "index": "matches"}
+
+
+def leading_number(name):
+    digits = ""
+    for ch in name:
+        if ch.isdigit():
+            digits += ch
+        elif digits:
+            break
+    return int(digits) if digits else 1
+
+
+def fmt_rate(r, unit):
+    if unit == "bytes":
+        return f"{r / (1 << 30):.2f} GiB/s"
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if r >= div:
+            return f"{r / div:.2f} {suffix} {unit}/s"
+    return f"{r:.0f} {unit}/s"
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    if len(sys.argv) > 1 and sys.argv[1] == "--state":
+        root = sys.argv[2] if len(sys.argv) > 2 else os.path.join(here, "..", "target", "criterion")
+        return state_report(root)
+    roots = sys.argv[1:] or [os.path.join(here, "peers", "target", "criterion")]
+    data = {}
+    for root in roots:
+        if not os.path.isdir(root):
+            sys.exit(f"no criterion output at {root}: run `cargo bench` in benches/peers first")
+        # Several runs (copies of target/criterion): keep each cell's fastest median,
+        # the least disturbed by other load on the machine.
+        for key, cells in load(root).items():
+            best = data.setdefault(key, {})
+            for crate, v in cells.items():
+                if crate not in best or v[0] < best[crate][0]:
+                    best[crate] = v
+    if not data:
+        sys.exit(f"no estimates.json under {roots}")
+    for op in ("decode", "encode"):
+        print(f"### {op}\n")
+        print(table(data, op))
+        print()
+    print(
+        "Median of criterion's samples. Ratio = peer ÷ ours (above 1: the peer is slower); "
+        "decode ratios divide the peers that read a slice (mqttrs, mqtt-protocol) by "
+        "`decode` and the one that consumes a `BytesMut` (rumqttc) by `decode_bytes`. "
+        "`ours GiB/s` is the faster of our two forms. `noise ±` is the widest 95% "
+        "confidence half-interval of the median in the row."
+    )
+
+
+if __name__ == "__main__":
+    main()
