@@ -9,8 +9,8 @@
 #[path = "support/fuzz_checks.rs"]
 mod fuzz_checks;
 #[allow(dead_code)]
-#[path = "support/fuzz_machines.rs"]
-mod fuzz_machines;
+#[path = "support/machine_checks.rs"]
+mod machine_checks;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -22,9 +22,9 @@ type Check = fn(&[u8]);
 const TARGETS: &[(&str, Check)] = &[
     ("decode", fuzz_checks::check_decode),
     ("roundtrip", fuzz_checks::check_roundtrip),
-    ("client", fuzz_machines::check_client),
-    ("server", fuzz_machines::check_server),
-    ("broker", fuzz_machines::check_broker),
+    ("client", machine_checks::check_client),
+    ("server", machine_checks::check_server),
+    ("broker", machine_checks::check_broker),
 ];
 
 fn root() -> PathBuf {

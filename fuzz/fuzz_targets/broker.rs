@@ -1,7 +1,7 @@
-//! Arbitrary sequences of input into the broker state machine, with invariants checked
-//! after every step; see `tests/support/fuzz_machines.rs`.
+//! A broker driven by arbitrary operations, checked after every step against a model;
+//! see `tests/support/machine_checks.rs` for the invariants.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| mqtt_sansio_fuzz::fuzz_machines::check_broker(data));
+fuzz_target!(|data: &[u8]| mqtt_sansio_fuzz::machine_checks::check_broker(data));
