@@ -56,6 +56,8 @@
 //! code 0x80. `--deny-publish FILTER` acknowledges a PUBLISH to a matching topic as usual
 //! and drops it (MQTT 3.1.1 has no negative acknowledgement).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::error::Error;
 use std::net::SocketAddr;
@@ -559,23 +561,8 @@ async fn run(o: Options) -> Result<(), Box<dyn Error>> {
 }
 
 fn main() {
-    let options = match parse_args() {
-        Ok(o) => o,
-        Err(msg) => {
-            eprintln!("{msg}");
-            std::process::exit(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            std::process::exit(1);
-        }
-    };
+    let options = common::options_or_exit(parse_args());
+    let runtime = common::runtime_or_exit();
     if let Err(e) = runtime.block_on(run(options)) {
         eprintln!("broker: {e}");
         std::process::exit(1);

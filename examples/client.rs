@@ -32,6 +32,8 @@
 //! `Close` ends the connection. Time is the crate's [`Instant`], counted in
 //! milliseconds from the process start.
 
+mod common;
+
 use std::error::Error;
 use std::io::Write;
 use std::time::Duration;
@@ -431,23 +433,8 @@ async fn run(o: Options) -> Result<(), Box<dyn Error>> {
 }
 
 fn main() {
-    let options = match parse_args() {
-        Ok(o) => o,
-        Err(msg) => {
-            eprintln!("{msg}");
-            std::process::exit(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            std::process::exit(1);
-        }
-    };
+    let options = common::options_or_exit(parse_args());
+    let runtime = common::runtime_or_exit();
     if let Err(e) = runtime.block_on(run(options)) {
         eprintln!("client: {e}");
         std::process::exit(1);

@@ -43,6 +43,8 @@
 //! window has room, DISCONNECT when done), and writes what the drain encoded in one
 //! write. Time is the crate's [`Instant`], milliseconds since the process start.
 
+mod common;
+
 use std::error::Error;
 use std::time::Duration;
 
@@ -666,23 +668,8 @@ async fn run(o: Options) -> Result<bool, Box<dyn Error>> {
 }
 
 fn main() {
-    let options = match parse_args() {
-        Ok(o) => o,
-        Err(msg) => {
-            eprintln!("{msg}");
-            std::process::exit(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            std::process::exit(1);
-        }
-    };
+    let options = common::options_or_exit(parse_args());
+    let runtime = common::runtime_or_exit();
     match runtime.block_on(run(options)) {
         Ok(true) => {}
         Ok(false) => std::process::exit(1),
