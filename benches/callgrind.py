@@ -4,8 +4,8 @@ measure that does not depend on what else the machine is running.
 
 Builds `benches/peers`' `ops` example, runs every workload through every crate under
 `valgrind --tool=callgrind`, subtracts a baseline run that builds the same inputs, and
-prints two Markdown tables (decode, encode) with the ratio peer / ours, by the same
-rule as `report.py`. Standard library only; needs valgrind.
+prints Markdown tables (decode, encode, and the zero-copy decoders again from a fresh
+buffer per packet) with the ratio peer / ours, by the same rule as `report.py`. Standard library only; needs valgrind.
 
 Usage: python3 benches/callgrind.py [WORKLOAD ...]
 """
@@ -20,32 +20,34 @@ WORKLOADS = [
     "publish_qos1_1KiB", "puback", "subscribe_10", "suback_10", "unsubscribe_3",
     "pingreq", "mixed_4MiB",
 ]
-DECODE = ["ours", "ours-bytes", "rumqttc", "mqttrs", "mqtt-protocol"]
+DECODE = ["ours", "ours-bytes", "ours-frame", "rumqttc", "mqttrs", "mqtt-protocol"]
+ZERO_COPY = ("ours-bytes", "ours-frame", "rumqttc")
 ENCODE = ["enc-ours", "enc-rumqttc", "enc-mqttrs", "enc-mqtt-protocol"]
 # The form of ours each peer is divided by (see report.py).
-BASE = {"rumqttc": "ours-bytes", "mqttrs": "ours", "mqtt-protocol": "ours"}
+BASE = {"rumqttc": ("ours-bytes", "ours-frame"), "mqttrs": ("ours",), "mqtt-protocol": ("ours",)}
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEERS = os.path.join(HERE, "peers")
 EXE = os.path.join(PEERS, "target", "release", "examples", "ops")
 
 
-def instructions(workload, n, mode):
+def instructions(workload, n, mode, fresh=False):
+    env = dict(os.environ, FRESH="1" if fresh else "0")
     out = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", EXE,
          workload, str(n), mode],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True, check=True, env=env,
     ).stderr
     return int(re.search(r"refs:\s+([\d,]+)", out).group(1).replace(",", ""))
 
 
-def per_op(workload, mode):
+def per_op(workload, mode, fresh=False):
     n = 4 if workload == "mixed_4MiB" else 200
     if mode.startswith("enc-"):
         base = instructions(workload, 0, mode)
     else:
-        base = instructions(workload, n, "bufs" if mode in ("ours-bytes", "rumqttc") else "noop")
-    return (instructions(workload, n, mode) - base) / n
+        base = instructions(workload, n, "bufs" if mode in ZERO_COPY else "noop", fresh)
+    return (instructions(workload, n, mode, fresh) - base) / n
 
 
 def main():
@@ -53,14 +55,25 @@ def main():
     workloads = sys.argv[1:] or WORKLOADS
     c = {(w, m): per_op(w, m) for w in workloads for m in DECODE + ENCODE}
     fmt = lambda v: f"{v:,.0f}"
+    ratio = lambda w, p, fc=c: " / ".join(f"{fc[(w, p)] / fc[(w, b)]:.2f}×" for b in BASE[p])
     print("### decode, instructions per packet (per stream for mixed_4MiB)\n")
-    print("| workload | mqtt-sansio | mqtt-sansio-bytes | rumqttc | mqttrs | mqtt-protocol |")
-    print("|---|---|---|---|---|---|")
+    print("| workload | mqtt-sansio | mqtt-sansio-bytes | mqtt-sansio-frame | rumqttc | mqttrs | mqtt-protocol |")
+    print("|---|---|---|---|---|---|---|")
     for w in workloads:
-        cells = [fmt(c[(w, "ours")]), fmt(c[(w, "ours-bytes")])]
+        cells = [fmt(c[(w, m)]) for m in ("ours", "ours-bytes", "ours-frame")]
         for p in ("rumqttc", "mqttrs", "mqtt-protocol"):
-            cells.append(f"{fmt(c[(w, p)])} ({c[(w, p)] / c[(w, BASE[p])]:.2f}×)")
+            cells.append(f"{fmt(c[(w, p)])} ({ratio(w, p)})")
         print(f"| {w} | " + " | ".join(cells) + " |")
+    singles = [w for w in workloads if w != "mixed_4MiB"]
+    if singles:
+        f = {(w, m): per_op(w, m, fresh=True) for w in singles for m in ZERO_COPY}
+        print("\n### zero-copy decode from a fresh `BytesMut` per packet (its first split allocates)\n")
+        print("| workload | mqtt-sansio-bytes | mqtt-sansio-frame | rumqttc |")
+        print("|---|---|---|---|")
+        for w in singles:
+            cells = [fmt(f[(w, "ours-bytes")]), fmt(f[(w, "ours-frame")])]
+            cells.append(f"{fmt(f[(w, 'rumqttc')])} ({ratio(w, 'rumqttc', f)})")
+            print(f"| {w} | " + " | ".join(cells) + " |")
     print("\n### encode, instructions per packet (per stream for mixed_4MiB)\n")
     print("| workload | mqtt-sansio | rumqttc | mqttrs | mqtt-protocol |")
     print("|---|---|---|---|---|")

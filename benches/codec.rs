@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use mqtt_sansio::{Packet, Status, decode, decode_bytes};
+use mqtt_sansio::{Frame, Packet, Status, decode, decode_bytes, decode_frame};
 
 #[path = "common/workloads.rs"]
 mod workloads;
@@ -44,6 +44,17 @@ fn memcpy(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime
     });
 }
 
+/// The frame form as a reader uses it: decode the frame and take its packet to read.
+fn frame_and_packet(buf: &mut BytesMut) -> Option<Frame> {
+    match decode_frame(buf) {
+        Ok(Status::Complete(f, _)) => {
+            black_box(f.packet());
+            Some(f)
+        }
+        _ => None,
+    }
+}
+
 fn decode_single(c: &mut Criterion) {
     for (name, bytes) in workloads::single() {
         assert_eq!(packets(&bytes).len(), 1);
@@ -53,8 +64,15 @@ fn decode_single(c: &mut Criterion) {
         g.bench_function("decode", |b| b.iter(|| decode(black_box(&bytes))));
         g.bench_function("decode_bytes", |b| {
             b.iter_batched_ref(
-                || BytesMut::from(&bytes[..]),
+                || workloads::reader_buf(&bytes),
                 decode_bytes,
+                BatchSize::SmallInput,
+            )
+        });
+        g.bench_function("decode_frame", |b| {
+            b.iter_batched_ref(
+                || workloads::reader_buf(&bytes),
+                frame_and_packet,
                 BatchSize::SmallInput,
             )
         });
@@ -87,6 +105,20 @@ fn decode_stream(c: &mut Criterion) {
                 let mut n = 0usize;
                 while let Ok(Status::Complete(p, _)) = decode_bytes(buf) {
                     black_box(&p);
+                    n += 1;
+                }
+                assert_eq!(n, count);
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("decode_frame", |b| {
+        b.iter_batched_ref(
+            || BytesMut::from(&bytes[..]),
+            |buf| {
+                let mut n = 0usize;
+                while let Ok(Status::Complete(f, _)) = decode_frame(buf) {
+                    black_box(f.packet());
                     n += 1;
                 }
                 assert_eq!(n, count);

@@ -80,7 +80,9 @@ pub mod types;
 
 pub use broker::{Broker, BrokerConfig, ConnId};
 pub use client::{Action, Client, ClientConfig, ClientError, ClientState, Event, Lost, Reason};
-pub use codec::{Decoder, FixedHeader, MAX_PACKET_SIZE, Status, decode, decode_bytes};
+pub use codec::{
+    Decoder, FixedHeader, Frame, MAX_PACKET_SIZE, Status, decode, decode_bytes, decode_frame,
+};
 pub use error::{DecodeError, EncodeError};
 pub use packet::{
     ConnAck, Connect, ConnectReturnCode, Login, Packet, PacketType, Publish, QosPid, SubAck,

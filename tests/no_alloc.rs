@@ -6,11 +6,11 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use mqtt_sansio::{
     Binary, ConnAck, Connect, Login, MqttString, Packet, PacketId, PacketType, Publish, QoS,
     QosPid, Status, SubAck, SubAckCode, Subscribe, TopicFilter, TopicName, Unsubscribe, Will,
-    decode,
+    decode, decode_frame,
 };
 
 thread_local! {
@@ -169,6 +169,44 @@ fn borrowed_decoding_of_every_packet_type_allocates_nothing() {
             t.name()
         );
     }
+}
+
+/// Frames from a stream reader's buffer, holding all 14 packet types back to back and
+/// already split once (which shares its storage: the one allocation `bytes` makes per
+/// buffer), allocate nothing: a frame is one reference count.
+#[test]
+fn frame_decoding_from_a_reader_buffer_allocates_nothing() {
+    let packets = one_of_each();
+    let mut buf = BytesMut::new();
+    for p in &packets {
+        p.encode(&mut buf).unwrap();
+    }
+    // The first split of a buffer shares its storage (the allocation); do it here.
+    drop(buf.split_to(0));
+    let mut frames = Vec::with_capacity(packets.len());
+    for p in &packets {
+        let before = allocations();
+        let result = decode_frame(&mut buf);
+        let read = match &result {
+            Ok(Status::Complete(f, _)) if f.packet_type() == p.packet_type() => touch(&f.packet()),
+            _ => usize::MAX,
+        };
+        let during = allocations() - before;
+        assert_ne!(
+            read,
+            usize::MAX,
+            "{:?} did not decode: {result:?}",
+            p.packet_type()
+        );
+        assert_eq!(
+            during,
+            0,
+            "a {} frame allocated {during} times",
+            p.packet_type().name()
+        );
+        frames.push(result);
+    }
+    assert!(buf.is_empty());
 }
 
 #[test]

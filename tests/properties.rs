@@ -5,7 +5,7 @@ use bytes::{Bytes, BytesMut};
 use mqtt_sansio::{
     Binary, ConnAck, Connect, ConnectReturnCode, DecodeError, Decoder, Login, MqttString, Packet,
     PacketId, PacketType, Publish, QoS, QosPid, Status, SubAck, SubAckCode, Subscribe, TopicFilter,
-    TopicName, Unsubscribe, Will, decode, decode_bytes,
+    TopicName, Unsubscribe, Will, decode, decode_bytes, decode_frame,
 };
 use proptest::collection::vec;
 use proptest::option;
@@ -231,7 +231,17 @@ proptest! {
             other => prop_assert!(false, "decode gave {:?}", other),
         }
         let mut buf = BytesMut::from(&b[..]);
-        prop_assert_eq!(decode_bytes(&mut buf), Ok(Status::Complete(p, b.len())));
+        prop_assert_eq!(decode_bytes(&mut buf), Ok(Status::Complete(p.clone(), b.len())));
+        prop_assert!(buf.is_empty());
+        let mut buf = BytesMut::from(&b[..]);
+        match decode_frame(&mut buf) {
+            Ok(Status::Complete(frame, n)) => {
+                prop_assert_eq!(n, b.len());
+                prop_assert_eq!(frame.packet().to_owned(), p.clone());
+                prop_assert_eq!(frame.into_packet(), p);
+            }
+            other => prop_assert!(false, "decode_frame gave {:?}", other),
+        }
         prop_assert!(buf.is_empty());
     }
 

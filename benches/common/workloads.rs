@@ -6,6 +6,23 @@
 //! include this file by path.
 #![allow(dead_code)]
 
+use bytes::BytesMut;
+
+/// `bytes` in a [`BytesMut`] as a stream reader holds them once it has split off its
+/// first packet: the storage is already shared. Splitting a packet off a fresh
+/// `BytesMut` makes `bytes` allocate a shared header (once per buffer); off this one
+/// it costs a reference count. The zero-copy decoders (ours and rumqttc) get this in
+/// the single-packet workloads, so that the row times the decode a stream reader
+/// repeats per packet; `mixed_4MiB` starts from a fresh buffer and pays the one
+/// allocation.
+pub fn reader_buf(bytes: &[u8]) -> BytesMut {
+    let mut buf = BytesMut::with_capacity(bytes.len() + 1);
+    buf.extend_from_slice(&[0]);
+    buf.extend_from_slice(bytes);
+    drop(buf.split_to(1));
+    buf
+}
+
 /// CONNECT fields.
 pub const CLIENT_ID: &str = "device-7f3a9c21-building-7";
 /// CONNECT keep-alive, seconds.
@@ -173,6 +190,15 @@ pub fn single() -> Vec<(&'static str, Vec<u8>)> {
         ("unsubscribe_3", unsubscribe()),
         ("pingreq", pingreq()),
     ]
+}
+
+/// How many copies of a single-packet workload the peer comparison decodes back to
+/// back per iteration: the per-packet time is the median divided by this.
+pub const REPEAT: usize = 32;
+
+/// [`REPEAT`] copies of `packet`, back to back.
+pub fn repeated(packet: &[u8]) -> Vec<u8> {
+    packet.repeat(REPEAT)
 }
 
 /// Size of the mixed stream.

@@ -10,6 +10,7 @@
 //! Remaining Length is known, so bad or oversized input is refused without waiting for
 //! the rest of it.
 
+mod frame;
 pub(crate) mod prim;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -17,7 +18,10 @@ use bytes::{Buf, Bytes, BytesMut};
 use crate::error::DecodeError;
 use crate::packet::{Packet, PacketType};
 
+pub use frame::Frame;
 pub use prim::MAX_REMAINING_LENGTH;
+
+use frame::Span;
 
 /// The result of decoding input that may hold only part of a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,7 +145,7 @@ impl Decoder {
 
     /// Decodes one packet from the start of `buf`, borrowing its fields from `buf`.
     /// Bytes after the packet are left alone; `Complete` says how many were used.
-    #[inline]
+    #[inline(always)]
     pub fn decode<'a>(&self, buf: &'a [u8]) -> Result<Status<Packet<&'a [u8]>>, DecodeError> {
         let h = match self.fixed_header(buf)? {
             Status::Complete(h, _) => h,
@@ -160,20 +164,13 @@ impl Decoder {
     /// fields and payload are [`Bytes`] that share `buf`'s memory. On `Complete` the
     /// packet's bytes are removed from `buf`; on `Incomplete` or an error `buf` is left
     /// as it was.
+    ///
+    /// Each field is its own [`Bytes`], so each costs a reference count;
+    /// [`decode_frame`](Self::decode_frame) costs one per packet.
     #[inline]
     pub fn decode_bytes(&self, buf: &mut BytesMut) -> Result<Status<Packet<Bytes>>, DecodeError> {
-        let base = buf.as_ptr() as usize;
-        let mut fields = 0usize;
-        let (located, total) = match self.decode(buf)? {
-            Status::Complete(p, total) => {
-                // Remember where each field lies, so the borrow of `buf` can end.
-                let located = p.map(&mut |s: &[u8]| {
-                    fields += 1;
-                    let start = (s.as_ptr() as usize).wrapping_sub(base);
-                    start..start.wrapping_add(s.len())
-                });
-                (located, total)
-            }
+        let (located, fields, total) = match self.locate(buf)? {
+            Status::Complete(found, _) => found,
             Status::Incomplete(n) => return Ok(Status::Incomplete(n)),
         };
         if fields == 0 {
@@ -181,29 +178,49 @@ impl Decoder {
             buf.advance(total);
             return Ok(Status::Complete(located.map(&mut |_| Bytes::new()), total));
         }
-        let mut frame = Some(buf.split_to(total).freeze());
+        let bytes = buf.split_to(total).freeze();
         Ok(Status::Complete(
-            // Every field is a sub-slice of the frame; the guard only keeps a broken
-            // invariant from panicking. The last field takes the frame itself, which
-            // saves a reference count increment and decrement.
-            located.map(&mut |r| {
-                fields -= 1;
-                let Some(f) = frame.as_ref() else {
-                    return Bytes::new();
-                };
-                if r.start > r.end || r.end > f.len() {
-                    return Bytes::new();
-                }
-                if fields > 0 {
-                    return f.slice(r);
-                }
-                let mut last = frame.take().unwrap_or_default();
-                last.truncate(r.end);
-                last.advance(r.start);
-                last
-            }),
+            frame::share(bytes, located, fields),
             total,
         ))
+    }
+
+    /// Decodes one packet from the front of `buf` without copying, into a [`Frame`]
+    /// that owns the packet's bytes through one reference count and lends the packet
+    /// out. On `Complete` the packet's bytes are removed from `buf`; on `Incomplete` or
+    /// an error `buf` is left as it was.
+    #[inline]
+    pub fn decode_frame(&self, buf: &mut BytesMut) -> Result<Status<Frame>, DecodeError> {
+        let (located, fields, total) = match self.locate(buf)? {
+            Status::Complete(found, _) => found,
+            Status::Incomplete(n) => return Ok(Status::Incomplete(n)),
+        };
+        let bytes = if fields == 0 {
+            // Nothing to share: skip the bytes without splitting the buffer.
+            buf.advance(total);
+            None
+        } else {
+            Some(buf.split_to(total).freeze())
+        };
+        Ok(Status::Complete(Frame::new(bytes, located, fields), total))
+    }
+
+    /// Decodes the packet at the start of `buf` and says where each of its fields lies
+    /// (as spans from the start of `buf`), how many fields it has, and its size.
+    #[inline(always)]
+    fn locate(&self, buf: &[u8]) -> Result<Status<(Packet<Span>, u32, usize)>, DecodeError> {
+        let base = buf.as_ptr() as usize;
+        let mut fields = 0u32;
+        Ok(match self.decode(buf)? {
+            Status::Complete(p, total) => {
+                let located = p.map(&mut |s: &[u8]| {
+                    fields += 1;
+                    Span::locate(base, s)
+                });
+                Status::Complete((located, fields, total), total)
+            }
+            Status::Incomplete(n) => Status::Incomplete(n),
+        })
     }
 }
 
@@ -217,6 +234,13 @@ pub fn decode(buf: &[u8]) -> Result<Status<Packet<&[u8]>>, DecodeError> {
 #[inline]
 pub fn decode_bytes(buf: &mut BytesMut) -> Result<Status<Packet<Bytes>>, DecodeError> {
     Decoder::new().decode_bytes(buf)
+}
+
+/// Decodes one packet from the front of `buf` into a [`Frame`], zero-copy, with the
+/// default [`Decoder`].
+#[inline]
+pub fn decode_frame(buf: &mut BytesMut) -> Result<Status<Frame>, DecodeError> {
+    Decoder::new().decode_frame(buf)
 }
 
 #[cfg(test)]
@@ -311,5 +335,75 @@ mod tests {
             assert!(matches!(decode_bytes(&mut buf), Ok(Status::Incomplete(1))));
             assert_eq!(&buf[..], &bytes[..bytes.len() - 1]);
         }
+    }
+
+    #[test]
+    fn a_frame_lends_the_borrowed_packet_and_shares_its_fields() {
+        for p in samples() {
+            let bytes = p.to_bytes().unwrap();
+            let mut wire = bytes.to_vec();
+            wire.extend_from_slice(&[0xC0, 0x00]);
+            let mut buf = BytesMut::from(&wire[..]);
+            let frame = match decode_frame(&mut buf).unwrap() {
+                Status::Complete(f, used) => {
+                    assert_eq!(used, bytes.len());
+                    f
+                }
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(&buf[..], &[0xC0, 0x00], "{:?}", p.packet_type());
+            assert_eq!(frame.packet_type(), p.packet_type());
+            let borrowed = match decode(&wire).unwrap() {
+                Status::Complete(b, _) => b,
+                other => panic!("{other:?}"),
+            };
+            let lent = frame.packet();
+            assert_eq!(lent, borrowed);
+            // Every field the frame lends can be shared, and shares the frame's memory.
+            let mut shared = 0;
+            let _ = lent.clone().map(&mut |field: &[u8]| {
+                let own = frame.share(field).expect("a field of the frame");
+                assert_eq!(&own[..], field);
+                if !field.is_empty() {
+                    assert_eq!(own.as_ptr(), field.as_ptr());
+                }
+                shared += 1;
+            });
+            // A slice from elsewhere is refused.
+            if shared > 0 {
+                assert_eq!(frame.share(&wire[..1]), None);
+            }
+            assert_eq!(frame.clone(), frame);
+            assert_eq!(frame.into_packet(), p);
+        }
+    }
+
+    #[test]
+    fn a_frame_outlives_the_buffer_it_was_split_from() {
+        let p = &samples()[3];
+        let mut buf = BytesMut::from(&p.to_bytes().unwrap()[..]);
+        let Status::Complete(frame, _) = decode_frame(&mut buf).unwrap() else {
+            panic!("whole packet");
+        };
+        drop(buf);
+        let payload = match frame.packet() {
+            Packet::Publish(publish) => frame.share(publish.payload).unwrap(),
+            other => panic!("{other:?}"),
+        };
+        drop(frame);
+        assert_eq!(&payload[..], b"x");
+    }
+
+    #[test]
+    fn frame_decoding_of_a_prefix_or_bad_input_leaves_the_buffer_as_it_was() {
+        for p in samples() {
+            let bytes = p.to_bytes().unwrap();
+            let mut buf = BytesMut::from(&bytes[..bytes.len() - 1]);
+            assert!(matches!(decode_frame(&mut buf), Ok(Status::Incomplete(1))));
+            assert_eq!(&buf[..], &bytes[..bytes.len() - 1]);
+        }
+        let mut buf = BytesMut::from(&[0x36, 0x00][..]);
+        assert_eq!(decode_frame(&mut buf), Err(DecodeError::PublishQos3));
+        assert_eq!(&buf[..], &[0x36, 0x00]);
     }
 }

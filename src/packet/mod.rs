@@ -296,7 +296,7 @@ impl<B: AsRef<[u8]>> Packet<B> {
 
 impl<'a> Packet<&'a [u8]> {
     /// Parses the body of a packet whose fixed header has been checked.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn decode_body(
         t: PacketType,
         flags: u8,

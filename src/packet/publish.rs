@@ -155,7 +155,7 @@ impl<B: AsRef<[u8]>> Publish<B> {
 }
 
 impl<'a> Publish<&'a [u8]> {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn decode_body(flags: u8, i: &'a [u8]) -> Result<Self, DecodeError> {
         let (i, topic) = prim::prefixed(i)?;
         check_topic_name(topic)?;

@@ -6,7 +6,9 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::{Bytes, BytesMut};
-use mqtt_sansio::{DecodeError, Decoder, FixedHeader, Packet, Status, decode, decode_bytes};
+use mqtt_sansio::{
+    DecodeError, Decoder, FixedHeader, Packet, Status, decode, decode_bytes, decode_frame,
+};
 
 /// Most prefixes looked at one by one; longer inputs are sampled.
 const PREFIX_BUDGET: usize = 512;
@@ -152,6 +154,35 @@ fn assert_forms_agree(
             );
         }
     }
+}
+
+/// A [`Frame`](mqtt_sansio::Frame) decoded from `data` lends the same packet as the
+/// borrowed decode, shares every field without copying, and takes exactly its bytes.
+fn assert_frame_agrees(data: &[u8], p: &Packet<&[u8]>, used: usize) {
+    let mut buf = BytesMut::from(data);
+    let frame = match decode_frame(&mut buf) {
+        Ok(Status::Complete(frame, n)) => {
+            assert_eq!(n, used, "decode and decode_frame used different lengths");
+            frame
+        }
+        other => panic!("decode gave a packet, decode_frame gave {other:?}"),
+    };
+    assert_eq!(
+        &buf[..],
+        &data[used..],
+        "decode_frame did not remove exactly the packet"
+    );
+    let lent = frame.packet();
+    assert_eq!(&lent, p, "decode and decode_frame disagree");
+    for field in fields(&lent) {
+        let own = frame.share(field).expect("a lent field is shareable");
+        assert_eq!(&own[..], field, "a shared field differs");
+        assert!(
+            field.is_empty() || own.as_ptr() == field.as_ptr(),
+            "a shared field was copied"
+        );
+    }
+    assert_eq!(&frame.into_packet(), &p.to_owned(), "into_packet differs");
 }
 
 /// A decoded packet re-encodes to bytes that decode to the same packet; for input whose
@@ -390,6 +421,7 @@ pub fn check_decode(data: &[u8]) {
             if let Ok(Status::Complete(q, _)) = &shared {
                 assert_fields_inside(q, base..base + data.len());
             }
+            assert_frame_agrees(data, p, *used);
         }
         Ok(Status::Incomplete(n)) => assert_incomplete_needs(data, *n),
         Err(e) => {

@@ -317,6 +317,13 @@ fn ours_decode_bytes(buf: &mut BytesMut) -> mqtt_sansio::Packet<Bytes> {
     }
 }
 
+fn ours_decode_frame(buf: &mut BytesMut) -> mqtt_sansio::Frame {
+    match mqtt_sansio::decode_frame(buf) {
+        Ok(mqtt_sansio::Status::Complete(f, _)) => f,
+        other => panic!("mqtt-sansio: {other:?}"),
+    }
+}
+
 fn rumqttc_decode(buf: &mut BytesMut) -> RuPacket {
     RuPacket::read(buf, usize::MAX).expect("rumqttc decodes the workload")
 }
@@ -369,6 +376,13 @@ fn verify(name: &str, bytes: &[u8]) -> Vec<Fields> {
 
     let mut buf = BytesMut::from(bytes);
     let mut got = Vec::new();
+    while !buf.is_empty() {
+        got.push(ours(&ours_decode_frame(&mut buf).packet()));
+    }
+    assert_eq!(got, want, "mqtt-sansio decode_frame on {name}");
+
+    let mut buf = BytesMut::from(bytes);
+    let mut got = Vec::new();
     let mut out = BytesMut::new();
     while !buf.is_empty() {
         let p = rumqttc_decode(&mut buf);
@@ -417,32 +431,9 @@ fn memcpy(g: &mut BenchmarkGroup<'_, WallTime>, src: &[u8]) {
 fn decode_single(c: &mut Criterion) {
     for (name, bytes) in workloads::single() {
         assert_eq!(verify(name, &bytes), vec![expected(name)], "{name}");
+        let stream = workloads::repeated(&bytes);
         let mut g = c.benchmark_group(format!("decode/{name}"));
-        g.throughput(Throughput::Bytes(bytes.len() as u64));
-        memcpy(&mut g, &bytes);
-        g.bench_function("mqtt-sansio", |b| {
-            b.iter(|| mqtt_sansio::decode(black_box(&bytes)))
-        });
-        g.bench_function("mqtt-sansio-bytes", |b| {
-            b.iter_batched_ref(
-                || BytesMut::from(&bytes[..]),
-                mqtt_sansio::decode_bytes,
-                BatchSize::SmallInput,
-            )
-        });
-        g.bench_function("rumqttc", |b| {
-            b.iter_batched_ref(
-                || BytesMut::from(&bytes[..]),
-                |buf| RuPacket::read(buf, usize::MAX),
-                BatchSize::SmallInput,
-            )
-        });
-        g.bench_function("mqttrs", |b| {
-            b.iter(|| mqttrs::decode_slice(black_box(&bytes)))
-        });
-        g.bench_function("mqtt-protocol", |b| {
-            b.iter(|| MpPacket::decode(&mut black_box(&bytes[..])))
-        });
+        decode_rows(&mut g, &stream, workloads::REPEAT, workloads::reader_buf);
         g.finish();
     }
 }
@@ -451,11 +442,24 @@ fn decode_stream(c: &mut Criterion) {
     let (bytes, count) = workloads::mixed_stream();
     assert_eq!(verify("mixed stream", &bytes).len(), count);
     let mut g = c.benchmark_group("decode/mixed_4MiB");
+    decode_rows(&mut g, &bytes, count, |b| BytesMut::from(b));
+    g.finish();
+}
+
+/// Every crate decodes the `count` packets of `bytes` one by one, as a stream reader
+/// does; the zero-copy decoders get them in the `BytesMut` that `buf` makes (outside
+/// the timing).
+fn decode_rows(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    bytes: &[u8],
+    count: usize,
+    buf: fn(&[u8]) -> BytesMut,
+) {
     g.throughput(Throughput::Bytes(bytes.len() as u64));
-    memcpy(&mut g, &bytes);
+    memcpy(g, bytes);
     g.bench_function("mqtt-sansio", |b| {
         b.iter(|| {
-            let mut rest = black_box(&bytes[..]);
+            let mut rest = black_box(bytes);
             let mut n = 0;
             while let Ok(mqtt_sansio::Status::Complete(p, used)) = mqtt_sansio::decode(rest) {
                 black_box(&p);
@@ -467,7 +471,7 @@ fn decode_stream(c: &mut Criterion) {
     });
     g.bench_function("mqtt-sansio-bytes", |b| {
         b.iter_batched_ref(
-            || BytesMut::from(&bytes[..]),
+            || buf(bytes),
             |buf| {
                 let mut n = 0;
                 while let Ok(mqtt_sansio::Status::Complete(p, _)) = mqtt_sansio::decode_bytes(buf) {
@@ -476,12 +480,26 @@ fn decode_stream(c: &mut Criterion) {
                 }
                 assert_eq!(n, count);
             },
-            BatchSize::PerIteration,
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("mqtt-sansio-frame", |b| {
+        b.iter_batched_ref(
+            || buf(bytes),
+            |buf| {
+                let mut n = 0;
+                while let Ok(mqtt_sansio::Status::Complete(f, _)) = mqtt_sansio::decode_frame(buf) {
+                    black_box(f.packet());
+                    n += 1;
+                }
+                assert_eq!(n, count);
+            },
+            BatchSize::LargeInput,
         )
     });
     g.bench_function("rumqttc", |b| {
         b.iter_batched_ref(
-            || BytesMut::from(&bytes[..]),
+            || buf(bytes),
             |buf| {
                 let mut n = 0;
                 while let Ok(p) = RuPacket::read(buf, usize::MAX) {
@@ -490,12 +508,12 @@ fn decode_stream(c: &mut Criterion) {
                 }
                 assert_eq!(n, count);
             },
-            BatchSize::PerIteration,
+            BatchSize::LargeInput,
         )
     });
     g.bench_function("mqttrs", |b| {
         b.iter(|| {
-            let mut rest = black_box(&bytes[..]);
+            let mut rest = black_box(bytes);
             let mut n = 0;
             while let Ok(Some(p)) = mqttrs::decode_slice(rest) {
                 black_box(&p);
@@ -507,7 +525,7 @@ fn decode_stream(c: &mut Criterion) {
     });
     g.bench_function("mqtt-protocol", |b| {
         b.iter(|| {
-            let mut rest = black_box(&bytes[..]);
+            let mut rest = black_box(bytes);
             let mut n = 0;
             while !rest.is_empty() {
                 match MpPacket::decode(&mut rest) {
@@ -519,7 +537,6 @@ fn decode_stream(c: &mut Criterion) {
             assert_eq!(n, count);
         })
     });
-    g.finish();
 }
 
 /// Each crate's packets for `bytes`, decoded once, for the encode benchmarks.

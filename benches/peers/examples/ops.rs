@@ -1,7 +1,7 @@
 //! One workload through one crate, N times, for counting instructions under callgrind
 //! (`benches/callgrind.py` drives it): `ops WORKLOAD N MODE`.
 //!
-//! MODE: `ours`, `ours-bytes`, `rumqttc`, `mqttrs`, `mqtt-protocol` (decode),
+//! MODE: `ours`, `ours-bytes`, `ours-frame`, `rumqttc`, `mqttrs`, `mqtt-protocol` (decode),
 //! `enc-ours`, `enc-rumqttc`, `enc-mqttrs`, `enc-mqtt-protocol` (encode), and the
 //! baselines `noop` and `bufs` (builds the N input buffers the `BytesMut` decoders
 //! consume, and nothing else). Decoders loop while input is left, so that none makes
@@ -46,8 +46,16 @@ fn main() {
             .1
     };
     let bytes = &bytes[..];
+    // FRESH=1: a fresh `BytesMut` per packet, whose first split allocates; otherwise
+    // one as a stream reader holds it, already shared (see `workloads::reader_buf`).
+    let fresh = std::env::var_os("FRESH").is_some_and(|v| v == "1");
     let mut bufs: Vec<BytesMut> = match mode {
-        "ours-bytes" | "rumqttc" | "bufs" => (0..n).map(|_| BytesMut::from(bytes)).collect(),
+        "ours-bytes" | "ours-frame" | "rumqttc" | "bufs" if fresh || which == "mixed_4MiB" => {
+            (0..n).map(|_| BytesMut::from(bytes)).collect()
+        }
+        "ours-bytes" | "ours-frame" | "rumqttc" | "bufs" => {
+            (0..n).map(|_| workloads::reader_buf(bytes)).collect()
+        }
         _ => Vec::new(),
     };
     match mode {
@@ -78,6 +86,18 @@ fn main() {
                         panic!("decode_bytes")
                     };
                     black_box(&p);
+                }
+            }
+        }
+        "ours-frame" => {
+            for b in bufs.iter_mut() {
+                while !b.is_empty() {
+                    let Ok(mqtt_sansio::Status::Complete(f, _)) =
+                        mqtt_sansio::decode_frame(black_box(b))
+                    else {
+                        panic!("decode_frame")
+                    };
+                    black_box(f.packet());
                 }
             }
         }
