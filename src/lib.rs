@@ -84,6 +84,7 @@ pub use codec::{
     Decoder, FixedHeader, Frame, MAX_PACKET_SIZE, Status, decode, decode_bytes, decode_frame,
 };
 pub use error::{DecodeError, EncodeError};
+pub use packet::EncodeBuf;
 pub use packet::{
     ConnAck, Connect, ConnectReturnCode, Login, Packet, PacketType, Publish, QosPid, SubAck,
     SubAckCode, Subscribe, Unsubscribe, Will,

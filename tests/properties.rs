@@ -217,12 +217,17 @@ fn the_packet_strategy_reaches_all_fourteen_types() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(CASES))]
 
-    /// Encode then decode gives the packet back, through both decode forms, using
-    /// exactly `encoded_len` bytes.
+    /// Encode then decode gives the packet back, through all three decode forms, using
+    /// exactly `encoded_len` bytes; encoding into a `Vec<u8>` gives the same bytes.
     #[test]
     fn every_packet_survives_encode_then_decode_in_both_forms(p in packet()) {
         let b = encode(&p);
         prop_assert_eq!(b.len(), p.encoded_len());
+        // Either kind of buffer gets the same bytes, appended after what it holds.
+        let mut v = vec![0xEE];
+        p.encode(&mut v).unwrap();
+        prop_assert_eq!(&v[1..], &b[..]);
+        prop_assert_eq!(v[0], 0xEE);
         match decode(&b) {
             Ok(Status::Complete(q, n)) => {
                 prop_assert_eq!(n, b.len());

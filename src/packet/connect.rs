@@ -10,8 +10,7 @@
 //! client id (str) [will topic (str) will message (bin)] [user name (str) [password (bin)]]
 //! ```
 
-use bytes::{BufMut, BytesMut};
-
+use super::EncodeBuf;
 use crate::codec::prim;
 use crate::error::DecodeError;
 use crate::types::{Binary, MqttString, QoS, TopicName, check_text, check_topic_name};
@@ -114,21 +113,12 @@ impl<B: AsRef<[u8]>> Connect<B> {
         f
     }
 
-    pub(crate) fn encode_body(&self, buf: &mut BytesMut) {
-        // Protocol name, level, flags and keep-alive in one write.
-        let [ka_hi, ka_lo] = self.keep_alive.to_be_bytes();
-        buf.put_slice(&[
-            0,
-            4,
-            b'M',
-            b'Q',
-            b'T',
-            b'T',
-            PROTOCOL_LEVEL,
-            self.flags(),
-            ka_hi,
-            ka_lo,
-        ]);
+    pub(crate) fn encode_body<W: EncodeBuf>(&self, buf: &mut W) {
+        // Protocol name, level and flags as one word, then the keep-alive: writes of a
+        // fixed size from registers, which compile to plain stores.
+        let head = u64::from_be_bytes([0, 4, b'M', b'Q', b'T', b'T', PROTOCOL_LEVEL, 0]);
+        buf.put_u64(head | u64::from(self.flags()));
+        buf.put_u16(self.keep_alive);
         prim::put_prefixed(buf, self.client_id.as_bytes());
         if let Some(w) = &self.will {
             prim::put_prefixed(buf, w.topic.as_bytes());

@@ -18,6 +18,36 @@ pub use subscribe::{SubAck, SubAckCode, Subscribe, Unsubscribe};
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::codec::prim::{self, MAX_REMAINING_LENGTH};
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for bytes::BytesMut {}
+    impl Sealed for alloc::vec::Vec<u8> {}
+}
+
+/// A buffer that packets can be encoded into: [`BytesMut`] or `Vec<u8>`.
+///
+/// Encoding makes room for the whole packet first (one reservation), then appends it.
+/// The two give the same bytes; appending to a `Vec<u8>` costs a little less per write
+/// than to a `BytesMut`, which pays for being able to split and share its memory.
+pub trait EncodeBuf: BufMut + sealed::Sealed {
+    /// Makes room for at least `additional` more bytes.
+    fn reserve(&mut self, additional: usize);
+}
+
+impl EncodeBuf for BytesMut {
+    #[inline]
+    fn reserve(&mut self, additional: usize) {
+        BytesMut::reserve(self, additional);
+    }
+}
+
+impl EncodeBuf for alloc::vec::Vec<u8> {
+    #[inline]
+    fn reserve(&mut self, additional: usize) {
+        alloc::vec::Vec::reserve(self, additional);
+    }
+}
 use crate::error::{DecodeError, EncodeError};
 use crate::types::PacketId;
 
@@ -244,9 +274,9 @@ impl<B: AsRef<[u8]>> Packet<B> {
     /// Appends the packet's bytes to `buf`, in the minimal encoding. On error nothing is
     /// written.
     #[inline]
-    pub fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    pub fn encode<W: EncodeBuf>(&self, buf: &mut W) -> Result<(), EncodeError> {
         // The fixed-size packets are written in a single write.
-        let id_only = |buf: &mut BytesMut, first: u8, id: PacketId| {
+        let id_only = |buf: &mut W, first: u8, id: PacketId| {
             let [hi, lo] = id.get().to_be_bytes();
             buf.put_slice(&[first, 2, hi, lo]);
         };

@@ -7,8 +7,9 @@
 //! payload          the rest of the packet, possibly empty
 //! ```
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 
+use super::EncodeBuf;
 use crate::codec::prim::{self, MAX_REMAINING_LENGTH};
 use crate::error::{DecodeError, EncodeError};
 use crate::types::{PacketId, QoS, TopicName, check_topic_name};
@@ -118,7 +119,7 @@ impl<B: AsRef<[u8]>> Publish<B> {
 
     /// Fixed header and topic length in one write, then the topic and packet id.
     #[inline]
-    fn put_header(&self, buf: &mut BytesMut, rl: usize) {
+    fn put_header<W: EncodeBuf>(&self, buf: &mut W, rl: usize) {
         let first = 0x30 | self.flags();
         prim::put_fixed_header_u16(buf, first, rl, self.topic.len() as u16);
         buf.put_slice(self.topic.as_bytes());
@@ -129,7 +130,7 @@ impl<B: AsRef<[u8]>> Publish<B> {
 
     /// Appends the whole packet.
     #[inline]
-    pub(crate) fn encode(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    pub(crate) fn encode<W: EncodeBuf>(&self, buf: &mut W) -> Result<(), EncodeError> {
         let rl = self.remaining_length();
         if rl > MAX_REMAINING_LENGTH {
             return Err(EncodeError::PacketTooLarge);
@@ -143,7 +144,7 @@ impl<B: AsRef<[u8]>> Publish<B> {
 
     /// Appends everything but the payload (fixed header, topic, packet id), so that a
     /// large payload can be written straight from its own buffer (a vectored write).
-    pub fn encode_header(&self, buf: &mut BytesMut) -> Result<(), EncodeError> {
+    pub fn encode_header<W: EncodeBuf>(&self, buf: &mut W) -> Result<(), EncodeError> {
         let rl = self.remaining_length();
         if rl > MAX_REMAINING_LENGTH {
             return Err(EncodeError::PacketTooLarge);

@@ -11,6 +11,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::EncodeBuf;
 use crate::codec::prim;
 use crate::error::DecodeError;
 use crate::types::{PacketId, QoS, TopicFilter, check_topic_filter};
@@ -146,7 +147,7 @@ macro_rules! list_common {
             /// Writes the packet: fixed header and packet identifier in one write, then
             /// the list.
             #[inline]
-            pub(crate) fn encode(&self, buf: &mut BytesMut, first: u8, rl: usize) {
+            pub(crate) fn encode<W: EncodeBuf>(&self, buf: &mut W, first: u8, rl: usize) {
                 prim::put_fixed_header_u16(buf, first, rl, self.packet_id.get());
                 buf.put_slice(self.$field.as_ref());
             }

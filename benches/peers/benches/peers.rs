@@ -589,6 +589,16 @@ fn encode_group(c: &mut Criterion, name: &str, bytes: &[u8]) {
             black_box(&mut buf);
         })
     });
+    let mut vec = Vec::with_capacity(len);
+    g.bench_function("mqtt-sansio-vec", |b| {
+        b.iter(|| {
+            vec.clear();
+            for p in black_box(&built.ours) {
+                p.encode(&mut vec).unwrap();
+            }
+            black_box(&mut vec);
+        })
+    });
     g.bench_function("rumqttc", |b| {
         b.iter(|| {
             buf.clear();

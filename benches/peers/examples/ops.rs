@@ -2,7 +2,7 @@
 //! (`benches/callgrind.py` drives it): `ops WORKLOAD N MODE`.
 //!
 //! MODE: `ours`, `ours-bytes`, `ours-frame`, `rumqttc`, `mqttrs`, `mqtt-protocol` (decode),
-//! `enc-ours`, `enc-rumqttc`, `enc-mqttrs`, `enc-mqtt-protocol` (encode), and the
+//! `enc-ours`, `enc-ours-vec`, `enc-rumqttc`, `enc-mqttrs`, `enc-mqtt-protocol` (encode), and the
 //! baselines `noop` and `bufs` (builds the N input buffers the `BytesMut` decoders
 //! consume, and nothing else). Decoders loop while input is left, so that none makes
 //! an extra call on an empty buffer.
@@ -136,6 +136,22 @@ fn main() {
                 r = &r[used..];
             }
             let mut out = BytesMut::with_capacity(bytes.len());
+            for _ in 0..n {
+                out.clear();
+                for p in &ps {
+                    p.encode(black_box(&mut out)).unwrap();
+                }
+                black_box(&out);
+            }
+        }
+        "enc-ours-vec" => {
+            let mut ps = Vec::new();
+            let mut r = bytes;
+            while let Ok(mqtt_sansio::Status::Complete(p, used)) = mqtt_sansio::decode(r) {
+                ps.push(p.to_owned());
+                r = &r[used..];
+            }
+            let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
             for _ in 0..n {
                 out.clear();
                 for p in &ps {
