@@ -158,7 +158,7 @@ fn scan<const WILDCARDS: bool>(b: &[u8]) -> Scan {
 }
 
 /// The text rules, given the scan of `b`.
-#[inline]
+#[inline(always)]
 fn check_scanned_text(b: &[u8], s: Scan) -> Result<(), DecodeError> {
     if b.len() > u16::MAX as usize {
         return Err(DecodeError::StringTooLong);
@@ -176,13 +176,13 @@ fn check_scanned_text(b: &[u8], s: Scan) -> Result<(), DecodeError> {
 /// Checks the rules every MQTT text field obeys: at most 65 535 bytes, well-formed UTF-8
 /// (MQTT-1.5.3-1) and no U+0000 (MQTT-1.5.3-2). A byte-order mark is an ordinary
 /// character and is kept (MQTT-1.5.3-3).
-#[inline]
+#[inline(always)]
 pub(crate) fn check_text(b: &[u8]) -> Result<(), DecodeError> {
     check_scanned_text(b, scan::<false>(b))
 }
 
 /// Checks a topic name: a non-empty text field without wildcards.
-#[inline]
+#[inline(always)]
 pub(crate) fn check_topic_name(b: &[u8]) -> Result<(), DecodeError> {
     let s = scan::<true>(b);
     check_scanned_text(b, s)?;
