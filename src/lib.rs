@@ -36,11 +36,22 @@
 //!     other => panic!("unexpected {other:?}"),
 //! }
 //!
-//! // Zero-copy: the payload is a `Bytes` that shares the input buffer.
-//! if let Status::Complete(Packet::Publish(p), _) = mqtt_sansio::decode_bytes(&mut buf)? {
+//! // Zero-copy: a `Frame` owns the packet's bytes (one reference count, shared with
+//! // the input buffer) and lends the packet out; `share` gives a field its own `Bytes`.
+//! let mut two = BytesMut::new();
+//! packet.encode(&mut two)?;
+//! packet.encode(&mut two)?;
+//! if let Status::Complete(frame, _) = mqtt_sansio::decode_frame(&mut two)? {
+//!     if let Packet::Publish(p) = frame.packet() {
+//!         let payload = frame.share(p.payload).expect("a field of the frame");
+//!         assert_eq!(&payload[..], b"21.5");
+//!     }
+//! }
+//! // Or every field its own `Bytes` sharing the buffer.
+//! if let Status::Complete(Packet::Publish(p), _) = mqtt_sansio::decode_bytes(&mut two)? {
 //!     assert_eq!(&p.payload[..], b"21.5");
 //! }
-//! assert!(buf.is_empty());
+//! assert!(two.is_empty());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
