@@ -159,6 +159,7 @@ impl<'a> Connect<&'a [u8]> {
         prim::u8_(i)
     }
 
+    #[inline(always)]
     pub(crate) fn decode_body(i: &'a [u8]) -> Result<Self, DecodeError> {
         // The 3.1.1 header is seven constant bytes: compare them at once.
         let (i, flags) = match i.split_first_chunk::<8>() {
