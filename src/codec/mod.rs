@@ -147,6 +147,16 @@ impl Decoder {
     /// Bytes after the packet are left alone; `Complete` says how many were used.
     #[inline(always)]
     pub fn decode<'a>(&self, buf: &'a [u8]) -> Result<Status<Packet<&'a [u8]>>, DecodeError> {
+        self.decode_with::<true>(buf)
+    }
+
+    /// [`decode`](Self::decode), with the CONNECT parser inlined or called (see
+    /// `Packet::decode_body`).
+    #[inline(always)]
+    fn decode_with<'a, const INLINE_CONNECT: bool>(
+        &self,
+        buf: &'a [u8],
+    ) -> Result<Status<Packet<&'a [u8]>>, DecodeError> {
         let h = match self.fixed_header(buf)? {
             Status::Complete(h, _) => h,
             Status::Incomplete(n) => return Ok(Status::Incomplete(n)),
@@ -156,7 +166,7 @@ impl Decoder {
             return Ok(Status::Incomplete(total - buf.len()));
         }
         let body = &buf[h.header_len..total];
-        let packet = Packet::decode_body(h.packet_type, h.flags, body)?;
+        let packet = Packet::decode_body::<INLINE_CONNECT>(h.packet_type, h.flags, body)?;
         Ok(Status::Complete(packet, total))
     }
 
@@ -211,7 +221,7 @@ impl Decoder {
     fn locate(&self, buf: &[u8]) -> Result<Status<(Packet<Span>, u32, usize)>, DecodeError> {
         let base = buf.as_ptr() as usize;
         let mut fields = 0u32;
-        Ok(match self.decode(buf)? {
+        Ok(match self.decode_with::<false>(buf)? {
             Status::Complete(p, total) => {
                 let located = p.map(&mut |s: &[u8]| {
                     fields += 1;

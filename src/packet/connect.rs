@@ -159,6 +159,12 @@ impl<'a> Connect<&'a [u8]> {
         prim::u8_(i)
     }
 
+    /// [`decode_body`](Self::decode_body) as a call of its own.
+    #[inline(never)]
+    pub(crate) fn decode_body_outlined(i: &'a [u8]) -> Result<Self, DecodeError> {
+        Self::decode_body(i)
+    }
+
     #[inline(always)]
     pub(crate) fn decode_body(i: &'a [u8]) -> Result<Self, DecodeError> {
         // The 3.1.1 header is seven constant bytes: compare them at once.
