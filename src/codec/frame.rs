@@ -110,7 +110,8 @@ impl Frame {
 
     /// A [`Bytes`] of its own for `field`, one of the slices [`packet`](Self::packet)
     /// lent out (a topic, a payload, a client identifier, ...), sharing the frame's
-    /// memory. `None` if `field` does not lie inside the frame.
+    /// memory. `None` if `field` does not lie inside the frame; an empty `field` gives
+    /// an empty [`Bytes`].
     #[inline]
     pub fn share(&self, field: &[u8]) -> Option<Bytes> {
         if field.is_empty() {
