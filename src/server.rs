@@ -600,7 +600,8 @@ impl Server {
         self.actions.push_back(Action::Event(e));
     }
 
-    /// Bytes arrived on the connection.
+    /// Bytes arrived on the connection at `now`. An instant earlier than one already
+    /// seen counts as that one: the keep-alive deadline never moves back.
     pub fn handle_bytes(&mut self, now: Instant, bytes: &[u8]) {
         if self.is_closed() {
             return;
@@ -664,7 +665,9 @@ impl Server {
             State::Connected {
                 ref mut last_rx, ..
             } => {
-                *last_rx = now;
+                // Time does not run backwards: an instant earlier than one already
+                // seen counts as that one, so the keep-alive deadline never moves back.
+                *last_rx = (*last_rx).max(now);
                 self.handle_connected(packet);
             }
             _ => {}

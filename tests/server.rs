@@ -348,6 +348,20 @@ fn a_connect_split_byte_by_byte_is_the_same_connect() {
     assert_eq!(req.client_id.as_str(), "split");
 }
 
+// MQTT-3.1.2-24
+#[test]
+fn bytes_stamped_earlier_than_the_last_ones_do_not_move_the_keep_alive_deadline_back() {
+    let mut s = connected(Profile::mqtt311(), ServerConfig::default(), "c1", None);
+    let ping = bytes(Packet::<Bytes>::PingReq);
+    s.handle_bytes(Instant::from_millis(10_000), &ping);
+    assert_eq!(s.poll_timeout(), Some(Instant::from_millis(25_000)));
+    s.handle_bytes(Instant::from_millis(4_000), &ping);
+    assert_eq!(sends(&drain(&mut s)), vec![Packet::PingResp, Packet::PingResp]);
+    assert_eq!(s.poll_timeout(), Some(Instant::from_millis(25_000)));
+    s.handle_timeout(Instant::from_millis(24_999));
+    assert!(drain(&mut s).is_empty(), "closed before the deadline");
+}
+
 // MQTT-3.1.2-24, MQTT-3.1.2-8
 #[test]
 fn silence_for_one_and_a_half_keep_alives_closes_and_publishes_the_will() {
