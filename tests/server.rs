@@ -356,7 +356,10 @@ fn bytes_stamped_earlier_than_the_last_ones_do_not_move_the_keep_alive_deadline_
     s.handle_bytes(Instant::from_millis(10_000), &ping);
     assert_eq!(s.poll_timeout(), Some(Instant::from_millis(25_000)));
     s.handle_bytes(Instant::from_millis(4_000), &ping);
-    assert_eq!(sends(&drain(&mut s)), vec![Packet::PingResp, Packet::PingResp]);
+    assert_eq!(
+        sends(&drain(&mut s)),
+        vec![Packet::PingResp, Packet::PingResp]
+    );
     assert_eq!(s.poll_timeout(), Some(Instant::from_millis(25_000)));
     s.handle_timeout(Instant::from_millis(24_999));
     assert!(drain(&mut s).is_empty(), "closed before the deadline");
