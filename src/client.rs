@@ -46,12 +46,18 @@ pub struct ClientConfig {
     /// [`DecodeError::PacketTooLarge`] as soon as its header arrives (MQTT-4.8.0-2: the
     /// client cannot buffer it).
     pub max_packet_size: usize,
+    /// Most QoS 0 publishes held while the client waits for CONNACK (they are sent
+    /// once it arrives). A QoS 0 publish beyond it is refused with
+    /// [`ClientError::HeldFull`]. QoS 1 and 2 publishes are bounded by
+    /// [`max_inflight`](Self::max_inflight) instead, subscribes and unsubscribes by the
+    /// packet ids.
+    pub max_held_qos0: usize,
 }
 
 impl ClientConfig {
     /// The default settings for `profile`: CONNACK timeout 10 s, PINGRESP timeout 10 s,
     /// the profile's inflight limit, automatic acknowledgements, packets up to the
-    /// largest MQTT allows.
+    /// largest MQTT allows, up to 1000 QoS 0 publishes held before CONNACK.
     pub fn for_profile(profile: &Profile) -> ClientConfig {
         ClientConfig {
             connack_timeout: Duration::from_secs(10),
@@ -59,6 +65,7 @@ impl ClientConfig {
             max_inflight: profile.max_inflight,
             manual_acks: false,
             max_packet_size: MAX_PACKET_SIZE,
+            max_held_qos0: 1000,
         }
     }
 }
@@ -247,6 +254,11 @@ pub enum ClientError {
         /// The limit.
         max: usize,
     },
+    /// [`ClientConfig::max_held_qos0`] QoS 0 publishes already wait for CONNACK.
+    HeldFull {
+        /// The limit.
+        max: usize,
+    },
     /// All 65 535 packet ids are in use.
     PacketIdsExhausted,
     /// [`Client::ack`] without [`ClientConfig::manual_acks`].
@@ -273,6 +285,7 @@ impl ClientError {
             NoFilters => "no_filters",
             TooManyFilters { .. } => "too_many_filters",
             InflightFull { .. } => "inflight_full",
+            HeldFull { .. } => "held_full",
             PacketIdsExhausted => "packet_ids_exhausted",
             ManualAcksDisabled => "manual_acks_disabled",
             NotAwaitingAck(_) => "not_awaiting_ack",
@@ -413,6 +426,12 @@ impl Session {
             self.inflight = self.inflight.saturating_sub(1);
         }
         Some(out)
+    }
+
+    /// QoS 0 publishes in `outgoing`: held until CONNACK. Every other entry has a
+    /// packet id, indexed in `by_id`.
+    fn held_qos0(&self) -> usize {
+        self.outgoing.len().saturating_sub(self.by_id.len())
     }
 
     fn get(&self, id: PacketId) -> Option<&Outgoing> {
@@ -833,8 +852,10 @@ impl Client {
     ///
     /// Refused without a connection, for what the profile forbids (QoS 2, RETAIN, topic
     /// or payload limits), when the inflight window is full
-    /// ([`ClientError::InflightFull`]) or every id is in use
-    /// ([`ClientError::PacketIdsExhausted`]).
+    /// ([`ClientError::InflightFull`]), every id is in use
+    /// ([`ClientError::PacketIdsExhausted`]) or, before CONNACK, when
+    /// [`ClientConfig::max_held_qos0`] QoS 0 publishes are already held
+    /// ([`ClientError::HeldFull`]).
     pub fn publish(
         &mut self,
         now: Instant,
@@ -854,6 +875,12 @@ impl Client {
             return Err(ClientError::PacketTooLarge);
         }
         let qos_pid = if qos == QoS::AtMostOnce {
+            let connected = matches!(self.state, State::Connected(_));
+            if !connected && self.session.held_qos0() >= self.config.max_held_qos0 {
+                return Err(ClientError::HeldFull {
+                    max: self.config.max_held_qos0,
+                });
+            }
             QosPid::AtMostOnce
         } else {
             if self.session.inflight >= self.config.max_inflight {

@@ -741,6 +741,44 @@ fn aws_refuses_qos2_publish_subscribe_and_will_with_a_typed_error() {
 }
 
 #[test]
+fn qos0_publishes_held_before_connack_are_bounded_and_the_bound_ends_with_connack() {
+    let profile = Profile::mqtt311();
+    let mut config = ClientConfig::for_profile(&profile);
+    config.max_held_qos0 = 2;
+    let mut sim = Sim::with_config(profile, config);
+    sim.client
+        .connect(sim.now, connect_packet("c", true, 0))
+        .unwrap();
+    sim.drain();
+    sim.publish("t", QoS::AtMostOnce, "1");
+    sim.publish("t", QoS::AtMostOnce, "2");
+    assert_eq!(
+        sim.client
+            .publish(sim.now, topic("t"), QoS::AtMostOnce, false, "3"),
+        Err(ClientError::HeldFull { max: 2 })
+    );
+    assert!(sim.drain().is_empty(), "a refused publish emits nothing");
+    // QoS 1 is bounded by the inflight window, not by this.
+    let q1 = sim.publish("t", QoS::AtLeastOnce, "4");
+    let out = sent(&sim.server(Packet::ConnAck(ConnAck::Accepted {
+        session_present: false,
+    })));
+    assert_eq!(
+        out,
+        vec![
+            incoming(QosPid::AtMostOnce, "t", "1"),
+            incoming(QosPid::AtMostOnce, "t", "2"),
+            incoming(QosPid::AtLeastOnce(q1.unwrap()), "t", "4"),
+        ]
+    );
+    // Once connected, QoS 0 goes straight out and nothing is held.
+    for _ in 0..5 {
+        assert_eq!(sim.publish("t", QoS::AtMostOnce, "m"), None);
+    }
+    assert_eq!(sent(&sim.drain()).len(), 5);
+}
+
+#[test]
 fn aws_holds_commands_until_connack_and_then_sends_them_in_order() {
     let mut sim = Sim::new(Profile::aws_iot_core());
     sim.client

@@ -359,6 +359,8 @@ impl ClientSetup {
             max_packet_size: self
                 .max_packet_size
                 .map_or(MAX_PACKET_SIZE, |n| usize::from(n).max(2)),
+            // Small, so that operation sequences reach the bound.
+            max_held_qos0: usize::from(self.max_inflight % 4),
         };
         (profile, config)
     }
