@@ -29,6 +29,24 @@ fn frame_len(b: &[u8]) -> usize {
     panic!("bad remaining length")
 }
 
+/// Encodes the packets of `bytes` with our encoder into `out`, `n` times, emptying it
+/// with `clear` before each round.
+fn encode_ours<W: mqtt_sansio::EncodeBuf>(bytes: &[u8], n: usize, mut out: W, clear: fn(&mut W)) {
+    let mut ps = Vec::new();
+    let mut r = bytes;
+    while let Ok(mqtt_sansio::Status::Complete(p, used)) = mqtt_sansio::decode(r) {
+        ps.push(p.to_owned());
+        r = &r[used..];
+    }
+    for _ in 0..n {
+        clear(&mut out);
+        for p in &ps {
+            p.encode(black_box(&mut out)).unwrap();
+        }
+        black_box(&out);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (which, n, mode) = (
@@ -128,38 +146,13 @@ fn main() {
                 }
             }
         }
-        "enc-ours" => {
-            let mut ps = Vec::new();
-            let mut r = bytes;
-            while let Ok(mqtt_sansio::Status::Complete(p, used)) = mqtt_sansio::decode(r) {
-                ps.push(p.to_owned());
-                r = &r[used..];
-            }
-            let mut out = BytesMut::with_capacity(bytes.len());
-            for _ in 0..n {
-                out.clear();
-                for p in &ps {
-                    p.encode(black_box(&mut out)).unwrap();
-                }
-                black_box(&out);
-            }
-        }
-        "enc-ours-vec" => {
-            let mut ps = Vec::new();
-            let mut r = bytes;
-            while let Ok(mqtt_sansio::Status::Complete(p, used)) = mqtt_sansio::decode(r) {
-                ps.push(p.to_owned());
-                r = &r[used..];
-            }
-            let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
-            for _ in 0..n {
-                out.clear();
-                for p in &ps {
-                    p.encode(black_box(&mut out)).unwrap();
-                }
-                black_box(&out);
-            }
-        }
+        "enc-ours" => encode_ours(
+            bytes,
+            n,
+            BytesMut::with_capacity(bytes.len()),
+            BytesMut::clear,
+        ),
+        "enc-ours-vec" => encode_ours(bytes, n, Vec::with_capacity(bytes.len()), Vec::clear),
         "enc-rumqttc" => {
             let mut b = BytesMut::from(bytes);
             let mut ps = Vec::new();
