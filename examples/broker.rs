@@ -397,6 +397,15 @@ fn log_event(event: &BrokerEvent) {
             conn.0,
             message.topic.as_str()
         ),
+        BrokerEvent::UnexpectedAck {
+            conn,
+            packet_type,
+            packet_id,
+        } => eprintln!(
+            "conn {}: {} {packet_id} for nothing in flight, ignored",
+            conn.0,
+            packet_type.name()
+        ),
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use mqtt_sansio::server::{
     Action, Authorizer, CloseReason, Ignored, Message, PolicyViolation, PublishDecision, Server,
-    ServerConfig, ServerEvent, Session,
+    ServerConfig, ServerEvent, ServerSession,
 };
 use mqtt_sansio::{
     ConnAck, ConnectReturnCode, DecodeError, Instant, Login, MqttString, Packet, PacketType,
@@ -795,7 +795,7 @@ fn an_outgoing_qos2_message_completes_with_pubrec_pubrel_pubcomp() {
     assert_eq!(s.session().inflight(), 0);
 }
 
-fn session_with_unacked(profile: Profile) -> Session {
+fn session_with_unacked(profile: Profile) -> ServerSession {
     let mut s = connected(profile, ServerConfig::default(), "c1", None);
     s.publish(Instant::ZERO, msg("t", QoS::AtLeastOnce, "a"))
         .unwrap();
@@ -808,7 +808,7 @@ fn session_with_unacked(profile: Profile) -> Session {
     s.take_session().expect("closed")
 }
 
-fn resume(profile: Profile, session: Session) -> Vec<Packet<Bytes>> {
+fn resume(profile: Profile, session: ServerSession) -> Vec<Packet<Bytes>> {
     let mut s = Server::new(profile, ServerConfig::default());
     s.handle_bytes(
         Instant::ZERO,

@@ -10,15 +10,15 @@ use alloc::vec::Vec;
 
 use bytes::Bytes;
 
-use crate::packet::Packet;
+use crate::packet::{Packet, PacketType};
 use crate::profile::{Profile, RetainPolicy};
 use crate::server::{
     Action as ServerAction, CloseReason, ConnectRequest, Ignored, Message, NotQueued, Server,
-    ServerConfig, ServerEvent, Session,
+    ServerConfig, ServerEvent, ServerSession,
 };
 use crate::time::Instant;
 use crate::topic::SubscriptionIndex;
-use crate::types::{MqttString, QoS, TopicFilter};
+use crate::types::{MqttString, PacketId, QoS, TopicFilter};
 
 /// The caller's name for one network connection. The broker never invents one: the
 /// caller picks a fresh id for every connection it [`open`](Broker::open)s.
@@ -88,6 +88,16 @@ pub enum BrokerEvent {
         /// The message.
         message: Message,
     },
+    /// An acknowledgement on `conn` for an id with nothing of its kind in flight. It
+    /// was ignored.
+    UnexpectedAck {
+        /// The connection.
+        conn: ConnId,
+        /// The kind of the acknowledgement.
+        packet_type: PacketType,
+        /// Its packet id.
+        packet_id: PacketId,
+    },
 }
 
 /// What the broker asks its caller to do.
@@ -156,7 +166,7 @@ struct Conn {
 
 #[derive(Debug)]
 struct Stored {
-    session: Session,
+    session: ServerSession,
     expires: Option<Instant>,
 }
 
@@ -369,7 +379,7 @@ impl Broker {
     }
 
     /// The session of `client_id`, online or stored.
-    pub fn session(&self, client_id: &str) -> Option<&Session> {
+    pub fn session(&self, client_id: &str) -> Option<&ServerSession> {
         let key = client_id.as_bytes();
         if let Some(conn) = self.online.get(key) {
             return self.conns.get(conn).map(|c| c.server.session());
@@ -473,7 +483,7 @@ impl Broker {
         }
     }
 
-    fn unindex(&mut self, client: &Bytes, session: &Session) {
+    fn unindex(&mut self, client: &Bytes, session: &ServerSession) {
         for (filter, _) in session.subscriptions() {
             self.index.remove(filter, client);
         }
@@ -507,6 +517,16 @@ impl Broker {
                 ServerEvent::Discarded(message) => self
                     .actions
                     .push_back(Action::Event(BrokerEvent::Discarded { conn, message })),
+                ServerEvent::UnexpectedAck {
+                    packet_type,
+                    packet_id,
+                } => self
+                    .actions
+                    .push_back(Action::Event(BrokerEvent::UnexpectedAck {
+                        conn,
+                        packet_type,
+                        packet_id,
+                    })),
             },
         }
     }

@@ -22,7 +22,7 @@ use core::time::Duration;
 use mqtt_sansio::broker::{Action as BrokerAction, Broker, BrokerConfig, BrokerEvent, ConnId};
 use mqtt_sansio::client::{Action as ClientAction, Client, ClientConfig, ClientError, Event, Lost};
 use mqtt_sansio::server::{
-    Action as ServerAction, CloseReason, Message, Server, ServerConfig, ServerEvent, Session,
+    Action as ServerAction, CloseReason, Message, Server, ServerConfig, ServerEvent, ServerSession,
 };
 use mqtt_sansio::{
     Binary, ConnAck, Connect, ConnectReturnCode, DecodeError, Decoder, Instant, Login,
@@ -778,11 +778,11 @@ impl ClientRun {
             publishes,
             "inflight is not the model's"
         );
+        let window = mqtt_sansio::session::window(self.config.max_inflight, &self.profile);
         assert!(
-            self.client.inflight() <= self.config.max_inflight,
-            "inflight {} over the window {}",
+            self.client.inflight() <= window,
+            "inflight {} over the window {window}",
             self.client.inflight(),
-            self.config.max_inflight
         );
     }
 
@@ -1263,8 +1263,8 @@ fn assert_server_packet(p: &Packet<Bytes>) {
 
 /// The bounds a session keeps under `config` and `profile`: the inflight window and the
 /// queue, distinct ids in flight, the subscription limit.
-fn assert_session_bounds(s: &Session, config: &ServerConfig, profile: &Profile) {
-    let window = config.max_inflight.min(profile.max_inflight).max(1);
+fn assert_session_bounds(s: &ServerSession, config: &ServerConfig, profile: &Profile) {
+    let window = mqtt_sansio::session::window(config.max_inflight, profile);
     assert!(
         s.inflight() <= window,
         "{} in flight over the window {window}",
@@ -1456,7 +1456,7 @@ pub enum ServerRecord {
 
 /// A session kept between connections, with the client's view of it.
 struct Kept {
-    session: Session,
+    session: ServerSession,
     unacked: BTreeSet<PacketId>,
     inbound: BTreeSet<PacketId>,
 }
