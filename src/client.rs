@@ -160,6 +160,19 @@ pub enum Reason {
     Protocol(ProtocolError),
 }
 
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Disconnected => f.write_str("the application disconnected"),
+            Reason::Refused(code) => write!(f, "the server refused the connection: {code:?}"),
+            Reason::ConnAckTimeout => f.write_str("no CONNACK in time"),
+            Reason::PingTimeout => f.write_str("no PINGRESP in time"),
+            Reason::Decode(e) => write!(f, "the server sent an invalid packet: {e}"),
+            Reason::Protocol(e) => write!(f, "the server broke the protocol: {e}"),
+        }
+    }
+}
+
 impl Reason {
     /// A stable snake_case name, used by the scenario vectors.
     pub fn kind(&self) -> &'static str {
@@ -174,27 +187,7 @@ impl Reason {
     }
 }
 
-/// A protocol violation by the server: the rule, what the client expected and what
-/// arrived.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProtocolError {
-    /// The normative id (or section) of the rule that was broken.
-    pub rule: &'static str,
-    /// What the client expected.
-    pub expected: &'static str,
-    /// What arrived.
-    pub got: &'static str,
-}
-
-impl fmt::Display for ProtocolError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: expected {}, got {}",
-            self.rule, self.expected, self.got
-        )
-    }
-}
+pub use crate::connection::ProtocolError;
 
 /// Why a command was refused. A refused command changes nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -420,11 +413,7 @@ fn lost_entry(o: Outgoing) -> Lost {
 }
 
 fn protocol(rule: &'static str, expected: &'static str, got: &'static str) -> Reason {
-    Reason::Protocol(ProtocolError {
-        rule,
-        expected,
-        got,
-    })
+    Reason::Protocol(ProtocolError::new(rule, expected, got))
 }
 
 /// One MQTT 3.1.1 client connection, without I/O.
@@ -467,7 +456,7 @@ fn protocol(rule: &'static str, expected: &'static str, got: &'static str) -> Re
 ///   timeout). When a profile clamps the keep-alive and the client asked for 0 (AWS IoT
 ///   Core applies 1 200 s), the client pings at the clamped maximum. A PINGRESP late by
 ///   [`ClientConfig::pingresp_timeout`] closes with [`Reason::PingTimeout`].
-/// - Packet ids are allocated by [`PacketIds`]: never 0, never one in flight, reused
+/// - Packet ids are allocated by [`PacketIds`](crate::session::PacketIds): never 0, never one in flight, reused
 ///   once acknowledged; PUBLISH, SUBSCRIBE and UNSUBSCRIBE share the space.
 /// - Acknowledgements are accepted in any order; one for an id with nothing of its kind
 ///   in flight is reported as [`Event::UnexpectedAck`] and ignored.

@@ -13,11 +13,13 @@
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::fmt;
 use core::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
 use crate::codec::{Decoder, Status};
+pub use crate::connection::ProtocolError;
 use crate::error::DecodeError;
 use crate::packet::{
     ConnAck, Connect, ConnectReturnCode, Login, Packet, PacketType, Publish, QosPid, SubAck,
@@ -147,19 +149,33 @@ pub enum PolicyViolation {
     BufferFull,
 }
 
+/// Why a command to a [`Server`] was refused. A refused command changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// [`Server::accept`], [`Server::accept_as`] or [`Server::refuse`] while no
+    /// [`ServerEvent::Connect`] awaits an answer.
+    NotAwaitingAnswer,
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerError::NotAwaitingAnswer => f.write_str("no CONNECT awaits an answer"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for ServerError {}
+
 /// Why a server closes a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CloseReason {
     /// The bytes are not a valid packet.
     Malformed(DecodeError),
-    /// A valid packet arrived where the protocol forbids it: `rule` is the normative id,
-    /// `got` what arrived.
-    Unexpected {
-        /// The normative id of the broken rule.
-        rule: &'static str,
-        /// The packet that arrived.
-        got: PacketType,
-    },
+    /// A valid packet arrived where the protocol forbids it.
+    Protocol(ProtocolError),
     /// The CONNECT was refused with this CONNACK return code (MQTT-3.2.2-5).
     Refused(ConnectReturnCode),
     /// Nothing was received for 1.5 × the keep-alive (MQTT-3.1.2-24).
@@ -174,6 +190,24 @@ pub enum CloseReason {
     Policy(PolicyViolation),
     /// The application closed the connection.
     Application,
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::Malformed(e) => write!(f, "the client sent an invalid packet: {e}"),
+            CloseReason::Protocol(e) => write!(f, "the client broke the protocol: {e}"),
+            CloseReason::Refused(code) => write!(f, "the connection was refused: {code:?}"),
+            CloseReason::KeepAliveTimeout => {
+                f.write_str("nothing received for 1.5 times the keep-alive")
+            }
+            CloseReason::ConnectTimeout => f.write_str("no CONNECT in time"),
+            CloseReason::ClientDisconnect => f.write_str("the client disconnected"),
+            CloseReason::Takeover => f.write_str("another connection took over the client id"),
+            CloseReason::Policy(v) => write!(f, "the client broke the profile: {v:?}"),
+            CloseReason::Application => f.write_str("the application closed the connection"),
+        }
+    }
 }
 
 impl CloseReason {
@@ -270,7 +304,7 @@ enum State {
 ///
 /// - Feed received bytes with [`handle_bytes`](Server::handle_bytes), expiries of
 ///   [`poll_timeout`](Server::poll_timeout) with [`handle_timeout`](Server::handle_timeout),
-///   and the end of the transport with [`connection_closed`](Server::connection_closed).
+///   and the end of the transport with [`connection_lost`](Server::connection_lost).
 /// - After every input, call [`poll_action`](Server::poll_action) until it returns `None`,
 ///   then re-arm your timer with [`poll_timeout`](Server::poll_timeout).
 /// - A valid CONNECT that passes the profile's and the [`Authorizer`]'s checks produces
@@ -299,7 +333,7 @@ enum State {
 ///     match action {
 ///         Action::Event(ServerEvent::Connect(req)) => {
 ///             assert_eq!(req.client_id.as_str(), "sensor-1");
-///             server.accept(now, None);
+///             server.accept(now, None)?;
 ///         }
 ///         Action::Send(packet) => {
 ///             // Write `packet.to_bytes()` to the socket.
@@ -325,6 +359,10 @@ pub struct Server {
     session: ServerSession,
     accepted: bool,
     actions: VecDeque<Action>,
+}
+
+fn protocol(rule: &'static str, expected: &'static str, got: PacketType) -> CloseReason {
+    CloseReason::Protocol(ProtocolError::new(rule, expected, got.name()))
 }
 
 fn max_packet_size(profile: &Profile) -> usize {
@@ -431,7 +469,7 @@ impl Server {
 
     /// The transport closed under the connection (reset, EOF without DISCONNECT): the
     /// will is published. No `Close` action is produced.
-    pub fn connection_closed(&mut self, _now: Instant) {
+    pub fn connection_lost(&mut self, _now: Instant) {
         if self.is_closed() {
             return;
         }
@@ -534,10 +572,7 @@ impl Server {
         match self.state {
             State::AwaitingConnect { deadline } => match packet {
                 Packet::Connect(c) => self.handle_connect(deadline, c),
-                other => self.close(CloseReason::Unexpected {
-                    rule: "MQTT-3.1.0-1",
-                    got: other.packet_type(),
-                }),
+                other => self.close(protocol("MQTT-3.1.0-1", "CONNECT", other.packet_type())),
             },
             State::Connected {
                 ref mut last_rx, ..
@@ -599,16 +634,17 @@ impl Server {
     /// the profile, then processes the packets pipelined after the CONNECT.
     ///
     /// `client_id` replaces an empty client id (an id the server assigned,
-    /// MQTT-3.1.3-6); `None` keeps the one the client sent. Does nothing unless a
+    /// MQTT-3.1.3-6); `None` keeps the one the client sent. Refused with
+    /// [`ServerError::NotAwaitingAnswer`], nothing changed, unless a
     /// [`ServerEvent::Connect`] awaits an answer.
     pub fn accept_as(
         &mut self,
         now: Instant,
         client_id: Option<MqttString<Bytes>>,
         resumed: Option<ServerSession>,
-    ) {
+    ) -> Result<(), ServerError> {
         let State::AwaitingAnswer { ref request, .. } = self.state else {
-            return;
+            return Err(ServerError::NotAwaitingAnswer);
         };
         let request = request.clone();
         let session_present = resumed.is_some() && !request.clean_session;
@@ -627,23 +663,32 @@ impl Server {
         self.resend();
         self.fill_window();
         if !self.rx.is_empty() && !self.profile.send_before_connack {
-            return self.close(CloseReason::Policy(PolicyViolation::SentBeforeConnAck));
+            self.close(CloseReason::Policy(PolicyViolation::SentBeforeConnAck));
+            return Ok(());
         }
         self.process(now);
+        Ok(())
     }
 
     /// [`accept_as`](Self::accept_as) keeping the client's own id.
-    pub fn accept(&mut self, now: Instant, resumed: Option<ServerSession>) {
-        self.accept_as(now, None, resumed);
+    pub fn accept(
+        &mut self,
+        now: Instant,
+        resumed: Option<ServerSession>,
+    ) -> Result<(), ServerError> {
+        self.accept_as(now, None, resumed)
     }
 
     /// Refuses the pending CONNECT with `code`: sends CONNACK with it and closes
-    /// (MQTT-3.2.2-5), ignoring anything pipelined (MQTT-3.1.4-5). Does nothing unless a
+    /// (MQTT-3.2.2-5), ignoring anything pipelined (MQTT-3.1.4-5). Refused with
+    /// [`ServerError::NotAwaitingAnswer`], nothing changed, unless a
     /// [`ServerEvent::Connect`] awaits an answer.
-    pub fn refuse(&mut self, _now: Instant, code: ConnectReturnCode) {
-        if let State::AwaitingAnswer { .. } = self.state {
-            self.refuse_with(code);
-        }
+    pub fn refuse(&mut self, _now: Instant, code: ConnectReturnCode) -> Result<(), ServerError> {
+        let State::AwaitingAnswer { .. } = self.state else {
+            return Err(ServerError::NotAwaitingAnswer);
+        };
+        self.refuse_with(code);
+        Ok(())
     }
 
     fn window(&self) -> usize {
@@ -702,18 +747,16 @@ impl Server {
     }
 
     fn unexpected(&mut self, got: PacketType) {
-        self.close(CloseReason::Unexpected {
-            rule: "MQTT-4.8.0-1",
-            got,
-        });
+        self.close(protocol("MQTT-4.8.0-1", "a packet a client sends", got));
     }
 
     fn handle_connected(&mut self, packet: Packet<Bytes>) {
         match packet {
-            Packet::Connect(_) => self.close(CloseReason::Unexpected {
-                rule: "MQTT-3.1.0-2",
-                got: PacketType::Connect,
-            }),
+            Packet::Connect(_) => self.close(protocol(
+                "MQTT-3.1.0-2",
+                "no second CONNECT",
+                PacketType::Connect,
+            )),
             Packet::Publish(p) => self.handle_publish(p),
             Packet::PubAck(id) => {
                 let ack = self.session.session.on_puback(id);

@@ -179,7 +179,7 @@ struct Stored {
 ///
 /// - [`open`](Broker::open) when a connection is accepted,
 /// - [`handle_bytes`](Broker::handle_bytes) with whatever bytes arrived on it (any split),
-/// - [`connection_closed`](Broker::connection_closed) when the transport ends,
+/// - [`connection_lost`](Broker::connection_lost) when the transport ends,
 /// - [`handle_timeout`](Broker::handle_timeout) when the instant given by
 ///   [`poll_timeout`](Broker::poll_timeout) is reached.
 ///
@@ -308,9 +308,9 @@ impl Broker {
 
     /// The transport of `conn` ended (without a `Close` asked by the broker): its will
     /// is published and its session stored or discarded.
-    pub fn connection_closed(&mut self, now: Instant, conn: ConnId) {
+    pub fn connection_lost(&mut self, now: Instant, conn: ConnId) {
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.server.connection_closed(now);
+            c.server.connection_lost(now);
             self.pump(now, conn);
             self.settle(now);
         }
@@ -559,7 +559,9 @@ impl Broker {
             .is_some_and(|max| self.online.len() + self.stored.len() >= max);
         if full && !known {
             if let Some(c) = self.conns.get_mut(&conn) {
-                c.server
+                // The server awaits this answer: `on_connect` runs on its Connect event.
+                let _ = c
+                    .server
                     .refuse(now, crate::packet::ConnectReturnCode::ServerUnavailable);
             }
             self.actions
@@ -605,7 +607,9 @@ impl Broker {
                 client_id: client_id.clone(),
                 session_present,
             }));
-        c.server
+        // The server awaits this answer: `on_connect` runs on its Connect event.
+        let _ = c
+            .server
             .accept_as(now, assigned.then_some(client_id), resumed);
     }
 
