@@ -5,4 +5,5 @@ pub mod canonical;
 pub mod coverage;
 pub mod decode_tool;
 pub mod harness;
+pub mod state_checks;
 pub mod vectors;
