@@ -7,7 +7,7 @@
 //!   short.
 //! - `roundtrip`: deterministic pseudo-random inputs, kept when the packet they build is
 //!   of a type not yet seeded often enough, so that all 14 types are present.
-//! - `client`, `server`, `broker`: deterministic pseudo-random inputs of 64 bytes to
+//! - `client`, `server`, `broker`, `sim`: deterministic pseudo-random inputs of 64 bytes to
 //!   8 KiB, each of which the targets read as a configuration and a run of operations.
 //!
 //! - `state`: exports of a client and of a broker holding sessions, flows in each stage,
@@ -247,7 +247,7 @@ fn seed_roundtrip(dir: &Path) -> usize {
 }
 
 /// The state-machine targets, seeded with pseudo-random runs of operations.
-const MACHINE_TARGETS: [&str; 3] = ["client", "server", "broker"];
+const MACHINE_TARGETS: [&str; 4] = ["client", "server", "broker", "sim"];
 
 fn seed_machine(dir: &Path, salt: u64) -> usize {
     (0..32u64)

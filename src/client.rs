@@ -657,6 +657,12 @@ impl Client {
         let mut session = Session::import(export.session)?;
         session.set_recording(config.report_changes);
         let mut client = Client::with_config(profile, config);
+        // The messages held before CONNACK go out after it, in order.
+        client.held = session
+            .outgoing()
+            .filter(|o| !o.sent)
+            .map(|o| Held::Publish(o.id))
+            .collect();
         client.session = session;
         Ok(client)
     }
@@ -862,6 +868,12 @@ impl Client {
             .ok_or(ClientError::PacketIdsExhausted)
     }
 
+    fn allocate_request_id(&mut self) -> Result<PacketId, ClientError> {
+        self.session
+            .allocate_request_id()
+            .ok_or(ClientError::PacketIdsExhausted)
+    }
+
     fn connected(&self) -> bool {
         matches!(self.state, State::Connected(_))
     }
@@ -974,7 +986,7 @@ impl Client {
         if 2 + len > MAX_REMAINING_LENGTH {
             return Err(ClientError::PacketTooLarge);
         }
-        let id = self.allocate_id()?;
+        let id = self.allocate_request_id()?;
         let Ok(sub) = Subscribe::new(id, filters) else {
             self.session.release_id(id);
             return Err(ClientError::NoFilters);
@@ -1005,7 +1017,7 @@ impl Client {
         if 2 + len > MAX_REMAINING_LENGTH {
             return Err(ClientError::PacketTooLarge);
         }
-        let id = self.allocate_id()?;
+        let id = self.allocate_request_id()?;
         let Ok(unsub) = Unsubscribe::new(id, filters) else {
             self.session.release_id(id);
             return Err(ClientError::NoFilters);

@@ -2,7 +2,7 @@
 //!
 //! `fuzz/regressions/<target>/` holds inputs that once made a target fail (each a few
 //! bytes, kept after the fix), for the targets `decode`, `roundtrip`, `client`,
-//! `server`, `broker` and `state`. The packet bytes of the spec vectors are run through the
+//! `server`, `broker`, `state` and `sim`. The packet bytes of the spec vectors are run through the
 //! `decode` checks as well, one by one and as a single stream.
 
 #[allow(dead_code)]
@@ -11,6 +11,9 @@ mod fuzz_checks;
 #[allow(dead_code)]
 #[path = "support/machine_checks.rs"]
 mod machine_checks;
+#[allow(dead_code)]
+#[path = "support/sim.rs"]
+mod sim;
 #[allow(dead_code)]
 #[path = "support/state_checks.rs"]
 mod state_checks;
@@ -29,6 +32,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("server", machine_checks::check_server),
     ("broker", machine_checks::check_broker),
     ("state", state_checks::check_state),
+    ("sim", sim::check_sim),
 ];
 
 fn root() -> PathBuf {

@@ -10,3 +10,6 @@ pub mod machine_checks;
 
 #[path = "../../tests/support/state_checks.rs"]
 pub mod state_checks;
+
+#[path = "../../tests/support/sim.rs"]
+pub mod sim;

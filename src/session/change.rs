@@ -33,6 +33,9 @@ pub enum Change {
     },
     /// A held message went out.
     Sent(PacketId),
+    /// A packet id was taken for a SUBSCRIBE or UNSUBSCRIBE (client side). These are
+    /// not session state, but allocation resumes after `id`.
+    Allocated(PacketId),
     /// PUBREC arrived for `id`: the message is released (PUBREL sent) and moves to the
     /// end of the outgoing table.
     Released(PacketId),

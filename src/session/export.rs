@@ -15,7 +15,7 @@ use crate::types::{MqttString, PacketId, QoS, TopicFilter};
 /// The state both roles keep ([`Session`]), as plain data.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SessionExport {
-    /// The packet id given last to a message (0: none yet); allocation resumes after it.
+    /// The packet id handed out last (0: none yet); allocation resumes after it.
     pub cursor: u16,
     /// The outgoing table in resend order: QoS 1/2 messages with their id and stage.
     pub outgoing: Vec<Outgoing>,
@@ -127,6 +127,7 @@ impl SessionExport {
                 let i = self.position(*id).ok_or(no("no such outgoing id"))?;
                 self.outgoing[i].sent = true;
             }
+            Change::Allocated(id) => self.cursor = id.get(),
             Change::Released(id) => {
                 let i = self.position(*id).ok_or(no("no such outgoing id"))?;
                 let mut entry = self.outgoing.remove(i);
@@ -268,7 +269,7 @@ impl Session {
     /// The session as plain data.
     pub fn export(&self) -> SessionExport {
         SessionExport {
-            cursor: self.cursor,
+            cursor: self.ids.cursor(),
             outgoing: self.outgoing.values().cloned().collect(),
             inbound_qos2: self.inbound_qos2.iter().copied().collect(),
         }
@@ -294,7 +295,6 @@ impl Session {
             return Err(StateError::Invalid("an inbound QoS 2 id twice"));
         }
         session.inbound_qos2 = inbound;
-        session.cursor = export.cursor;
         session.ids.set_cursor(export.cursor);
         Ok(session)
     }

@@ -159,8 +159,6 @@ pub struct Session {
     by_id: BTreeMap<PacketId, u64>,
     next_seq: u64,
     inbound_qos2: BTreeSet<PacketId>,
-    /// The id given last to a message: allocation resumes after it on import.
-    cursor: u16,
     /// Whether changes are recorded in `journal`.
     recording: bool,
     /// Changes not yet taken by the role, oldest first.
@@ -227,9 +225,18 @@ impl Session {
         core::mem::take(&mut self.journal)
     }
 
-    /// Takes a free packet id; `None` when all 65 535 are in use.
+    /// Takes a free packet id for a message about to be [`push`](Self::push)ed; `None`
+    /// when all 65 535 are in use.
     pub(crate) fn allocate_id(&mut self) -> Option<PacketId> {
         self.ids.allocate()
+    }
+
+    /// Takes a free packet id for a packet that is not session state (a client's
+    /// SUBSCRIBE or UNSUBSCRIBE), reporting [`Change::Allocated`].
+    pub(crate) fn allocate_request_id(&mut self) -> Option<PacketId> {
+        let id = self.ids.allocate()?;
+        self.record(|| Change::Allocated(id));
+        Some(id)
     }
 
     /// Frees an id taken with [`allocate_id`](Self::allocate_id) that no outgoing
@@ -249,7 +256,6 @@ impl Session {
             return false;
         }
         self.ids.insert(id);
-        self.cursor = id.get();
         self.record(|| Change::Added {
             id,
             message: message.clone(),
@@ -374,7 +380,6 @@ impl Session {
                         };
                         self.by_id.remove(&old);
                         self.by_id.insert(id, seq);
-                        self.cursor = id.get();
                         self.record(|| Change::Renumbered { old, new: id });
                     }
                     let Some(entry) = self.outgoing.get_mut(&seq) else {
