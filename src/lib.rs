@@ -83,6 +83,7 @@ pub mod codec;
 pub mod error;
 pub mod packet;
 pub mod profile;
+pub mod reconnect;
 pub mod server;
 pub mod session;
 pub mod time;
