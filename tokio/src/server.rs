@@ -438,7 +438,7 @@ impl Core {
                 if let Some(link) = self.links.remove(&conn) {
                     tracing::info!("conn {}: closed by the network: {why}", conn.0);
                     self.finish(link);
-                    self.broker.connection_closed(now, conn);
+                    self.broker.connection_lost(now, conn);
                 }
             }
         }
@@ -488,7 +488,7 @@ impl Core {
                                 link.reader.abort();
                                 link.writer_task.abort();
                             }
-                            self.broker.connection_closed(self.clock.now(), conn);
+                            self.broker.connection_lost(self.clock.now(), conn);
                         }
                     }
                 }
@@ -556,6 +556,15 @@ fn log_event(event: &BrokerEvent) {
             "conn {}: publish to {} not authorized, discarded",
             conn.0,
             message.topic.as_str()
+        ),
+        BrokerEvent::UnexpectedAck {
+            conn,
+            packet_type,
+            packet_id,
+        } => tracing::info!(
+            "conn {}: {} {packet_id} for nothing in flight, ignored",
+            conn.0,
+            packet_type.name()
         ),
     }
 }
