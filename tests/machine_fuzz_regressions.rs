@@ -6,7 +6,7 @@
 //! `tests/fuzz_regressions.rs`.
 
 #[allow(dead_code)]
-#[path = "support/machine_checks.rs"]
+#[path = "support/machine_checks/mod.rs"]
 mod machine_checks;
 #[path = "support/noise.rs"]
 mod noise;
