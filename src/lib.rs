@@ -83,6 +83,7 @@ pub mod codec;
 pub mod error;
 pub mod packet;
 pub mod profile;
+mod quota;
 pub mod server;
 pub mod session;
 pub mod time;

@@ -26,6 +26,7 @@ use crate::packet::{
 use crate::profile::{Profile, Qos2Policy, ResendPolicy, RetainPolicy};
 use crate::session::PacketIds;
 use crate::time::Instant;
+use crate::topic::reserved;
 use crate::types::{MqttString, PacketId, QoS, TopicFilter, TopicName};
 
 /// An application message as the broker routes it: what a PUBLISH carries, without the
@@ -178,6 +179,22 @@ pub enum PolicyViolation {
     NotAuthorized,
     /// More bytes buffered while the CONNECT awaits an answer than one packet can hold.
     BufferFull,
+    /// A PUBLISH or SUBSCRIBE to a reserved topic the broker does not implement
+    /// ([`ReservedTopics`](crate::profile::ReservedTopics)).
+    ReservedTopic,
+    /// RETAIN=1 on a reserved topic.
+    RetainOnReservedTopic,
+    /// A rate quota: more CONNECT per second for one client id than the profile allows.
+    Throttled,
+}
+
+impl From<reserved::Refusal> for PolicyViolation {
+    fn from(r: reserved::Refusal) -> Self {
+        match r {
+            reserved::Refusal::NotImplemented => PolicyViolation::ReservedTopic,
+            reserved::Refusal::Retain => PolicyViolation::RetainOnReservedTopic,
+        }
+    }
 }
 
 /// Why a server closes a connection.
@@ -240,6 +257,9 @@ pub enum Ignored {
     Qos2Publish,
     /// A SUBSCRIBE asking for QoS 2: no SUBACK, no subscription made.
     Qos2Subscribe,
+    /// A PUBLISH over the connection's rate quota ([`Quotas`](crate::profile::Quotas)):
+    /// not acknowledged, not routed.
+    PublishOverQuota,
 }
 
 /// Something the application (or broker) must know about.
@@ -448,6 +468,7 @@ pub struct Server {
     session: Session,
     accepted: bool,
     actions: VecDeque<Action>,
+    publish_window: crate::quota::PublishWindow,
 }
 
 fn max_packet_size(profile: &Profile) -> usize {
@@ -480,6 +501,7 @@ impl Server {
             will: None,
             session: Session::new(),
             accepted: false,
+            publish_window: Default::default(),
             actions: VecDeque::new(),
         }
     }
@@ -694,6 +716,9 @@ impl Server {
             }
             if !p.topic_within_limits(w.topic.as_bytes()) {
                 return self.close(CloseReason::Policy(PolicyViolation::TopicTooLong));
+            }
+            if let Err(r) = reserved::check_publish(p, w.topic.as_bytes(), w.retain) {
+                return self.close(CloseReason::Policy(r.into()));
             }
         }
         if let Err(code) = self
@@ -938,6 +963,15 @@ impl Server {
         if p.retain && profile.retain == RetainPolicy::Close {
             return self.close(CloseReason::Policy(PolicyViolation::Retain));
         }
+        if let Err(r) = reserved::check_publish(profile, p.topic.as_bytes(), p.retain) {
+            return self.close(CloseReason::Policy(r.into()));
+        }
+        if let State::Connected { last_rx: now, .. } = self.state {
+            let size = p.topic.as_bytes().len() + p.payload.len();
+            if !self.publish_window.admit(now, &profile.quotas, size) {
+                return self.event(ServerEvent::Ignored(Ignored::PublishOverQuota));
+            }
+        }
         if let QosPid::ExactlyOnce(_) = p.qos {
             match profile.qos2 {
                 Qos2Policy::Supported => {}
@@ -994,6 +1028,12 @@ impl Server {
                     return self.close(CloseReason::Policy(PolicyViolation::Qos2));
                 }
             }
+        }
+        if s
+            .filters()
+            .any(|(f, _)| reserved::check_subscribe(&self.profile, f.as_bytes()).is_err())
+        {
+            return self.close(CloseReason::Policy(PolicyViolation::ReservedTopic));
         }
         let mut codes = Vec::new();
         let mut granted = Vec::new();

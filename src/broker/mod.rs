@@ -4,6 +4,9 @@
 //! The [`Broker`] owns one [`Server`] per connection and the state they share: the
 //! sessions (online and stored), the subscription index and the retained messages.
 
+mod lifecycle;
+mod shared;
+
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::format;
 use alloc::vec::Vec;
@@ -13,11 +16,11 @@ use bytes::Bytes;
 use crate::packet::Packet;
 use crate::profile::{Profile, RetainPolicy};
 use crate::server::{
-    Action as ServerAction, CloseReason, ConnectRequest, Ignored, Message, NotQueued, Server,
-    ServerConfig, ServerEvent, Session,
+    Action as ServerAction, CloseReason, ConnectRequest, Ignored, Message, NotQueued,
+    PolicyViolation, Server, ServerConfig, ServerEvent, Session,
 };
 use crate::time::Instant;
-use crate::topic::SubscriptionIndex;
+use crate::topic::{RetainedStore, SubscriptionIndex};
 use crate::types::{MqttString, QoS, TopicFilter};
 
 /// The caller's name for one network connection. The broker never invents one: the
@@ -87,6 +90,17 @@ pub enum BrokerEvent {
         conn: ConnId,
         /// The message.
         message: Message,
+    },
+    /// A message for a shared-subscription group was dropped by a bound: every member
+    /// was offline and the group's queue was full (or the message was QoS 0), or the
+    /// group's last member left with messages queued.
+    SharedDropped {
+        /// The group's filter, `$share/{ShareName}/{filter}`.
+        group: TopicFilter<Bytes>,
+        /// The message.
+        message: Message,
+        /// Which bound.
+        reason: DropReason,
     },
 }
 
@@ -234,7 +248,10 @@ pub struct Broker {
     stored: BTreeMap<Bytes, Stored>,
     expiries: BTreeSet<(Instant, Bytes)>,
     index: SubscriptionIndex<Bytes>,
-    retained: BTreeMap<Bytes, Message>,
+    retained: RetainedStore<Message>,
+    shared: shared::SharedGroups,
+    lifecycle: lifecycle::Lifecycle,
+    connect_rate: crate::quota::ConnectRate,
     timers: BTreeSet<(Instant, ConnId)>,
     armed: BTreeMap<ConnId, Instant>,
     dirty: BTreeSet<ConnId>,
@@ -249,13 +266,16 @@ impl Broker {
         let config = config.into();
         Broker {
             index: SubscriptionIndex::new(profile.hash_matches_parent),
+            shared: shared::SharedGroups::new(profile.hash_matches_parent),
+            lifecycle: lifecycle::Lifecycle::default(),
+            connect_rate: Default::default(),
             profile,
             config,
             conns: BTreeMap::new(),
             online: BTreeMap::new(),
             stored: BTreeMap::new(),
             expiries: BTreeSet::new(),
-            retained: BTreeMap::new(),
+            retained: RetainedStore::new(),
             timers: BTreeSet::new(),
             armed: BTreeMap::new(),
             dirty: BTreeSet::new(),
@@ -382,6 +402,12 @@ impl Broker {
         self.retained.get(topic.as_bytes())
     }
 
+    /// The number of messages waiting in the shared-subscription group `group`
+    /// (`$share/{ShareName}/{filter}`) for one of its members to come online.
+    pub fn shared_queued(&self, group: &str) -> usize {
+        self.shared.queued(group.as_bytes())
+    }
+
     /// The number of retained messages.
     pub fn retained_len(&self) -> usize {
         self.retained.len()
@@ -419,6 +445,10 @@ impl Broker {
                 while let Some(a) = c.server.poll_action() {
                     rest.push(a);
                 }
+                let reason = rest.iter().find_map(|a| match a {
+                    ServerAction::Close(r) => Some(*r),
+                    _ => None,
+                });
                 let mut detached = false;
                 for a in rest {
                     let ends = matches!(
@@ -426,13 +456,13 @@ impl Broker {
                         ServerAction::Close(_) | ServerAction::Event(ServerEvent::Will(_))
                     );
                     if ends && !detached {
-                        self.detach(now, conn);
+                        self.detach(now, conn, reason);
                         detached = true;
                     }
                     self.on_server_action(now, conn, a);
                 }
                 if !detached {
-                    self.detach(now, conn);
+                    self.detach(now, conn, reason);
                 }
                 return;
             }
@@ -445,11 +475,15 @@ impl Broker {
     }
 
     /// Forgets a closed connection: its session is stored (persistent) or dropped with
-    /// its subscriptions (clean).
-    fn detach(&mut self, now: Instant, conn: ConnId) {
+    /// its subscriptions (clean). `reason` is why the server closed it (`None`: the
+    /// transport ended).
+    fn detach(&mut self, now: Instant, conn: ConnId, reason: Option<CloseReason>) {
         let Some(mut c) = self.conns.remove(&conn) else {
             return;
         };
+        if let Some(m) = self.lifecycle.disconnected(now, conn, reason) {
+            self.route(now, m);
+        }
         if let Some(old) = self.armed.remove(&conn) {
             self.timers.remove(&(old, conn));
         }
@@ -475,6 +509,24 @@ impl Broker {
 
     fn unindex(&mut self, client: &Bytes, session: &Session) {
         for (filter, _) in session.subscriptions() {
+            self.remove_subscription(filter, client);
+        }
+    }
+
+    /// Removes one subscription of `client` from the index, or from its shared group.
+    fn remove_subscription(&mut self, filter: &[u8], client: &Bytes) {
+        if self.profile.shared_subscriptions && shared::parse(filter).is_some() {
+            let lost = self.shared.leave(filter, client);
+            if let Ok(group) = TopicFilter::new(Bytes::copy_from_slice(filter)) {
+                for message in lost {
+                    self.actions.push_back(Action::Event(BrokerEvent::SharedDropped {
+                        group: group.clone(),
+                        message,
+                        reason: DropReason::QueueFull,
+                    }));
+                }
+            }
+        } else {
             self.index.remove(filter, client);
         }
     }
@@ -496,8 +548,12 @@ impl Broker {
                 ServerEvent::Subscribed(list) => self.on_subscribed(now, conn, list),
                 ServerEvent::Unsubscribed(list) => {
                     if let Some(client) = self.client_of(conn) {
-                        for f in list {
-                            self.index.remove(f.as_bytes(), &client);
+                        for f in &list {
+                            self.remove_subscription(f.as_bytes(), &client);
+                        }
+                        let topics: Vec<&str> = list.iter().map(|f| f.as_str()).collect();
+                        if let Some(m) = self.lifecycle.subscriptions(now, conn, false, &topics) {
+                            self.route(now, m);
                         }
                     }
                 }
@@ -532,6 +588,16 @@ impl Broker {
             (req.client_id.clone(), false)
         };
         let key = client_id.0.clone();
+        if !self
+            .connect_rate
+            .admit(now, &self.profile.quotas, &key)
+        {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.server
+                    .close_with(now, CloseReason::Policy(PolicyViolation::Throttled));
+            }
+            return;
+        }
         let known = self.online.contains_key(&key) || self.stored.contains_key(&key);
         let full = self
             .config
@@ -578,7 +644,7 @@ impl Broker {
             return;
         };
         c.accepted = Some((key.clone(), req.clean_session));
-        self.online.insert(key, conn);
+        self.online.insert(key.clone(), conn);
         self.actions
             .push_back(Action::Event(BrokerEvent::Connected {
                 conn,
@@ -587,6 +653,41 @@ impl Broker {
             }));
         c.server
             .accept_as(now, assigned.then_some(client_id), resumed);
+        if self.profile.lifecycle_events {
+            let principal = req.login.as_ref().map(|l| l.username.as_str());
+            if let Some(m) = self.lifecycle.connected(now, conn, &key, principal) {
+                self.route(now, m);
+            }
+        }
+        self.flush_shared(now, &key);
+    }
+
+    /// Hands the messages queued in the shared groups `client` belongs to over to it,
+    /// now that it is online.
+    fn flush_shared(&mut self, now: Instant, client: &Bytes) {
+        if !self.profile.shared_subscriptions {
+            return;
+        }
+        let Some(session) = self.session_of(client) else {
+            return;
+        };
+        let groups: Vec<Bytes> = session
+            .subscriptions()
+            .filter(|(f, _)| shared::parse(f).is_some() && self.shared.queued(f) > 0)
+            .map(|(f, _)| Bytes::copy_from_slice(f))
+            .collect();
+        for g in groups {
+            for m in self.shared.take_queued(&g, client) {
+                self.deliver(now, client, m);
+            }
+        }
+    }
+
+    fn session_of(&self, client: &Bytes) -> Option<&Session> {
+        if let Some(conn) = self.online.get(client) {
+            return self.conns.get(conn).map(|c| c.server.session());
+        }
+        self.stored.get(client).map(|s| &s.session)
     }
 
     fn forget_expiry(&mut self, key: &Bytes, at: Option<Instant>) {
@@ -599,7 +700,12 @@ impl Broker {
         let Some(client) = self.client_of(conn) else {
             return;
         };
+        let topics: Vec<TopicFilter<Bytes>> = list.iter().map(|(f, _)| f.clone()).collect();
         for (filter, qos) in list {
+            if self.profile.shared_subscriptions && self.shared.join(&filter, &client, qos) {
+                // A shared subscription gets no retained messages (MQTT 5 §4.8.2).
+                continue;
+            }
             self.index.insert(&filter, client.clone(), qos);
             // MQTT-3.3.1-6, MQTT-3.8.4-3: retained messages matching the (new or
             // replaced) subscription go out with RETAIN=1 (MQTT-3.3.1-8).
@@ -608,11 +714,10 @@ impl Broker {
                 if !self.profile.retained_on_wildcard {
                     continue;
                 }
+                let mut found = Vec::new();
                 self.retained
-                    .values()
-                    .filter(|m| crate::topic::matches(filter.as_bytes(), m.topic.as_bytes(), hmp))
-                    .cloned()
-                    .collect()
+                    .for_each_match(filter.as_bytes(), hmp, |_, m| found.push(m.clone()));
+                found
             } else {
                 self.retained
                     .get(filter.as_bytes())
@@ -629,6 +734,10 @@ impl Broker {
                 self.deliver(now, &client, out);
             }
         }
+        let names: Vec<&str> = topics.iter().map(|f| f.as_str()).collect();
+        if let Some(m) = self.lifecycle.subscriptions(now, conn, true, &names) {
+            self.route(now, m);
+        }
     }
 
     /// Routes an application message to every matching session (MQTT-4.5.0-1) and
@@ -639,15 +748,14 @@ impl Broker {
             if m.payload.is_empty() {
                 // MQTT-3.3.1-10, -11
                 self.retained.remove(topic);
-            } else if self.retained.contains_key(topic)
+            } else if self.retained.contains(topic)
                 || self
                     .config
                     .max_retained
                     .is_none_or(|max| self.retained.len() < max)
             {
                 // MQTT-3.3.1-5, -7
-                self.retained
-                    .insert(Bytes::copy_from_slice(topic), m.clone());
+                self.retained.insert(topic, m.clone());
             } else {
                 self.actions
                     .push_back(Action::Event(BrokerEvent::RetainedNotStored {
@@ -670,6 +778,48 @@ impl Broker {
                 ..m.clone()
             };
             self.deliver(now, &client, out);
+        }
+        if self.profile.shared_subscriptions {
+            self.route_shared(now, &m);
+        }
+    }
+
+    /// Gives `m` to one member of each shared group whose filter matches, or queues it
+    /// in the group while every member is offline.
+    fn route_shared(&mut self, now: Instant, m: &Message) {
+        for group in self.shared.matching(m.topic.as_bytes()) {
+            let online = &self.online;
+            let pick = self
+                .shared
+                .pick(&group, m.qos, |client| online.contains_key(client));
+            let out = Message {
+                retain: false,
+                ..m.clone()
+            };
+            let dropped = match pick {
+                shared::Pick::Member(client, qos) => {
+                    self.deliver(now, &client, Message { qos, ..out });
+                    None
+                }
+                shared::Pick::Queue => {
+                    let max = self.config.connection.max_queued;
+                    self.shared
+                        .enqueue(&group, out, max)
+                        .err()
+                        .map(|m| (m, DropReason::QueueFull))
+                }
+                shared::Pick::Drop => Some((out, DropReason::OfflineQos0)),
+            };
+            if let Some((message, reason)) = dropped {
+                if let Ok(group) = TopicFilter::new(group) {
+                    self.actions
+                        .push_back(Action::Event(BrokerEvent::SharedDropped {
+                            group,
+                            message,
+                            reason,
+                        }));
+                }
+            }
         }
     }
 
