@@ -1,7 +1,7 @@
 //! A TCP MQTT 3.1.1 broker: the crate's sans-I/O [`Broker`] plus tokio sockets.
 //!
 //! ```text
-//! cargo run --release --example broker -- [--listen 127.0.0.1:1883] [--profile aws-iot|mqtt311]
+//! cargo run --release --example broker -- [--listen 127.0.0.1:1883] [--profile aws-iot|aws-iot-2025|mqtt311]
 //!     [--user NAME:PASSWORD]... [--deny-subscribe FILTER]... [--deny-publish FILTER]...
 //!     [--max-packet-size BYTES] [--max-inflight N] [--max-queued N] [--max-inbound-qos2 N]
 //!     [--max-sessions N] [--max-retained N] [--write-queue N]
@@ -10,7 +10,7 @@
 //! | flag | default | meaning |
 //! |---|---|---|
 //! | `--listen ADDR` | `127.0.0.1:1883` | the address to listen on (port 0: any free port) |
-//! | `--profile P` | `aws-iot` | `aws-iot` (AWS IoT Core's dialect) or `mqtt311` (the standard) |
+//! | `--profile P` | `aws-iot` | `aws-iot` (AWS IoT Core's dialect, 2019–2021), `aws-iot-2025` (AWS IoT Core as documented today) or `mqtt311` (the standard) |
 //! | `--user NAME:PASSWORD` | anyone | with one or more, CONNECT needs a matching login: none gets CONNACK 5, a wrong one CONNACK 4 (repeatable) |
 //! | `--deny-subscribe FILTER` | none | refuse subscriptions FILTER matches (repeatable) |
 //! | `--deny-publish FILTER` | none | acknowledge and drop publishes FILTER matches (repeatable) |
@@ -76,7 +76,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-const USAGE: &str = "usage: broker [--listen ADDR] [--profile aws-iot|mqtt311] \
+const USAGE: &str = "usage: broker [--listen ADDR] [--profile aws-iot|aws-iot-2025|mqtt311] \
 [--user NAME:PASSWORD]... [--deny-subscribe FILTER]... [--deny-publish FILTER]... [--max-packet-size BYTES] \
 [--max-inflight N] [--max-queued N] [--max-inbound-qos2 N] [--max-sessions N] [--max-retained N] [--write-queue N]";
 
@@ -137,11 +137,9 @@ fn parse_args() -> Result<Options, String> {
                     .map_err(|e| format!("--listen {value}: {e}"))?
             }
             "--profile" => {
-                o.profile = match value.as_str() {
-                    "aws-iot" => Profile::aws_iot_core(),
-                    "mqtt311" => Profile::mqtt311(),
-                    _ => return Err(format!("--profile {value}: aws-iot or mqtt311")),
-                }
+                o.profile = Profile::by_name(&value).ok_or_else(|| {
+                    format!("--profile {value}: one of {}", Profile::NAMES.join(", "))
+                })?
             }
             "--user" => {
                 let (name, password) = value
@@ -395,6 +393,15 @@ fn log_event(event: &BrokerEvent) {
         BrokerEvent::Discarded { conn, message } => eprintln!(
             "conn {}: publish to {} not authorized, discarded",
             conn.0,
+            message.topic.as_str()
+        ),
+        BrokerEvent::SharedDropped {
+            group,
+            message,
+            reason,
+        } => eprintln!(
+            "group {}: message on {} dropped: {reason:?}",
+            group.as_str(),
             message.topic.as_str()
         ),
     }

@@ -4,7 +4,7 @@
 //! cargo run --release --example client -- pub|sub --host H --port P --topic T --qos Q
 //!     [--message M] [--count N] [--client-id ID] [--clean-session true|false]
 //!     [--retain] [--keep-alive SECS] [--max-inflight N] [--drop-after K]
-//!     [--profile mqtt311|aws-iot]
+//!     [--profile mqtt311|aws-iot|aws-iot-2025]
 //! ```
 //!
 //! `sub` subscribes to the filter T and prints each payload it receives on its own line
@@ -47,7 +47,7 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 const USAGE: &str = "usage: client pub|sub --host H --port P --topic T --qos 0|1|2 \
 [--message M] [--count N] [--client-id ID] [--clean-session true|false] [--retain] \
-[--keep-alive SECS] [--max-inflight N] [--drop-after K] [--profile mqtt311|aws-iot]";
+[--keep-alive SECS] [--max-inflight N] [--drop-after K] [--profile mqtt311|aws-iot|aws-iot-2025]";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -124,11 +124,8 @@ fn parse_args() -> Result<Options, String> {
             "--max-inflight" => o.max_inflight = value.parse().map_err(|e| bad(&e))?,
             "--drop-after" => o.drop_after = Some(value.parse().map_err(|e| bad(&e))?),
             "--profile" => {
-                o.profile = match value.as_str() {
-                    "aws-iot" => Profile::aws_iot_core(),
-                    "mqtt311" => Profile::mqtt311(),
-                    _ => return Err(bad(&"aws-iot or mqtt311")),
-                }
+                o.profile = Profile::by_name(&value)
+                    .ok_or_else(|| bad(&format!("one of {}", Profile::NAMES.join(", "))))?
             }
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }

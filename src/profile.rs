@@ -415,11 +415,19 @@ mod tests {
         let p = Profile::aws_iot_core_2025();
         assert_eq!(p.session_expiry, Some(Duration::from_secs(3600)));
         let week = Duration::from_secs(7 * 24 * 3600);
-        assert_eq!(p.clone().with_session_expiry(week).map(|p| p.session_expiry), Ok(Some(week)));
+        assert_eq!(
+            p.clone()
+                .with_session_expiry(week)
+                .map(|p| p.session_expiry),
+            Ok(Some(week))
+        );
         let over = week + Duration::from_secs(1);
         assert_eq!(
             p.with_session_expiry(over),
-            Err(ExpiryTooLong { asked: over, max: week })
+            Err(ExpiryTooLong {
+                asked: over,
+                max: week
+            })
         );
     }
 

@@ -1029,8 +1029,7 @@ impl Server {
                 }
             }
         }
-        if s
-            .filters()
+        if s.filters()
             .any(|(f, _)| reserved::check_subscribe(&self.profile, f.as_bytes()).is_err())
         {
             return self.close(CloseReason::Policy(PolicyViolation::ReservedTopic));

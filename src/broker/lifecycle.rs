@@ -129,7 +129,11 @@ impl Lifecycle {
             principal: principal.map(String::from),
             version: self.next,
         };
-        let body = format!("{},\"versionNumber\":{}}}", p.head(now, "connected"), p.version);
+        let body = format!(
+            "{},\"versionNumber\":{}}}",
+            p.head(now, "connected"),
+            p.version
+        );
         let topic = format!("$aws/events/presence/connected/{}", p.client_id);
         self.conns.insert(conn, p);
         event(topic, body)
@@ -152,7 +156,10 @@ impl Lifecycle {
             why,
             p.version
         );
-        event(format!("$aws/events/presence/disconnected/{}", p.client_id), body)
+        event(
+            format!("$aws/events/presence/disconnected/{}", p.client_id),
+            body,
+        )
     }
 
     /// `conn` subscribed (`subscribed`) or unsubscribed (`!subscribed`) `topics`.
@@ -164,10 +171,17 @@ impl Lifecycle {
         topics: &[&str],
     ) -> Option<Message> {
         let p = self.conns.get(&conn)?;
-        let kind = if subscribed { "subscribed" } else { "unsubscribed" };
+        let kind = if subscribed {
+            "subscribed"
+        } else {
+            "unsubscribed"
+        };
         let list: Vec<String> = topics.iter().map(|t| json_string(t)).collect();
         let body = format!("{},\"topics\":[{}]}}", p.head(now, kind), list.join(","));
-        event(format!("$aws/events/subscriptions/{kind}/{}", p.client_id), body)
+        event(
+            format!("$aws/events/subscriptions/{kind}/{}", p.client_id),
+            body,
+        )
     }
 }
 
@@ -189,16 +203,26 @@ mod tests {
         let s = l
             .subscriptions(Instant::from_millis(6), ConnId(1), true, &["a/#", "b"])
             .expect("an event");
-        assert_eq!(s.topic.as_str(), "$aws/events/subscriptions/subscribed/dev\"1");
+        assert_eq!(
+            s.topic.as_str(),
+            "$aws/events/subscriptions/subscribed/dev\"1"
+        );
         assert!(s.payload.ends_with(br#""topics":["a/#","b"]}"#));
         let d = l
-            .disconnected(Instant::from_millis(7), ConnId(1), Some(CloseReason::ClientDisconnect))
+            .disconnected(
+                Instant::from_millis(7),
+                ConnId(1),
+                Some(CloseReason::ClientDisconnect),
+            )
             .expect("an event");
         assert_eq!(
             &d.payload[..],
             br#"{"clientId":"dev\"1","timestamp":7,"eventType":"disconnected","sessionIdentifier":"00000000000000000000000000000001","principalIdentifier":"alice","clientInitiatedDisconnect":true,"disconnectReason":"CLIENT_INITIATED_DISCONNECT","versionNumber":1}"#
         );
-        assert_eq!(l.disconnected(Instant::from_millis(8), ConnId(1), None), None);
+        assert_eq!(
+            l.disconnected(Instant::from_millis(8), ConnId(1), None),
+            None
+        );
     }
 
     #[test]

@@ -519,11 +519,12 @@ impl Broker {
             let lost = self.shared.leave(filter, client);
             if let Ok(group) = TopicFilter::new(Bytes::copy_from_slice(filter)) {
                 for message in lost {
-                    self.actions.push_back(Action::Event(BrokerEvent::SharedDropped {
-                        group: group.clone(),
-                        message,
-                        reason: DropReason::QueueFull,
-                    }));
+                    self.actions
+                        .push_back(Action::Event(BrokerEvent::SharedDropped {
+                            group: group.clone(),
+                            message,
+                            reason: DropReason::QueueFull,
+                        }));
                 }
             }
         } else {
@@ -588,10 +589,7 @@ impl Broker {
             (req.client_id.clone(), false)
         };
         let key = client_id.0.clone();
-        if !self
-            .connect_rate
-            .admit(now, &self.profile.quotas, &key)
-        {
+        if !self.connect_rate.admit(now, &self.profile.quotas, &key) {
             if let Some(c) = self.conns.get_mut(&conn) {
                 c.server
                     .close_with(now, CloseReason::Policy(PolicyViolation::Throttled));

@@ -121,7 +121,8 @@ impl SharedGroups {
     /// The groups whose filter matches `topic`, in order.
     pub(crate) fn matching(&self, topic: &[u8]) -> Vec<Bytes> {
         let mut out = Vec::new();
-        self.index.for_each_match(topic, |key, _| out.push(key.clone()));
+        self.index
+            .for_each_match(topic, |key, _| out.push(key.clone()));
         out.sort();
         out.dedup();
         out
@@ -211,12 +212,19 @@ mod tests {
         let mut g = SharedGroups::new(true);
         let key = Bytes::from_static(b"$share/g/t/#");
         for c in ["c", "a", "b"] {
-            assert!(g.join(&filter("$share/g/t/#"), &Bytes::from_static(c.as_bytes()), QoS::AtLeastOnce));
+            assert!(g.join(
+                &filter("$share/g/t/#"),
+                &Bytes::from_static(c.as_bytes()),
+                QoS::AtLeastOnce
+            ));
         }
-        assert_eq!(g.matching(b"t/x"), [key.clone()]);
+        assert_eq!(g.matching(b"t/x"), vec![key.clone()]);
         let all = |_: &Bytes| true;
-        let picks: Vec<Pick> = (0..4).map(|_| g.pick(&key, QoS::AtLeastOnce, all)).collect();
-        let name = |s: &'static str| Pick::Member(Bytes::from_static(s.as_bytes()), QoS::AtLeastOnce);
+        let picks: Vec<Pick> = (0..4)
+            .map(|_| g.pick(&key, QoS::AtLeastOnce, all))
+            .collect();
+        let name =
+            |s: &'static str| Pick::Member(Bytes::from_static(s.as_bytes()), QoS::AtLeastOnce);
         assert_eq!(picks, [name("a"), name("b"), name("c"), name("a")]);
         let only_c = |c: &Bytes| c == "c";
         assert_eq!(g.pick(&key, QoS::AtLeastOnce, only_c), name("c"));

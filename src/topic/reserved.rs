@@ -78,17 +78,32 @@ mod tests {
     fn under_aws_only_basic_ingest_may_be_published_and_only_events_subscribed() {
         let p = Profile::aws_iot_core_2025();
         assert_eq!(check_publish(&p, b"$aws/rules/r/a", false), Ok(()));
-        assert_eq!(check_publish(&p, b"$aws/rules/r", false), Err(Refusal::NotImplemented));
-        assert_eq!(check_publish(&p, b"$aws/rules//a", false), Err(Refusal::NotImplemented));
+        assert_eq!(
+            check_publish(&p, b"$aws/rules/r", false),
+            Err(Refusal::NotImplemented)
+        );
+        assert_eq!(
+            check_publish(&p, b"$aws/rules//a", false),
+            Err(Refusal::NotImplemented)
+        );
         assert_eq!(
             check_publish(&p, b"$aws/things/t/shadow/update", false),
             Err(Refusal::NotImplemented)
         );
-        assert_eq!(check_publish(&p, b"$aws/rules/r/a", true), Err(Refusal::Retain));
+        assert_eq!(
+            check_publish(&p, b"$aws/rules/r/a", true),
+            Err(Refusal::Retain)
+        );
         assert_eq!(check_publish(&p, b"a/b", true), Ok(()));
-        assert_eq!(check_subscribe(&p, b"$aws/events/presence/connected/+"), Ok(()));
+        assert_eq!(
+            check_subscribe(&p, b"$aws/events/presence/connected/+"),
+            Ok(())
+        );
         assert_eq!(check_subscribe(&p, b"$share/g/$aws/events/#"), Ok(()));
-        assert_eq!(check_subscribe(&p, b"$aws/rules/r/#"), Err(Refusal::NotImplemented));
+        assert_eq!(
+            check_subscribe(&p, b"$aws/rules/r/#"),
+            Err(Refusal::NotImplemented)
+        );
         assert_eq!(check_subscribe(&p, b"$SYS/#"), Err(Refusal::NotImplemented));
         assert_eq!(check_subscribe(&p, b"#"), Ok(()));
     }

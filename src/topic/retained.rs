@@ -291,7 +291,10 @@ mod tests {
     #[test]
     fn wildcards_match_as_the_specification_says() {
         let mut s = RetainedStore::new();
-        for (i, t) in ["a", "a/b", "a/b/c", "a//c", "/x", "$SYS/a", "b"].iter().enumerate() {
+        for (i, t) in ["a", "a/b", "a/b/c", "a//c", "/x", "$SYS/a", "b"]
+            .iter()
+            .enumerate()
+        {
             s.insert(t.as_bytes(), i as u32);
         }
         assert_eq!(matches(&s, "a/#", true), ["a", "a//c", "a/b", "a/b/c"]);
@@ -299,7 +302,10 @@ mod tests {
         assert_eq!(matches(&s, "a/+/c", true), ["a//c", "a/b/c"]);
         assert_eq!(matches(&s, "+", true), ["a", "b"]);
         assert_eq!(matches(&s, "+/x", true), ["/x"]);
-        assert_eq!(matches(&s, "#", true), ["/x", "a", "a//c", "a/b", "a/b/c", "b"]);
+        assert_eq!(
+            matches(&s, "#", true),
+            ["/x", "a", "a//c", "a/b", "a/b/c", "b"]
+        );
         assert_eq!(matches(&s, "$SYS/#", true), ["$SYS/a"]);
         assert_eq!(matches(&s, "a/b", true), ["a/b"]);
     }
