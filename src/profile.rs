@@ -61,7 +61,9 @@ pub struct Quotas {
     /// not acknowledged, not routed, and reported.
     pub publishes_per_second: Option<u32>,
     /// Most PUBLISH bytes (topic and payload) a connection may send per second; a
-    /// PUBLISH beyond it is discarded like one over `publishes_per_second`.
+    /// PUBLISH beyond it is delayed (with everything the connection sends after it)
+    /// until the next second. A peer that sends more than one packet's worth
+    /// meanwhile is closed ([`BufferFull`](crate::server::PolicyViolation::BufferFull)).
     pub publish_bytes_per_second: Option<u32>,
     /// Most CONNECT per second for one client id; one beyond it is closed without
     /// CONNACK.

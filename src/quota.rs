@@ -15,6 +15,20 @@ use crate::time::Instant;
 
 const SECOND: Duration = Duration::from_secs(1);
 
+/// What the quotas say about one more PUBLISH.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admit {
+    /// Within the quotas: counted.
+    Yes,
+    /// Over the count of PUBLISH per second: AWS discards it.
+    OverCount,
+    /// Over the bytes per second: AWS delays it until the window ends, at `resume`.
+    OverBytes {
+        /// When the next window starts.
+        resume: Instant,
+    },
+}
+
 /// The PUBLISH counted in the current one-second window of a connection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct PublishWindow {
@@ -24,11 +38,11 @@ pub(crate) struct PublishWindow {
 }
 
 impl PublishWindow {
-    /// Counts a PUBLISH of `bytes` at `now` if the quotas leave room for it; `false`
-    /// (nothing counted) if it would go over one of them.
-    pub(crate) fn admit(&mut self, now: Instant, quotas: &Quotas, bytes: usize) -> bool {
+    /// Counts a PUBLISH of `bytes` at `now` if the quotas leave room for it; otherwise
+    /// nothing is counted and the answer says which quota it would go over.
+    pub(crate) fn admit(&mut self, now: Instant, quotas: &Quotas, bytes: usize) -> Admit {
         if quotas.publishes_per_second.is_none() && quotas.publish_bytes_per_second.is_none() {
-            return true;
+            return Admit::Yes;
         }
         if self.start.is_none_or(|s| now >= s + SECOND) {
             *self = PublishWindow {
@@ -39,16 +53,22 @@ impl PublishWindow {
         }
         let count = self.count.saturating_add(1);
         let total = self.bytes.saturating_add(bytes as u64);
-        if quotas.publishes_per_second.is_some_and(|max| count > max)
-            || quotas
-                .publish_bytes_per_second
-                .is_some_and(|max| total > u64::from(max))
+        if quotas.publishes_per_second.is_some_and(|max| count > max) {
+            return Admit::OverCount;
+        }
+        // A PUBLISH larger than a whole window's bytes still goes, alone in a window.
+        if quotas
+            .publish_bytes_per_second
+            .is_some_and(|max| total > u64::from(max) && self.bytes > 0)
         {
-            return false;
+            let start = self.start.unwrap_or(now);
+            return Admit::OverBytes {
+                resume: start + SECOND,
+            };
         }
         self.count = count;
         self.bytes = total;
-        true
+        Admit::Yes
     }
 }
 
@@ -100,21 +120,42 @@ mod tests {
         let mut w = PublishWindow::default();
         let t0 = Instant::from_millis(500);
         for _ in 0..100 {
-            assert!(w.admit(t0, &q, 10));
+            assert_eq!(w.admit(t0, &q, 10), Admit::Yes);
         }
-        assert!(!w.admit(Instant::from_millis(1499), &q, 10));
-        assert!(w.admit(Instant::from_millis(1500), &q, 10));
+        assert_eq!(
+            w.admit(Instant::from_millis(1499), &q, 10),
+            Admit::OverCount
+        );
+        assert_eq!(w.admit(Instant::from_millis(1500), &q, 10), Admit::Yes);
     }
 
     #[test]
-    fn bytes_over_512_kib_in_a_second_are_refused() {
+    fn bytes_over_512_kib_in_a_second_wait_for_the_next_window() {
         let q = crate::Profile::aws_iot_core_2025().quotas;
         let mut w = PublishWindow::default();
-        let t0 = Instant::ZERO;
-        assert!(w.admit(t0, &q, 400 * 1024));
-        assert!(!w.admit(t0, &q, 113 * 1024));
-        assert!(w.admit(t0, &q, 112 * 1024));
-        assert!(!w.admit(t0, &q, 1));
+        let t0 = Instant::from_millis(200);
+        let resume = Admit::OverBytes {
+            resume: Instant::from_millis(1200),
+        };
+        assert_eq!(w.admit(t0, &q, 400 * 1024), Admit::Yes);
+        assert_eq!(w.admit(t0, &q, 113 * 1024), resume);
+        assert_eq!(w.admit(t0, &q, 112 * 1024), Admit::Yes);
+        assert_eq!(w.admit(Instant::from_millis(1199), &q, 1), resume);
+        assert_eq!(w.admit(Instant::from_millis(1200), &q, 1), Admit::Yes);
+    }
+
+    #[test]
+    fn a_publish_larger_than_the_byte_quota_goes_alone_in_a_window() {
+        let mut q = Quotas::NONE;
+        q.publish_bytes_per_second = Some(100);
+        let mut w = PublishWindow::default();
+        assert_eq!(w.admit(Instant::ZERO, &q, 500), Admit::Yes);
+        assert_eq!(
+            w.admit(Instant::ZERO, &q, 1),
+            Admit::OverBytes {
+                resume: Instant::from_millis(1000)
+            }
+        );
     }
 
     #[test]
@@ -122,7 +163,7 @@ mod tests {
         let q = Quotas::NONE;
         let mut w = PublishWindow::default();
         for _ in 0..1000 {
-            assert!(w.admit(Instant::ZERO, &q, 1 << 20));
+            assert_eq!(w.admit(Instant::ZERO, &q, 1 << 20), Admit::Yes);
         }
     }
 

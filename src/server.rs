@@ -24,6 +24,7 @@ use crate::packet::{
     SubAckCode, Subscribe, Unsubscribe, Will,
 };
 use crate::profile::{Profile, Qos2Policy, ResendPolicy, RetainPolicy};
+use crate::quota::Admit;
 use crate::session::PacketIds;
 use crate::time::Instant;
 use crate::topic::reserved;
@@ -469,6 +470,9 @@ pub struct Server {
     accepted: bool,
     actions: VecDeque<Action>,
     publish_window: crate::quota::PublishWindow,
+    /// A PUBLISH over the byte-rate quota, held until the next window; the bytes after
+    /// it wait in `rx`.
+    delayed: Option<(Instant, Publish<Bytes>)>,
 }
 
 fn max_packet_size(profile: &Profile) -> usize {
@@ -502,6 +506,7 @@ impl Server {
             session: Session::new(),
             accepted: false,
             publish_window: Default::default(),
+            delayed: None,
             actions: VecDeque::new(),
         }
     }
@@ -547,6 +552,14 @@ impl Server {
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let resume = self.delayed.as_ref().map(|(at, _)| *at);
+        match (self.deadline(), resume) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
         match &self.state {
             State::AwaitingConnect { deadline } | State::AwaitingAnswer { deadline, .. } => {
                 Some(*deadline)
@@ -559,9 +572,16 @@ impl Server {
         }
     }
 
-    /// Time has passed: closes the connection if its deadline is reached.
+    /// Time has passed: closes the connection if its deadline is reached, and resumes
+    /// a PUBLISH held by the byte-rate quota when its window has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let Some(deadline) = self.poll_timeout() else {
+        if self.delayed.as_ref().is_some_and(|(at, _)| now >= *at) {
+            if let Some((at, p)) = self.delayed.take() {
+                self.handle_publish(at.max(now), p);
+                self.process(now);
+            }
+        }
+        let Some(deadline) = self.deadline() else {
             return;
         };
         if now < deadline {
@@ -635,6 +655,14 @@ impl Server {
             }
             return;
         }
+        if self.delayed.is_some() {
+            // Input waits while a PUBLISH is delayed by the byte-rate quota; a peer
+            // that keeps sending beyond one packet's worth meanwhile is closed.
+            if self.rx.len() > self.decoder_limit() {
+                self.close(CloseReason::Policy(PolicyViolation::BufferFull));
+            }
+            return;
+        }
         self.process(now);
     }
 
@@ -644,6 +672,9 @@ impl Server {
 
     fn process(&mut self, now: Instant) {
         loop {
+            if self.delayed.is_some() {
+                return;
+            }
             if !matches!(
                 self.state,
                 State::AwaitingConnect { .. } | State::Connected { .. }
@@ -690,7 +721,8 @@ impl Server {
                 // Time does not run backwards: an instant earlier than one already
                 // seen counts as that one, so the keep-alive deadline never moves back.
                 *last_rx = (*last_rx).max(now);
-                self.handle_connected(packet);
+                let now = *last_rx;
+                self.handle_connected(now, packet);
             }
             _ => {}
         }
@@ -902,13 +934,13 @@ impl Server {
         });
     }
 
-    fn handle_connected(&mut self, packet: Packet<Bytes>) {
+    fn handle_connected(&mut self, now: Instant, packet: Packet<Bytes>) {
         match packet {
             Packet::Connect(_) => self.close(CloseReason::Unexpected {
                 rule: "MQTT-3.1.0-2",
                 got: PacketType::Connect,
             }),
-            Packet::Publish(p) => self.handle_publish(p),
+            Packet::Publish(p) => self.handle_publish(now, p),
             Packet::PubAck(id) => {
                 if let Some(o) = self.session.outgoing_mut(id) {
                     if o.message.qos == QoS::AtLeastOnce {
@@ -952,7 +984,7 @@ impl Server {
         }
     }
 
-    fn handle_publish(&mut self, p: Publish<Bytes>) {
+    fn handle_publish(&mut self, now: Instant, p: Publish<Bytes>) {
         let profile = &self.profile;
         if !profile.topic_within_limits(p.topic.as_bytes()) {
             return self.close(CloseReason::Policy(PolicyViolation::TopicTooLong));
@@ -966,10 +998,13 @@ impl Server {
         if let Err(r) = reserved::check_publish(profile, p.topic.as_bytes(), p.retain) {
             return self.close(CloseReason::Policy(r.into()));
         }
-        if let State::Connected { last_rx: now, .. } = self.state {
-            let size = p.topic.as_bytes().len() + p.payload.len();
-            if !self.publish_window.admit(now, &profile.quotas, size) {
-                return self.event(ServerEvent::Ignored(Ignored::PublishOverQuota));
+        let size = p.topic.as_bytes().len() + p.payload.len();
+        match self.publish_window.admit(now, &profile.quotas, size) {
+            Admit::Yes => {}
+            Admit::OverCount => return self.event(ServerEvent::Ignored(Ignored::PublishOverQuota)),
+            Admit::OverBytes { resume } => {
+                self.delayed = Some((resume, p));
+                return;
             }
         }
         if let QosPid::ExactlyOnce(_) = p.qos {

@@ -261,14 +261,41 @@ fn the_hundred_and_first_publish_in_a_second_is_not_acknowledged_nor_routed() {
 }
 
 #[test]
-fn publish_bytes_over_512_kib_in_a_second_are_not_acknowledged() {
+fn publish_bytes_over_512_kib_in_a_second_wait_for_the_next_second() {
+    let mut h = aws();
+    h.connect(1, "sub", true);
+    h.subscribe(1, 1, &[("b/t", QoS::AtMostOnce)]);
+    h.connect(2, "pub", true);
+    let big = "x".repeat(128 * 1024);
+    let mut burst = Vec::new();
+    for i in 1..=5u16 {
+        let p: Packet<Bytes> = publish("b/t", QoS::AtLeastOnce, i, &big).into();
+        burst.extend_from_slice(&p.to_bytes().expect("encodable"));
+    }
+    h.send_bytes(2, &burst);
+    let ack = |i| Packet::PubAck(support::harness::pid(i));
+    assert_eq!(h.take(2), [ack(1), ack(2), ack(3)]);
+    assert_eq!(payloads(&h.take(1)).len(), 3);
+    h.advance(999);
+    assert_eq!(h.take(2), []);
+    h.advance(1);
+    assert_eq!(h.take(2), [ack(4), ack(5)]);
+    assert_eq!(payloads(&h.take(1)).len(), 2);
+    assert!(!h.is_closed(2));
+}
+
+#[test]
+fn a_peer_that_keeps_sending_while_delayed_by_the_byte_quota_is_closed() {
     let mut h = aws();
     h.connect(1, "pub", true);
     let big = "x".repeat(128 * 1024);
-    for i in 1..=5u16 {
+    for i in 1..=8u16 {
         h.send(1, publish("b/t", QoS::AtLeastOnce, i, &big));
     }
-    assert_eq!(h.take(1).len(), 3);
+    assert_eq!(
+        h.closed.get(&1),
+        Some(&CloseReason::Policy(PolicyViolation::BufferFull))
+    );
 }
 
 #[test]

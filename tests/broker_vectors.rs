@@ -452,7 +452,7 @@ fn every_point_of_aws_iot_core_today_has_a_vector_citing_its_aws_page() {
         "aws2025-subscribe-to-an-unimplemented-reserved-topic-closes",
         "aws2025-basic-ingest-prefix-is-outside-the-topic-limits",
         "aws2025-publishes-over-100-per-second-are-discarded",
-        "aws2025-publish-bytes-over-512-kib-per-second-are-discarded",
+        "aws2025-publish-bytes-over-512-kib-per-second-are-delayed",
         "aws2025-one-connect-per-second-per-client-id",
         "aws2025-at-most-eight-filters-per-subscribe",
         "aws2025-at-most-fifty-subscriptions",
