@@ -327,8 +327,15 @@ impl Player<'_> {
 fn play(v: &Value, prefix: &str) {
     let id = v["id"].as_str().expect("id");
     let name = v["profile"].as_str().unwrap_or_default();
-    let profile =
+    let mut profile =
         Profile::by_name(name).unwrap_or_else(|| panic!("{id}: unknown profile {name:?}"));
+    if let Some(on) = v
+        .get("setup")
+        .and_then(|s| s.get("shared_subscriptions"))
+        .and_then(Value::as_bool)
+    {
+        profile.shared_subscriptions = on;
+    }
     let mut p = Player {
         id,
         prefix,

@@ -445,7 +445,8 @@ vec("aws2025-subscription-events-announce-subscribe-and-unsubscribe", [],
 vec("shared-subscriptions-are-ordinary-filters-without-the-knob", ["MQTT-4.7.2-1"],
     "MQTT 3.1.1 (shared subscriptions off, the default): $share/g/t is an ordinary filter, so a message on t reaches no one and one on $share/g/t reaches the subscriber.",
     [conn(1, "m"), sub(1, 1, ("$share/g/t", 0)), conn(2, "pub"), send(2, P("t", payload="no")),
-     send(2, P("$share/g/t", payload="yes")), exp(1, P("$share/g/t", payload="yes")), nothing(1)], prefixable=False)
+     send(2, P("$share/g/t", payload="yes")), exp(1, P("$share/g/t", payload="yes")), nothing(1)], prefixable=False,
+    setup={"shared_subscriptions": False})
 
 
 def render(v):
