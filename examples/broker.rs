@@ -288,7 +288,7 @@ impl Core {
                 if let Some(link) = self.links.remove(&conn) {
                     eprintln!("conn {}: closed by the network: {why}", conn.0);
                     self.finish(link);
-                    self.broker.connection_closed(now, conn);
+                    self.broker.connection_lost(now, conn);
                 }
             }
         }
@@ -333,7 +333,7 @@ impl Core {
                             link.reader.abort();
                             link.writer_task.abort();
                         }
-                        self.broker.connection_closed(self.clock.now(), conn);
+                        self.broker.connection_lost(self.clock.now(), conn);
                     }
                 }
                 Action::Close { conn, reason } => {
@@ -403,6 +403,15 @@ fn log_event(event: &BrokerEvent) {
             "group {}: message on {} dropped: {reason:?}",
             group.as_str(),
             message.topic.as_str()
+        ),
+        BrokerEvent::UnexpectedAck {
+            conn,
+            packet_type,
+            packet_id,
+        } => eprintln!(
+            "conn {}: {} {packet_id} for nothing in flight, ignored",
+            conn.0,
+            packet_type.name()
         ),
     }
 }

@@ -55,7 +55,7 @@ pub(crate) fn disconnect_reason(reason: Option<CloseReason>) -> (&'static str, b
         Some(CloseReason::Policy(PolicyViolation::Throttled)) => "THROTTLED",
         Some(
             CloseReason::Malformed(_)
-            | CloseReason::Unexpected { .. }
+            | CloseReason::Protocol(_)
             | CloseReason::Policy(_)
             | CloseReason::Refused(_)
             | CloseReason::ConnectTimeout,
