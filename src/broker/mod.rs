@@ -523,25 +523,6 @@ impl Broker {
         }
     }
 
-    /// Removes one subscription of `client` from the index, or from its shared group.
-    fn remove_subscription(&mut self, filter: &[u8], client: &Bytes) {
-        if self.profile.shared_subscriptions && shared::parse(filter).is_some() {
-            let lost = self.shared.leave(filter, client);
-            if let Ok(group) = TopicFilter::new(Bytes::copy_from_slice(filter)) {
-                for message in lost {
-                    self.actions
-                        .push_back(Action::Event(BrokerEvent::SharedDropped {
-                            group: group.clone(),
-                            message,
-                            reason: DropReason::QueueFull,
-                        }));
-                }
-            }
-        } else {
-            self.index.remove(filter, client);
-        }
-    }
-
     fn client_of(&self, conn: ConnId) -> Option<Bytes> {
         self.conns
             .get(&conn)
@@ -684,27 +665,6 @@ impl Broker {
         self.flush_shared(now, &key);
     }
 
-    /// Hands the messages queued in the shared groups `client` belongs to over to it,
-    /// now that it is online.
-    fn flush_shared(&mut self, now: Instant, client: &Bytes) {
-        if !self.profile.shared_subscriptions {
-            return;
-        }
-        let Some(session) = self.session_of(client) else {
-            return;
-        };
-        let groups: Vec<Bytes> = session
-            .subscriptions()
-            .filter(|(f, _)| shared::parse(f).is_some() && self.shared.queued(f) > 0)
-            .map(|(f, _)| Bytes::copy_from_slice(f))
-            .collect();
-        for g in groups {
-            for m in self.shared.take_queued(&g, client) {
-                self.deliver(now, client, m);
-            }
-        }
-    }
-
     fn session_of(&self, client: &Bytes) -> Option<&ServerSession> {
         if let Some(conn) = self.online.get(client) {
             return self.conns.get(conn).map(|c| c.server.session());
@@ -803,45 +763,6 @@ impl Broker {
         }
         if self.profile.shared_subscriptions {
             self.route_shared(now, &m);
-        }
-    }
-
-    /// Gives `m` to one member of each shared group whose filter matches, or queues it
-    /// in the group while every member is offline.
-    fn route_shared(&mut self, now: Instant, m: &Message) {
-        for group in self.shared.matching(m.topic.as_bytes()) {
-            let online = &self.online;
-            let pick = self
-                .shared
-                .pick(&group, m.qos, |client| online.contains_key(client));
-            let out = Message {
-                retain: false,
-                ..m.clone()
-            };
-            let dropped = match pick {
-                shared::Pick::Member(client, qos) => {
-                    self.deliver(now, &client, Message { qos, ..out });
-                    None
-                }
-                shared::Pick::Queue => {
-                    let max = self.config.connection.max_queued;
-                    self.shared
-                        .enqueue(&group, out, max)
-                        .err()
-                        .map(|m| (m, DropReason::QueueFull))
-                }
-                shared::Pick::Drop => Some((out, DropReason::OfflineQos0)),
-            };
-            if let Some((message, reason)) = dropped {
-                if let Ok(group) = TopicFilter::new(group) {
-                    self.actions
-                        .push_back(Action::Event(BrokerEvent::SharedDropped {
-                            group,
-                            message,
-                            reason,
-                        }));
-                }
-            }
         }
     }
 

@@ -13,8 +13,10 @@ use alloc::vec::Vec;
 
 use bytes::Bytes;
 
+use super::{Action, Broker, BrokerEvent, DropReason};
 use crate::profile::SHARE_PREFIX;
 use crate::server::Message;
+use crate::time::Instant;
 use crate::topic::SubscriptionIndex;
 use crate::types::{QoS, TopicFilter};
 
@@ -186,6 +188,87 @@ impl SharedGroups {
     /// The number of messages queued in group `key`.
     pub(crate) fn queued(&self, key: &[u8]) -> usize {
         self.groups.get(key).map_or(0, |g| g.queue.len())
+    }
+}
+
+impl Broker {
+    /// Removes one subscription of `client` from the index, or from its shared group.
+    pub(super) fn remove_subscription(&mut self, filter: &[u8], client: &Bytes) {
+        if self.profile.shared_subscriptions && parse(filter).is_some() {
+            let lost = self.shared.leave(filter, client);
+            if let Ok(group) = TopicFilter::new(Bytes::copy_from_slice(filter)) {
+                for message in lost {
+                    self.actions
+                        .push_back(Action::Event(BrokerEvent::SharedDropped {
+                            group: group.clone(),
+                            message,
+                            reason: DropReason::QueueFull,
+                        }));
+                }
+            }
+        } else {
+            self.index.remove(filter, client);
+        }
+    }
+
+    /// Hands the messages queued in the shared groups `client` belongs to over to it,
+    /// now that it is online.
+    pub(super) fn flush_shared(&mut self, now: Instant, client: &Bytes) {
+        if !self.profile.shared_subscriptions {
+            return;
+        }
+        let Some(session) = self.session_of(client) else {
+            return;
+        };
+        let groups: Vec<Bytes> = session
+            .subscriptions()
+            .filter(|(f, _)| parse(f).is_some() && self.shared.queued(f) > 0)
+            .map(|(f, _)| Bytes::copy_from_slice(f))
+            .collect();
+        for g in groups {
+            for m in self.shared.take_queued(&g, client) {
+                self.deliver(now, client, m);
+            }
+        }
+    }
+
+    /// Gives `m` to one member of each shared group whose filter matches, or queues it
+    /// in the group while every member is offline.
+    pub(super) fn route_shared(&mut self, now: Instant, m: &Message) {
+        for group in self.shared.matching(m.topic.as_bytes()) {
+            let online = &self.online;
+            let pick = self
+                .shared
+                .pick(&group, m.qos, |client| online.contains_key(client));
+            let out = Message {
+                retain: false,
+                ..m.clone()
+            };
+            let dropped = match pick {
+                Pick::Member(client, qos) => {
+                    self.deliver(now, &client, Message { qos, ..out });
+                    None
+                }
+                Pick::Queue => {
+                    let max = self.config.connection.max_queued;
+                    self.shared
+                        .enqueue(&group, out, max)
+                        .err()
+                        .map(|m| (m, DropReason::QueueFull))
+                }
+                Pick::Drop => Some((out, DropReason::OfflineQos0)),
+            };
+            if let Some((message, reason)) = dropped {
+                if let Ok(group) = TopicFilter::new(group) {
+                    self.actions
+                        .push_back(Action::Event(BrokerEvent::SharedDropped {
+                            group,
+                            message,
+                            reason,
+                        }));
+                }
+            }
+        }
     }
 }
 
