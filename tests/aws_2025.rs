@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,6 +14,7 @@ use mqtt_sansio::{
     Client, ClientError, ConnAck, Instant, Login, MqttString, Packet, Profile, QoS, SubAckCode,
     TopicName,
 };
+use proptest::prelude::*;
 use serde_json::Value;
 use support::harness::{Harness, connect, publish, publishes, retained, subscribe, unsubscribe};
 
@@ -492,4 +494,115 @@ fn a_broker_config_without_lifecycle_events_keeps_them_quiet_under_the_aws_prese
         subscribe(1, &[("$aws/events/presence/connected/+", QoS::AtMostOnce)]),
     );
     assert!(h.is_closed(1));
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Connect(usize),
+    Drop(usize),
+    Publish(bool),
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        1 => (0..3usize).prop_map(Op::Connect),
+        1 => (0..3usize).prop_map(Op::Drop),
+        3 => any::<bool>().prop_map(Op::Publish),
+    ]
+}
+
+/// The members of `$share/g/sh` online now: member index → connection.
+struct Members {
+    online: BTreeMap<usize, u64>,
+    next_conn: u64,
+    got: BTreeMap<String, BTreeSet<usize>>,
+}
+
+impl Members {
+    fn connect(&mut self, h: &mut Harness, i: usize) {
+        // One CONNECT per second per client id.
+        h.advance(1100);
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        h.connect_with(conn, connect(&format!("m{i}"), false, 60, None));
+        self.online.insert(i, conn);
+    }
+
+    /// Takes what each online member received, acknowledging every QoS 1 PUBLISH.
+    fn drain(&mut self, h: &mut Harness) {
+        for (&i, &conn) in &self.online {
+            for p in publishes(&h.take(conn)) {
+                let payload = String::from_utf8_lossy(&p.payload).into_owned();
+                self.got.entry(payload).or_default().insert(i);
+                if let Some(id) = p.qos.packet_id() {
+                    h.send(conn, Packet::PubAck(id));
+                }
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn every_shared_message_reaches_one_member_at_most_and_is_otherwise_reported(
+        ops in prop::collection::vec(op_strategy(), 0..40),
+    ) {
+        let mut h = aws();
+        let mut m = Members { online: BTreeMap::new(), next_conn: 1, got: BTreeMap::new() };
+        for i in 0..3 {
+            m.connect(&mut h, i);
+            let conn = m.online[&i];
+            h.subscribe(conn, 1, &[("$share/g/sh", QoS::AtLeastOnce)]);
+        }
+        h.connect(100, "pub", true);
+        let mut published = Vec::new();
+        for op in ops {
+            match op {
+                Op::Connect(i) if !m.online.contains_key(&i) => m.connect(&mut h, i),
+                Op::Drop(i) => {
+                    if let Some(conn) = m.online.remove(&i) {
+                        h.drop_conn(conn);
+                    }
+                }
+                Op::Publish(qos1) => {
+                    let payload = format!("p{}", published.len());
+                    let (qos, id) = if qos1 { (QoS::AtLeastOnce, published.len() as u16 + 1) } else { (QoS::AtMostOnce, 0) };
+                    h.send(100, publish("sh", qos, id, &payload));
+                    published.push(payload);
+                }
+                Op::Connect(_) => {}
+            }
+            m.drain(&mut h);
+        }
+        for i in 0..3 {
+            if !m.online.contains_key(&i) {
+                m.connect(&mut h, i);
+            }
+        }
+        m.drain(&mut h);
+        let dropped: BTreeSet<String> = h
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                BrokerEvent::SharedDropped { message, .. } | BrokerEvent::Dropped { message, .. } => {
+                    Some(String::from_utf8_lossy(&message.payload).into_owned())
+                }
+                _ => None,
+            })
+            .collect();
+        for p in &published {
+            let receivers = m.got.get(p).map_or(0, BTreeSet::len);
+            prop_assert!(receivers <= 1, "{} reached {:?}", p, m.got.get(p));
+            prop_assert!(
+                (receivers == 1) != dropped.contains(p),
+                "{} delivered to {} member(s), reported dropped: {}",
+                p,
+                receivers,
+                dropped.contains(p)
+            );
+        }
+        prop_assert!(!h.is_closed(100));
+    }
 }
