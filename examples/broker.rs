@@ -343,6 +343,9 @@ impl Core {
                     }
                 }
                 Action::Event(event) => log_event(&event),
+                // This example keeps its state in memory only; it does not ask for
+                // changes (`ServerConfig::report_changes`).
+                Action::Change(_) => {}
             }
         }
     }

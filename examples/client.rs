@@ -228,6 +228,8 @@ impl App {
                 eprintln!("lost: {lost:?}");
             }
             Action::Event(other) => eprintln!("event: {other:?}"),
+            // Not asked for: this client keeps its session in memory only.
+            Action::Change(_) => {}
             Action::Close(reason) => {
                 if reason != Reason::Disconnected {
                     eprintln!("connection closed: {reason:?}");

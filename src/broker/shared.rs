@@ -192,6 +192,21 @@ impl SharedGroups {
 }
 
 impl Broker {
+    /// Adds the subscription of `client` to `filter`: to its shared group, or to the
+    /// index. True for an ordinary (not shared) subscription.
+    pub(super) fn add_subscription(
+        &mut self,
+        filter: &TopicFilter<Bytes>,
+        client: &Bytes,
+        qos: QoS,
+    ) -> bool {
+        if self.profile.shared_subscriptions && self.shared.join(filter, client, qos) {
+            return false;
+        }
+        self.index.insert(filter, client.clone(), qos);
+        true
+    }
+
     /// Removes one subscription of `client` from the index, or from its shared group.
     pub(super) fn remove_subscription(&mut self, filter: &[u8], client: &Bytes) {
         if self.profile.shared_subscriptions && parse(filter).is_some() {

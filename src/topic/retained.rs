@@ -171,6 +171,26 @@ impl<V> RetainedStore<V> {
         value
     }
 
+    /// Calls `f` with every stored topic and value, in byte order of the topics.
+    pub fn for_each(&self, mut f: impl FnMut(&[u8], &V)) {
+        let mut out: Vec<(Vec<u8>, &V)> = Vec::with_capacity(self.len);
+        let mut pending: Vec<(&Node<V>, Vec<u8>, bool)> = Vec::new();
+        pending.push((&self.root, Vec::new(), true));
+        while let Some((node, topic, first)) = pending.pop() {
+            for (name, child) in &node.children {
+                let t = join(&topic, name, first);
+                if let Some(v) = &child.value {
+                    out.push((t.clone(), v));
+                }
+                pending.push((child, t, false));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        for (topic, v) in out {
+            f(&topic, v);
+        }
+    }
+
     /// Number of values stored.
     pub fn len(&self) -> usize {
         self.len
