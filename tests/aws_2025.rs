@@ -8,8 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bytes::Bytes;
-use mqtt_sansio::broker::{BrokerEvent, DropReason};
+use mqtt_sansio::broker::{Action, Broker, BrokerEvent, DropReason};
 use mqtt_sansio::server::{CloseReason, Ignored, PolicyViolation, ServerConfig};
+use mqtt_sansio::session::{BrokerChange, BrokerExport, SharedQueue, StateError};
 use mqtt_sansio::{
     Client, ClientError, ConnAck, Instant, Login, MqttString, Packet, Profile, QoS, SubAckCode,
     TopicName,
@@ -549,7 +550,11 @@ proptest! {
     fn every_shared_message_reaches_one_member_at_most_and_is_otherwise_reported(
         ops in prop::collection::vec(op_strategy(), 0..40),
     ) {
-        let mut h = aws();
+        let reporting = ServerConfig {
+            report_changes: true,
+            ..ServerConfig::default()
+        };
+        let mut h = Harness::with_config(Profile::aws_iot_core_2025(), reporting);
         let mut m = Members { online: BTreeMap::new(), next_conn: 1, got: BTreeMap::new() };
         for i in 0..3 {
             m.connect(&mut h, i);
@@ -604,5 +609,88 @@ proptest! {
             );
         }
         prop_assert!(!h.is_closed(100));
+        // The changes reported, applied to an empty store, give the broker's export.
+        let mut store = BrokerExport::default();
+        for a in &h.log {
+            if let Action::Change(c) = a {
+                store.apply(c).map_err(|e| TestCaseError::fail(format!("{c:?}: {e}")))?;
+            }
+        }
+        prop_assert_eq!(store, h.broker.export());
     }
+}
+
+#[test]
+fn shared_messages_queued_while_every_member_is_offline_survive_export_and_import() {
+    let reporting = ServerConfig {
+        report_changes: true,
+        ..ServerConfig::default()
+    };
+    let mut h = Harness::with_config(Profile::aws_iot_core_2025(), reporting.clone());
+    h.connect(1, "m1", false);
+    h.subscribe(1, 1, &[("$share/g/q", QoS::AtLeastOnce)]);
+    h.drop_conn(1);
+    h.connect(2, "pub", true);
+    h.send(2, publish("q", QoS::AtLeastOnce, 1, "held1"));
+    h.send(2, publish("q", QoS::AtLeastOnce, 2, "held2"));
+    let changes: Vec<BrokerChange> = h
+        .log
+        .iter()
+        .filter_map(|a| match a {
+            Action::Change(c @ BrokerChange::SharedQueued { .. }) => Some(c.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(changes.len(), 2);
+    // Each message is stored before its PUBACK goes out.
+    let queued_at = h
+        .log
+        .iter()
+        .position(|a| matches!(a, Action::Change(BrokerChange::SharedQueued { .. })));
+    let acked_at = h.log.iter().position(|a| {
+        matches!(
+            a,
+            Action::Send {
+                packet: Packet::PubAck(_),
+                ..
+            }
+        )
+    });
+    assert!(queued_at < acked_at, "{:?}", h.log);
+
+    let export = h.broker.export();
+    assert_eq!(export.shared.len(), 1);
+    assert_eq!(export.shared[0].group.as_str(), "$share/g/q");
+    let bytes = export.to_bytes();
+    let read = BrokerExport::from_bytes(&bytes).expect("reads back");
+    assert_eq!(read, export);
+    let broker =
+        Broker::import(Profile::aws_iot_core_2025(), reporting, read, h.now).expect("imports");
+    h.broker = broker;
+    h.advance(1000);
+    h.connect(3, "m1", false);
+    assert_eq!(payloads(&h.take(3)), ["held1", "held2"]);
+    assert_eq!(h.broker.shared_queued("$share/g/q"), 0);
+}
+
+#[test]
+fn a_shared_queue_whose_group_has_no_member_is_refused_on_import() {
+    let mut export = BrokerExport::default();
+    export.shared.push(SharedQueue {
+        group: mqtt_sansio::TopicFilter::new(Bytes::from_static(b"$share/g/q")).expect("valid"),
+        queue: vec![mqtt_sansio::server::Message {
+            topic: TopicName::new(Bytes::from_static(b"q")).expect("valid"),
+            payload: Bytes::from_static(b"x"),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+        }],
+    });
+    let read = BrokerExport::from_bytes(&export.to_bytes()).expect("well formed");
+    let r = Broker::import(
+        Profile::aws_iot_core_2025(),
+        ServerConfig::default(),
+        read,
+        Instant::ZERO,
+    );
+    assert!(matches!(r, Err(StateError::Invalid(_))), "{r:?}");
 }

@@ -458,6 +458,7 @@ impl Broker {
             sessions.insert(client.clone(), st.session.export(client, st.expires));
         }
         BrokerExport {
+            shared: self.shared.export(),
             sessions: sessions.into_values().collect(),
             retained: {
                 let mut all = Vec::with_capacity(self.retained.len());
@@ -514,6 +515,9 @@ impl Broker {
             if broker.retained.insert(&topic, m).is_some() {
                 return Err(StateError::Invalid("a retained topic twice"));
             }
+        }
+        for queue in export.shared {
+            broker.shared.restore(queue)?;
         }
         Ok(broker)
     }

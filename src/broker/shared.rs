@@ -16,6 +16,7 @@ use bytes::Bytes;
 use super::{Action, Broker, BrokerEvent, DropReason};
 use crate::profile::SHARE_PREFIX;
 use crate::server::Message;
+use crate::session::{BrokerChange, SharedQueue, StateError};
 use crate::time::Instant;
 use crate::topic::SubscriptionIndex;
 use crate::types::{QoS, TopicFilter};
@@ -185,6 +186,35 @@ impl SharedGroups {
             .collect()
     }
 
+    /// The non-empty group queues, ascending by group.
+    pub(crate) fn export(&self) -> Vec<SharedQueue> {
+        self.groups
+            .iter()
+            .filter(|(_, g)| !g.queue.is_empty())
+            .filter_map(|(key, g)| {
+                Some(SharedQueue {
+                    group: TopicFilter::new(key.clone()).ok()?,
+                    queue: g.queue.iter().cloned().collect(),
+                })
+            })
+            .collect()
+    }
+
+    /// Puts back the queue of an exported group, once its members have joined it again
+    /// (from their imported subscriptions). Refused, changing nothing, for a group
+    /// without members or with a queue already.
+    pub(crate) fn restore(&mut self, q: SharedQueue) -> Result<(), StateError> {
+        let group = self
+            .groups
+            .get_mut(q.group.as_bytes())
+            .ok_or(StateError::Invalid("a shared queue without group members"))?;
+        if !group.queue.is_empty() || q.queue.is_empty() {
+            return Err(StateError::Invalid("a shared queue twice, or empty"));
+        }
+        group.queue = q.queue.into_iter().collect();
+        Ok(())
+    }
+
     /// The number of messages queued in group `key`.
     pub(crate) fn queued(&self, key: &[u8]) -> usize {
         self.groups.get(key).map_or(0, |g| g.queue.len())
@@ -213,6 +243,7 @@ impl Broker {
             let lost = self.shared.leave(filter, client);
             if let Ok(group) = TopicFilter::new(Bytes::copy_from_slice(filter)) {
                 for message in lost {
+                    self.change(BrokerChange::SharedDequeued(group.clone()));
                     self.actions
                         .push_back(Action::Event(BrokerEvent::SharedDropped {
                             group: group.clone(),
@@ -241,7 +272,11 @@ impl Broker {
             .map(|(f, _)| Bytes::copy_from_slice(f))
             .collect();
         for g in groups {
+            let Ok(group) = TopicFilter::new(g.clone()) else {
+                continue;
+            };
             for m in self.shared.take_queued(&g, client) {
+                self.change(BrokerChange::SharedDequeued(group.clone()));
                 self.deliver(now, client, m);
             }
         }
@@ -266,10 +301,18 @@ impl Broker {
                 }
                 Pick::Queue => {
                     let max = self.config.connection.max_queued;
-                    self.shared
-                        .enqueue(&group, out, max)
-                        .err()
-                        .map(|m| (m, DropReason::QueueFull))
+                    match self.shared.enqueue(&group, out.clone(), max) {
+                        Ok(()) => {
+                            if let Ok(filter) = TopicFilter::new(group.clone()) {
+                                self.change(BrokerChange::SharedQueued {
+                                    group: filter,
+                                    message: out,
+                                });
+                            }
+                            None
+                        }
+                        Err(m) => Some((m, DropReason::QueueFull)),
+                    }
                 }
                 Pick::Drop => Some((out, DropReason::OfflineQos0)),
             };
