@@ -544,6 +544,15 @@ fn log_event(event: &BrokerEvent) {
             client_id.as_str(),
             message.topic.as_str()
         ),
+        BrokerEvent::SharedDropped {
+            group,
+            message,
+            reason,
+        } => tracing::warn!(
+            "group {}: message on {} dropped: {reason:?}",
+            group.as_str(),
+            message.topic.as_str()
+        ),
         BrokerEvent::SessionExpired { client_id } => {
             tracing::info!("client {}: session expired", client_id.as_str())
         }
