@@ -36,6 +36,17 @@ pub enum Status<T> {
 /// The largest packet 3.1.1 can express: 1 + 4 + 268 435 455 bytes.
 pub const MAX_PACKET_SIZE: usize = 1 + 4 + MAX_REMAINING_LENGTH;
 
+/// The largest Remaining Length of a valid CONNECT: 327 695 bytes (§3.1).
+///
+/// The variable header is always 10 bytes (protocol name `MQTT` with its length prefix,
+/// level, flags, keep alive), and the payload holds at most five fields of at most
+/// 65 535 bytes, each behind a two-byte length prefix (client identifier, will topic,
+/// will message, user name, password): 10 + 5 × (2 + 65 535) = 327 695. Anything longer
+/// breaks a rule of CONNECT whatever its bytes, so a decoder refuses it with
+/// [`DecodeError::ConnectTooLarge`] from the fixed header alone, before buffering it;
+/// a peer that has not authenticated yet cannot make it hold more.
+pub const MAX_CONNECT_REMAINING_LENGTH: usize = 10 + 5 * (2 + 65_535);
+
 /// A decoder with limits. [`decode`] and [`decode_bytes`] use the default one, which
 /// accepts every packet size 3.1.1 allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +115,8 @@ impl Decoder {
 
     /// The same decoder refusing packets (fixed header included) larger than `max`
     /// bytes with [`DecodeError::PacketTooLarge`], as soon as the header tells the size.
+    /// A CONNECT longer than any valid one is refused with
+    /// [`DecodeError::ConnectTooLarge`] whatever the limit (checked first).
     pub const fn with_max_packet_size(self, max: usize) -> Self {
         Decoder {
             max_packet_size: max,
@@ -130,6 +143,9 @@ impl Decoder {
             if fixed != remaining_length {
                 return Err(DecodeError::InvalidRemainingLength);
             }
+        }
+        if packet_type == PacketType::Connect && remaining_length > MAX_CONNECT_REMAINING_LENGTH {
+            return Err(DecodeError::ConnectTooLarge);
         }
         let header = FixedHeader {
             packet_type,
@@ -309,6 +325,46 @@ mod tests {
             Packet::PingResp,
             Packet::Disconnect,
         ]
+    }
+
+    #[test]
+    fn the_largest_valid_connect_has_the_documented_remaining_length_and_one_more_is_refused() {
+        let field = Bytes::from(alloc::vec![b'a'; 65_535]);
+        let largest = Packet::Connect(Connect {
+            client_id: MqttString::new(field.clone()).unwrap(),
+            clean_session: true,
+            keep_alive: 60,
+            will: Some(Will {
+                topic: TopicName::new(field.clone()).unwrap(),
+                message: Binary::new(field.clone()).unwrap(),
+                qos: QoS::AtMostOnce,
+                retain: false,
+            }),
+            login: Some(Login {
+                username: MqttString::new(field.clone()).unwrap(),
+                password: Some(Binary::new(field).unwrap()),
+            }),
+        });
+        let wire = largest.to_bytes().unwrap();
+        let Ok(Status::Complete(h, _)) = Decoder::new().fixed_header(&wire) else {
+            panic!("a valid header");
+        };
+        assert_eq!(h.remaining_length, MAX_CONNECT_REMAINING_LENGTH);
+        assert_eq!(MAX_CONNECT_REMAINING_LENGTH, 327_695);
+        assert!(matches!(decode(&wire), Ok(Status::Complete(_, n)) if n == wire.len()));
+        // The header of one byte more is refused before any of the body arrives, even
+        // by a decoder whose size limit would allow it; a smaller limit is not reached.
+        let header = [0x10, 0x90, 0x80, 0x14];
+        let generous = Decoder::new().with_max_packet_size(1 << 20);
+        assert_eq!(generous.decode(&header), Err(DecodeError::ConnectTooLarge));
+        let mut buf = BytesMut::from(&header[..]);
+        assert_eq!(decode_frame(&mut buf), Err(DecodeError::ConnectTooLarge));
+        assert_eq!(&buf[..], &header);
+        // Other packet types may be that long.
+        assert!(matches!(
+            decode(&[0x30, 0x90, 0x80, 0x14]),
+            Ok(Status::Incomplete(_))
+        ));
     }
 
     #[test]
