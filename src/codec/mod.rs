@@ -82,9 +82,10 @@ impl FixedHeader {
 
 /// Checks the first byte: the packet type is not reserved and the flags are the ones
 /// the type requires (MQTT-2.2.2-1, MQTT-2.2.2-2, MQTT-3.3.1-2, MQTT-3.3.1-4).
-#[inline]
-fn check_first_byte(b: u8) -> Result<(PacketType, u8), DecodeError> {
-    let t = PacketType::from_u8(b >> 4).ok_or(DecodeError::ReservedPacketType)?;
+const fn check_first_byte(b: u8) -> Result<(PacketType, u8), DecodeError> {
+    let Some(t) = PacketType::from_u8(b >> 4) else {
+        return Err(DecodeError::ReservedPacketType);
+    };
     let flags = b & 0x0F;
     match t.fixed_flags() {
         Some(f) if f != flags => Err(DecodeError::InvalidFlags {
@@ -102,6 +103,38 @@ fn check_first_byte(b: u8) -> Result<(PacketType, u8), DecodeError> {
                 Ok((t, flags))
             }
         }
+    }
+}
+
+/// [`FIRST_BYTE`]: a first byte [`check_first_byte`] refuses.
+const REFUSED: u8 = 0xFF;
+/// [`FIRST_BYTE`]: a packet type whose Remaining Length varies.
+const VARIABLE: u8 = 0xFE;
+
+/// For each first byte: [`REFUSED`], [`VARIABLE`], or the Remaining Length its packet
+/// type always has (§3.x.1 of each). Built from [`check_first_byte`], so the two agree.
+static FIRST_BYTE: [u8; 256] = {
+    let mut t = [REFUSED; 256];
+    let mut b = 0;
+    while b < 256 {
+        if let Ok((packet_type, _)) = check_first_byte(b as u8) {
+            t[b] = match packet_type.fixed_remaining_length() {
+                Some(n) => n as u8,
+                None => VARIABLE,
+            };
+        }
+        b += 1;
+    }
+    t
+};
+
+/// The packet type of a first byte that [`FIRST_BYTE`] accepts.
+#[inline(always)]
+fn packet_type_of(first: u8) -> PacketType {
+    match PacketType::from_u8(first >> 4) {
+        Some(t) => t,
+        // Not reached: FIRST_BYTE refuses the reserved types.
+        None => PacketType::Disconnect,
     }
 }
 
@@ -129,27 +162,33 @@ impl Decoder {
     }
 
     /// Reads and checks the fixed header at the start of `buf`.
-    #[inline]
+    #[inline(always)]
     pub fn fixed_header(&self, buf: &[u8]) -> Result<Status<FixedHeader>, DecodeError> {
-        let Some(&first) = buf.first() else {
+        let Some((&first, rest)) = buf.split_first() else {
             return Ok(Status::Incomplete(2));
         };
-        let (packet_type, flags) = check_first_byte(first)?;
-        let (remaining_length, used) = match prim::remaining_length(&buf[1..])? {
+        // One table lookup checks the type and the flags and gives the fixed
+        // Remaining Length, if any; a refused byte takes the slow path, which names
+        // the error.
+        let class = FIRST_BYTE[first as usize];
+        if class == REFUSED {
+            return Err(check_first_byte(first)
+                .err()
+                .unwrap_or(DecodeError::ReservedPacketType));
+        }
+        let (remaining_length, used) = match prim::remaining_length(rest)? {
             prim::Length::Done(v, used) => (v, used),
             prim::Length::Partial => return Ok(Status::Incomplete(1)),
         };
-        if let Some(fixed) = packet_type.fixed_remaining_length() {
-            if fixed != remaining_length {
-                return Err(DecodeError::InvalidRemainingLength);
-            }
+        if class != VARIABLE && usize::from(class) != remaining_length {
+            return Err(DecodeError::InvalidRemainingLength);
         }
-        if packet_type == PacketType::Connect && remaining_length > MAX_CONNECT_REMAINING_LENGTH {
+        if first == 0x10 && remaining_length > MAX_CONNECT_REMAINING_LENGTH {
             return Err(DecodeError::ConnectTooLarge);
         }
         let header = FixedHeader {
-            packet_type,
-            flags,
+            packet_type: packet_type_of(first),
+            flags: first & 0x0F,
             header_len: 1 + used,
             remaining_length,
         };

@@ -316,6 +316,41 @@ impl<B: AsRef<[u8]>> Packet<B> {
         Ok(())
     }
 
+    /// Appends the packet to `buf` like [`encode`](Self::encode), except the payload of
+    /// a PUBLISH of at least `min_chunk` bytes, which is not copied but returned: write
+    /// it right after `buf`'s bytes, as a chunk of its own (a vectored write, or a queue
+    /// of [`Bytes`] chunks). Smaller payloads, and every other packet, go into `buf`
+    /// whole and give `None`. On error nothing is written.
+    ///
+    /// ```
+    /// use bytes::{Bytes, BytesMut};
+    /// use mqtt_sansio::{Packet, Publish, QosPid, TopicName};
+    ///
+    /// let payload = Bytes::from(vec![7u8; 64 * 1024]);
+    /// let topic = TopicName::from_static("a/b").unwrap();
+    /// let p = Packet::Publish(Publish::new(topic, QosPid::AtMostOnce, payload.clone()));
+    /// let mut head = BytesMut::new();
+    /// let chunk = p.encode_chunked(&mut head, 4096)?.expect("a large payload");
+    /// // The payload was not copied: the chunk is the packet's own `Bytes`.
+    /// assert_eq!(chunk.as_ptr(), payload.as_ptr());
+    /// assert_eq!([&head[..], &chunk[..]].concat(), p.to_bytes()?.to_vec());
+    /// # Ok::<(), mqtt_sansio::EncodeError>(())
+    /// ```
+    #[inline]
+    pub fn encode_chunked<W: EncodeBuf>(
+        &self,
+        buf: &mut W,
+        min_chunk: usize,
+    ) -> Result<Option<&B>, EncodeError> {
+        match self {
+            Packet::Publish(p) if p.payload.as_ref().len() >= min_chunk => {
+                p.encode_header(buf)?;
+                Ok(Some(&p.payload))
+            }
+            _ => self.encode(buf).map(|()| None),
+        }
+    }
+
     /// The packet's bytes in a new buffer.
     pub fn to_bytes(&self) -> Result<Bytes, EncodeError> {
         let mut buf = BytesMut::with_capacity(self.encoded_len());
