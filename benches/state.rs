@@ -138,7 +138,7 @@ fn accepted_server() -> Server {
         asked |= matches!(a, ServerAction::Event(ServerEvent::Connect(_)));
     }
     assert!(asked, "the server asks to accept the CONNECT");
-    s.accept(NOW, None);
+    s.accept(NOW, None).unwrap();
     while s.poll_action().is_some() {}
     assert!(s.is_connected());
     s

@@ -290,7 +290,7 @@ impl Core {
                 if let Some(link) = self.links.remove(&conn) {
                     eprintln!("conn {}: closed by the network: {why}", conn.0);
                     self.finish(link);
-                    self.broker.connection_closed(now, conn);
+                    self.broker.connection_lost(now, conn);
                 }
             }
         }
@@ -335,7 +335,7 @@ impl Core {
                             link.reader.abort();
                             link.writer_task.abort();
                         }
-                        self.broker.connection_closed(self.clock.now(), conn);
+                        self.broker.connection_lost(self.clock.now(), conn);
                     }
                 }
                 Action::Close { conn, reason } => {
@@ -396,6 +396,15 @@ fn log_event(event: &BrokerEvent) {
             "conn {}: publish to {} not authorized, discarded",
             conn.0,
             message.topic.as_str()
+        ),
+        BrokerEvent::UnexpectedAck {
+            conn,
+            packet_type,
+            packet_id,
+        } => eprintln!(
+            "conn {}: {} {packet_id} for nothing in flight, ignored",
+            conn.0,
+            packet_type.name()
         ),
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! See [`Client`] for the driving contract and an example.
 
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
@@ -15,8 +15,8 @@ use crate::packet::{
     ConnAck, Connect, ConnectReturnCode, Packet, PacketType, Publish, QosPid, SubAck, SubAckCode,
     Subscribe, Unsubscribe,
 };
-use crate::profile::{Profile, RetainPolicy};
-use crate::session::PacketIds;
+use crate::profile::{Profile, ResendPolicy, RetainPolicy};
+use crate::session::{Ack, Message, Outgoing, Session, Stage, window};
 use crate::time::Instant;
 use crate::types::{PacketId, QoS, TopicFilter, TopicName};
 
@@ -160,6 +160,19 @@ pub enum Reason {
     Protocol(ProtocolError),
 }
 
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Disconnected => f.write_str("the application disconnected"),
+            Reason::Refused(code) => write!(f, "the server refused the connection: {code:?}"),
+            Reason::ConnAckTimeout => f.write_str("no CONNACK in time"),
+            Reason::PingTimeout => f.write_str("no PINGRESP in time"),
+            Reason::Decode(e) => write!(f, "the server sent an invalid packet: {e}"),
+            Reason::Protocol(e) => write!(f, "the server broke the protocol: {e}"),
+        }
+    }
+}
+
 impl Reason {
     /// A stable snake_case name, used by the scenario vectors.
     pub fn kind(&self) -> &'static str {
@@ -174,27 +187,7 @@ impl Reason {
     }
 }
 
-/// A protocol violation by the server: the rule, what the client expected and what
-/// arrived.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProtocolError {
-    /// The normative id (or section) of the rule that was broken.
-    pub rule: &'static str,
-    /// What the client expected.
-    pub expected: &'static str,
-    /// What arrived.
-    pub got: &'static str,
-}
-
-impl fmt::Display for ProtocolError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: expected {}, got {}",
-            self.rule, self.expected, self.got
-        )
-    }
-}
+pub use crate::connection::ProtocolError;
 
 /// Why a command was refused. A refused command changes nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -363,22 +356,45 @@ impl Link {
     }
 }
 
-/// An outgoing packet that awaits its acknowledgement, or (before CONNACK) its sending.
+/// A SUBSCRIBE or UNSUBSCRIBE awaiting its acknowledgement, or (before CONNACK) its
+/// sending. Not session state (§4.1): a lost connection gives them up.
 #[derive(Debug, Clone)]
-enum Pending {
-    /// A PUBLISH: QoS 1 awaiting PUBACK, QoS 2 awaiting PUBREC, QoS 0 only while held.
-    Publish(Publish<Bytes>),
-    /// A PUBREL awaiting PUBCOMP.
-    Release(PacketId),
+enum Request {
     Subscribe(Subscribe<Bytes>),
     Unsubscribe(Unsubscribe<Bytes>),
 }
 
 #[derive(Debug, Clone)]
-struct Outgoing {
-    pending: Pending,
-    /// Whether the packet went out on some connection.
+struct Pending {
+    request: Request,
     sent: bool,
+}
+
+impl Request {
+    fn packet(&self) -> Packet<Bytes> {
+        match self {
+            Request::Subscribe(s) => Packet::Subscribe(s.clone()),
+            Request::Unsubscribe(u) => Packet::Unsubscribe(u.clone()),
+        }
+    }
+
+    fn lost(self) -> Lost {
+        match self {
+            Request::Subscribe(s) => Lost::Subscribe(s),
+            Request::Unsubscribe(u) => Lost::Unsubscribe(u),
+        }
+    }
+}
+
+/// A command issued before CONNACK, in the order it is to be sent after it.
+#[derive(Debug, Clone)]
+enum Held {
+    /// A QoS 0 PUBLISH (kept only here).
+    Qos0(Publish<Bytes>),
+    /// A QoS 1/2 PUBLISH, unsent in the session's outgoing table.
+    Publish(PacketId),
+    /// A request in `requests`.
+    Request(PacketId),
 }
 
 /// An incoming message the application has yet to acknowledge (manual acks).
@@ -389,80 +405,15 @@ struct AckSlot {
     acked: bool,
 }
 
-/// The client's session state (§4.1) plus what is held before CONNACK.
-#[derive(Debug, Default)]
-struct Session {
-    ids: PacketIds,
-    /// Outgoing packets in the order they were (or are to be) sent, keyed by sequence.
-    outgoing: BTreeMap<u64, Outgoing>,
-    /// Packet id → sequence in `outgoing`.
-    by_id: BTreeMap<PacketId, u64>,
-    next_seq: u64,
-    /// QoS 1/2 PUBLISH and PUBREL in `outgoing`.
-    inflight: usize,
-    /// Incoming QoS 2 ids delivered and awaiting PUBREL (method B).
-    incoming_qos2: BTreeSet<PacketId>,
-}
-
-impl Session {
-    fn push(&mut self, pending: Pending, sent: bool) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        if let Some(id) = pending_id(&pending) {
-            self.by_id.insert(id, seq);
-        }
-        if matches!(pending, Pending::Publish(ref p) if p.qos.packet_id().is_some())
-            || matches!(pending, Pending::Release(_))
-        {
-            self.inflight += 1;
-        }
-        self.outgoing.insert(seq, Outgoing { pending, sent });
-    }
-
-    fn remove(&mut self, id: PacketId) -> Option<Outgoing> {
-        let seq = self.by_id.remove(&id)?;
-        let out = self.outgoing.remove(&seq)?;
-        if matches!(out.pending, Pending::Publish(_) | Pending::Release(_)) {
-            self.inflight = self.inflight.saturating_sub(1);
-        }
-        Some(out)
-    }
-
-    /// QoS 0 publishes in `outgoing`: held until CONNACK. Every other entry has a
-    /// packet id, indexed in `by_id`.
-    fn held_qos0(&self) -> usize {
-        self.outgoing.len().saturating_sub(self.by_id.len())
-    }
-
-    fn get(&self, id: PacketId) -> Option<&Outgoing> {
-        self.by_id.get(&id).and_then(|s| self.outgoing.get(s))
-    }
-}
-
-fn pending_id(p: &Pending) -> Option<PacketId> {
-    match p {
-        Pending::Publish(p) => p.qos.packet_id(),
-        Pending::Release(id) => Some(*id),
-        Pending::Subscribe(s) => Some(s.packet_id),
-        Pending::Unsubscribe(u) => Some(u.packet_id),
-    }
-}
-
-fn lost(p: Pending) -> Lost {
-    match p {
-        Pending::Publish(p) => Lost::Publish(p),
-        Pending::Release(id) => Lost::Release(id),
-        Pending::Subscribe(s) => Lost::Subscribe(s),
-        Pending::Unsubscribe(u) => Lost::Unsubscribe(u),
+fn lost_entry(o: Outgoing) -> Lost {
+    match o.stage {
+        Stage::Published => Lost::Publish(o.message.to_publish(o.id, false)),
+        Stage::Released => Lost::Release(o.id),
     }
 }
 
 fn protocol(rule: &'static str, expected: &'static str, got: &'static str) -> Reason {
-    Reason::Protocol(ProtocolError {
-        rule,
-        expected,
-        got,
-    })
+    Reason::Protocol(ProtocolError::new(rule, expected, got))
 }
 
 /// One MQTT 3.1.1 client connection, without I/O.
@@ -505,7 +456,7 @@ fn protocol(rule: &'static str, expected: &'static str, got: &'static str) -> Re
 ///   timeout). When a profile clamps the keep-alive and the client asked for 0 (AWS IoT
 ///   Core applies 1 200 s), the client pings at the clamped maximum. A PINGRESP late by
 ///   [`ClientConfig::pingresp_timeout`] closes with [`Reason::PingTimeout`].
-/// - Packet ids are allocated by [`PacketIds`]: never 0, never one in flight, reused
+/// - Packet ids are allocated by [`PacketIds`](crate::session::PacketIds): never 0, never one in flight, reused
 ///   once acknowledged; PUBLISH, SUBSCRIBE and UNSUBSCRIBE share the space.
 /// - Acknowledgements are accepted in any order; one for an id with nothing of its kind
 ///   in flight is reported as [`Event::UnexpectedAck`] and ignored.
@@ -574,6 +525,12 @@ pub struct Client {
     config: ClientConfig,
     state: State,
     session: Session,
+    /// SUBSCRIBE and UNSUBSCRIBE awaiting their acks (or their sending), by packet id.
+    requests: BTreeMap<PacketId, Pending>,
+    /// Commands issued before CONNACK, in order.
+    held: VecDeque<Held>,
+    /// How many of `held` are QoS 0 publishes.
+    held_qos0: usize,
     acks: VecDeque<AckSlot>,
     actions: VecDeque<Action>,
     read_buf: BytesMut,
@@ -596,6 +553,9 @@ impl Client {
             config,
             state: State::Disconnected,
             session: Session::default(),
+            requests: BTreeMap::new(),
+            held: VecDeque::new(),
+            held_qos0: 0,
             acks: VecDeque::new(),
             actions: VecDeque::new(),
             read_buf: BytesMut::new(),
@@ -624,17 +584,23 @@ impl Client {
 
     /// How many outgoing QoS 1/2 messages are unacknowledged (the inflight window).
     pub fn inflight(&self) -> usize {
-        self.session.inflight
+        self.session.inflight()
     }
 
     /// How many packet ids are in use (messages, subscribes and unsubscribes).
     pub fn ids_in_use(&self) -> usize {
-        self.session.ids.len()
+        self.session.ids().len()
     }
 
     /// Whether `id` is in use by an outgoing packet.
     pub fn id_in_use(&self, id: PacketId) -> bool {
-        self.session.ids.contains(id)
+        self.session.ids().contains(id)
+    }
+
+    /// The session state (§4.1): packet ids, the outgoing table (with the QoS 1/2
+    /// messages held before CONNACK, not yet sent), inbound QoS 2 ids awaiting PUBREL.
+    pub fn session(&self) -> &Session {
+        &self.session
     }
 
     /// The next action for the caller, in order; `None` when there is nothing to do.
@@ -690,38 +656,49 @@ impl Client {
         self.acks.clear();
         if clean {
             self.discard_session(|_| true);
-            self.session.incoming_qos2.clear();
-        } else {
-            // Not session state: subscribes and unsubscribes, and held QoS 0 messages.
-            self.discard_session(|o| match &o.pending {
-                Pending::Subscribe(_) | Pending::Unsubscribe(_) => true,
-                Pending::Publish(p) => p.qos.packet_id().is_none(),
-                Pending::Release(_) => false,
-            });
+            self.session.clear_inbound_qos2();
         }
+        self.discard_requests();
     }
 
     /// Removes the outgoing entries `which` selects, in order, reporting each as lost.
     fn discard_session(&mut self, which: impl Fn(&Outgoing) -> bool) {
-        let seqs: Vec<u64> = self
-            .session
-            .outgoing
-            .iter()
-            .filter(|(_, o)| which(o))
-            .map(|(s, _)| *s)
-            .collect();
-        for seq in seqs {
-            let Some(out) = self.session.outgoing.remove(&seq) else {
-                continue;
-            };
-            if let Some(id) = pending_id(&out.pending) {
-                self.session.by_id.remove(&id);
-                self.session.ids.release(id);
-                if matches!(out.pending, Pending::Publish(_) | Pending::Release(_)) {
-                    self.session.inflight = self.session.inflight.saturating_sub(1);
-                }
+        for entry in self.session.discard(which) {
+            self.held
+                .retain(|h| !matches!(h, Held::Publish(id) if *id == entry.id));
+            self.event(Event::Lost(lost_entry(entry)));
+        }
+    }
+
+    /// Gives up what is not session state: SUBSCRIBE and UNSUBSCRIBE awaiting their
+    /// acks, then what was held before CONNACK other than QoS 1/2 messages.
+    fn discard_requests(&mut self) {
+        let mut lost = Vec::new();
+        let requests = core::mem::take(&mut self.requests);
+        for (id, pending) in requests {
+            self.session.release_id(id);
+            if pending.sent {
+                lost.push(pending.request.lost());
+            } else {
+                // Reported in the order it was held, below.
+                self.requests.insert(id, pending);
             }
-            self.event(Event::Lost(lost(out.pending)));
+        }
+        for held in core::mem::take(&mut self.held) {
+            match held {
+                Held::Qos0(p) => lost.push(Lost::Publish(p)),
+                Held::Request(id) => {
+                    if let Some(pending) = self.requests.remove(&id) {
+                        lost.push(pending.request.lost());
+                    }
+                }
+                Held::Publish(id) => self.held.push_back(Held::Publish(id)),
+            }
+        }
+        self.requests.clear();
+        self.held_qos0 = 0;
+        for l in lost {
+            self.event(Event::Lost(l));
         }
     }
 
@@ -757,7 +734,7 @@ impl Client {
         let now = self.tick(now);
         if connect.clean_session {
             self.discard_session(|_| true);
-            self.session.incoming_qos2.clear();
+            self.session.clear_inbound_qos2();
         }
         let requested = connect.keep_alive;
         let effective = if requested == 0 {
@@ -829,22 +806,23 @@ impl Client {
 
     fn allocate_id(&mut self) -> Result<PacketId, ClientError> {
         self.session
-            .ids
-            .allocate()
+            .allocate_id()
             .ok_or(ClientError::PacketIdsExhausted)
     }
 
-    /// Sends `pending` now if the connection is accepted, or holds it until CONNACK.
-    fn submit(&mut self, pending: Pending) {
-        let connected = matches!(self.state, State::Connected(_));
-        let packet = connected.then(|| pending_packet(&pending, false));
-        let keep = !matches!(pending, Pending::Publish(ref p) if p.qos.packet_id().is_none());
-        if !connected || keep {
-            self.session.push(pending, connected);
+    fn connected(&self) -> bool {
+        matches!(self.state, State::Connected(_))
+    }
+
+    /// Sends a request now if the connection is accepted, or holds it until CONNACK.
+    fn submit(&mut self, id: PacketId, request: Request) {
+        let sent = self.connected();
+        if sent {
+            self.send(request.packet());
+        } else {
+            self.held.push_back(Held::Request(id));
         }
-        if let Some(packet) = packet {
-            self.send(packet);
-        }
+        self.requests.insert(id, Pending { request, sent });
     }
 
     /// Publishes an application message. Returns the packet id at QoS 1 and 2, `None`
@@ -874,27 +852,43 @@ impl Client {
         if 2 + topic.len() + id_len + payload.len() > MAX_REMAINING_LENGTH {
             return Err(ClientError::PacketTooLarge);
         }
-        let qos_pid = if qos == QoS::AtMostOnce {
-            let connected = matches!(self.state, State::Connected(_));
-            if !connected && self.session.held_qos0() >= self.config.max_held_qos0 {
+        let connected = self.connected();
+        if qos == QoS::AtMostOnce {
+            if !connected && self.held_qos0 >= self.config.max_held_qos0 {
                 return Err(ClientError::HeldFull {
                     max: self.config.max_held_qos0,
                 });
             }
-            QosPid::AtMostOnce
-        } else {
-            if self.session.inflight >= self.config.max_inflight {
-                return Err(ClientError::InflightFull {
-                    max: self.config.max_inflight,
-                });
+            self.tick(now);
+            let mut publish = Publish::new(topic, QosPid::AtMostOnce, payload);
+            publish.retain = retain;
+            if connected {
+                self.send(Packet::Publish(publish));
+            } else {
+                self.held_qos0 += 1;
+                self.held.push_back(Held::Qos0(publish));
             }
-            QosPid::new(qos, self.allocate_id()?)
-        };
+            return Ok(None);
+        }
+        let max = window(self.config.max_inflight, &self.profile);
+        if self.session.inflight() >= max {
+            return Err(ClientError::InflightFull { max });
+        }
+        let id = self.allocate_id()?;
         self.tick(now);
-        let mut publish = Publish::new(topic, qos_pid, payload);
-        publish.retain = retain;
-        self.submit(Pending::Publish(publish));
-        Ok(qos_pid.packet_id())
+        let message = Message {
+            topic,
+            payload,
+            qos,
+            retain,
+        };
+        if connected {
+            self.send(Packet::Publish(message.to_publish(id, false)));
+        } else {
+            self.held.push_back(Held::Publish(id));
+        }
+        self.session.push(id, message, connected);
+        Ok(Some(id))
     }
 
     /// Subscribes to `filters` (each with its maximum QoS) in one SUBSCRIBE; returns
@@ -930,11 +924,11 @@ impl Client {
         }
         let id = self.allocate_id()?;
         let Ok(sub) = Subscribe::new(id, filters) else {
-            self.session.ids.release(id);
+            self.session.release_id(id);
             return Err(ClientError::NoFilters);
         };
         self.tick(now);
-        self.submit(Pending::Subscribe(sub));
+        self.submit(id, Request::Subscribe(sub));
         Ok(id)
     }
 
@@ -961,11 +955,11 @@ impl Client {
         }
         let id = self.allocate_id()?;
         let Ok(unsub) = Unsubscribe::new(id, filters) else {
-            self.session.ids.release(id);
+            self.session.release_id(id);
             return Err(ClientError::NoFilters);
         };
         self.tick(now);
-        self.submit(Pending::Unsubscribe(unsub));
+        self.submit(id, Request::Unsubscribe(unsub));
         Ok(id)
     }
 
@@ -1152,22 +1146,32 @@ impl Client {
             // What was sent on an earlier connection belonged to a session the server
             // no longer has.
             self.discard_session(|o| o.sent);
-            self.session.incoming_qos2.clear();
+            self.session.clear_inbound_qos2();
         }
-        // Resend what is unacknowledged, send what was held: in original order.
-        let seqs: Vec<u64> = self.session.outgoing.keys().copied().collect();
-        for seq in seqs {
-            let Some(out) = self.session.outgoing.get_mut(&seq) else {
-                continue;
-            };
-            let packet = pending_packet(&out.pending, out.sent);
-            out.sent = true;
-            let qos0 =
-                matches!(out.pending, Pending::Publish(ref p) if p.qos.packet_id().is_none());
-            if qos0 {
-                self.session.outgoing.remove(&seq);
-            }
+        // Resend what is unacknowledged, then send what was held: in original order.
+        // Always with the same id and DUP=1 (MQTT-4.4.0-1): the application knows its
+        // messages by the id `publish` returned, and AWS IoT Core accepts such resends;
+        // the profile's fresh-id policy describes what its broker does.
+        for packet in self.session.resend(ResendPolicy::SameIdWithDup) {
             self.send(packet);
+        }
+        self.held_qos0 = 0;
+        while let Some(held) = self.held.pop_front() {
+            match held {
+                Held::Qos0(p) => self.send(Packet::Publish(p)),
+                Held::Publish(id) => {
+                    if let Some(p) = self.session.send_held(id) {
+                        self.send(Packet::Publish(p));
+                    }
+                }
+                Held::Request(id) => {
+                    if let Some(pending) = self.requests.get_mut(&id) {
+                        pending.sent = true;
+                        let packet = pending.request.packet();
+                        self.send(packet);
+                    }
+                }
+            }
         }
     }
 
@@ -1192,14 +1196,14 @@ impl Client {
                 }
             }
             QosPid::ExactlyOnce(id) => {
-                if self.session.incoming_qos2.contains(&id) {
+                if self.session.awaits_pubrel(id) {
                     // A repeat before PUBREL: PUBREC again, no second delivery.
                     if !self.acks.iter().any(|s| s.id == id) {
                         self.send(Packet::PubRec(id));
                     }
                     return;
                 }
-                self.session.incoming_qos2.insert(id);
+                self.session.receive_qos2(id);
                 self.actions.push_back(Action::Deliver(p));
                 if self.config.manual_acks {
                     self.acks.push_back(AckSlot {
@@ -1222,56 +1226,28 @@ impl Client {
     }
 
     fn on_puback(&mut self, id: PacketId) {
-        let is_qos1 = matches!(
-            self.session.get(id),
-            Some(Outgoing { pending: Pending::Publish(p), sent: true })
-                if matches!(p.qos, QosPid::AtLeastOnce(_))
-        );
-        if !is_qos1 {
-            return self.unexpected(PacketType::PubAck, id);
+        match self.session.on_puback(id) {
+            Ack::Completed(_) => self.event(Event::Published(id)),
+            _ => self.unexpected(PacketType::PubAck, id),
         }
-        self.session.remove(id);
-        self.session.ids.release(id);
-        self.event(Event::Published(id));
     }
 
     fn on_pubrec(&mut self, id: PacketId) {
-        match self.session.get(id) {
-            Some(Outgoing {
-                pending: Pending::Publish(p),
-                sent: true,
-            }) if matches!(p.qos, QosPid::ExactlyOnce(_)) => {
-                // The PUBLISH is never sent again: PUBREL takes its place, at the end
-                // of the send order (MQTT-4.3.3-1, MQTT-4.6.0-4).
-                self.session.remove(id);
-                self.session.push(Pending::Release(id), true);
+        match self.session.on_pubrec(id) {
+            Ack::Released => {
                 self.event(Event::Received(id));
                 self.send(Packet::PubRel(id));
             }
-            Some(Outgoing {
-                pending: Pending::Release(_),
-                ..
-            }) => {
-                // A repeated PUBREC: answer with PUBREL again.
-                self.send(Packet::PubRel(id));
-            }
+            Ack::Repeated => self.send(Packet::PubRel(id)),
             _ => self.unexpected(PacketType::PubRec, id),
         }
     }
 
     fn on_pubcomp(&mut self, id: PacketId) {
-        if !matches!(
-            self.session.get(id),
-            Some(Outgoing {
-                pending: Pending::Release(_),
-                ..
-            })
-        ) {
-            return self.unexpected(PacketType::PubComp, id);
+        match self.session.on_pubcomp(id) {
+            Ack::Completed(_) => self.event(Event::Completed(id)),
+            _ => self.unexpected(PacketType::PubComp, id),
         }
-        self.session.remove(id);
-        self.session.ids.release(id);
-        self.event(Event::Completed(id));
     }
 
     fn on_pubrel(&mut self, id: PacketId) {
@@ -1282,15 +1258,15 @@ impl Client {
                 "PUBREL before PUBREC",
             ));
         }
-        self.session.incoming_qos2.remove(&id);
+        self.session.on_pubrel(id);
         self.send(Packet::PubComp(id));
     }
 
     fn on_suback(&mut self, s: SubAck<Bytes>) {
         let id = s.packet_id;
-        let filters = match self.session.get(id) {
-            Some(Outgoing {
-                pending: Pending::Subscribe(sub),
+        let filters = match self.requests.get(&id) {
+            Some(Pending {
+                request: Request::Subscribe(sub),
                 sent: true,
             }) => sub.filters().count(),
             _ => return self.unexpected(PacketType::SubAck, id),
@@ -1303,8 +1279,8 @@ impl Client {
                 "another number of return codes",
             ));
         }
-        self.session.remove(id);
-        self.session.ids.release(id);
+        self.requests.remove(&id);
+        self.session.release_id(id);
         self.event(Event::Subscribed {
             packet_id: id,
             codes,
@@ -1313,31 +1289,16 @@ impl Client {
 
     fn on_unsuback(&mut self, id: PacketId) {
         if !matches!(
-            self.session.get(id),
-            Some(Outgoing {
-                pending: Pending::Unsubscribe(_),
+            self.requests.get(&id),
+            Some(Pending {
+                request: Request::Unsubscribe(_),
                 sent: true,
             })
         ) {
             return self.unexpected(PacketType::UnsubAck, id);
         }
-        self.session.remove(id);
-        self.session.ids.release(id);
+        self.requests.remove(&id);
+        self.session.release_id(id);
         self.event(Event::Unsubscribed(id));
-    }
-}
-
-/// The packet for an outgoing entry; `resend` marks a PUBLISH as a re-delivery (DUP=1,
-/// MQTT-3.3.1-1).
-fn pending_packet(p: &Pending, resend: bool) -> Packet<Bytes> {
-    match p {
-        Pending::Publish(p) => {
-            let mut p = p.clone();
-            p.dup = resend && p.qos.packet_id().is_some();
-            Packet::Publish(p)
-        }
-        Pending::Release(id) => Packet::PubRel(*id),
-        Pending::Subscribe(s) => Packet::Subscribe(s.clone()),
-        Pending::Unsubscribe(u) => Packet::Unsubscribe(u.clone()),
     }
 }

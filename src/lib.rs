@@ -80,6 +80,7 @@ mod arbitrary;
 pub mod broker;
 pub mod client;
 pub mod codec;
+pub mod connection;
 pub mod error;
 pub mod packet;
 pub mod profile;
@@ -90,10 +91,11 @@ pub mod topic;
 pub mod types;
 
 pub use broker::{Broker, BrokerConfig, ConnId};
-pub use client::{Action, Client, ClientConfig, ClientError, ClientState, Event, Lost, Reason};
+pub use client::{Client, ClientConfig, ClientError, ClientState};
 pub use codec::{
     Decoder, FixedHeader, Frame, MAX_PACKET_SIZE, Status, decode, decode_bytes, decode_frame,
 };
+pub use connection::ProtocolError;
 pub use error::{DecodeError, EncodeError};
 pub use packet::EncodeBuf;
 pub use packet::{

@@ -10,57 +10,26 @@
 //!
 //! [`Server`]'s documentation states the driving contract, with an example.
 
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::fmt;
 use core::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 
 use crate::codec::{Decoder, Status};
+pub use crate::connection::ProtocolError;
 use crate::error::DecodeError;
 use crate::packet::{
     ConnAck, Connect, ConnectReturnCode, Login, Packet, PacketType, Publish, QosPid, SubAck,
     SubAckCode, Subscribe, Unsubscribe, Will,
 };
-use crate::profile::{Profile, Qos2Policy, ResendPolicy, RetainPolicy};
-use crate::session::PacketIds;
+use crate::profile::{Profile, Qos2Policy, RetainPolicy};
+use crate::session::{Ack, window};
+pub use crate::session::{Message, NotQueued, ServerSession};
 use crate::time::Instant;
-use crate::types::{MqttString, PacketId, QoS, TopicFilter, TopicName};
-
-/// An application message as the broker routes it: what a PUBLISH carries, without the
-/// packet identifier and DUP flag, which belong to one hop.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    /// The topic it was published to.
-    pub topic: TopicName<Bytes>,
-    /// The payload.
-    pub payload: Bytes,
-    /// The QoS it travels at.
-    pub qos: QoS,
-    /// The RETAIN flag.
-    pub retain: bool,
-}
-
-impl Message {
-    fn from_publish(p: &Publish<Bytes>) -> Message {
-        Message {
-            topic: p.topic.clone(),
-            payload: p.payload.clone(),
-            qos: p.qos.qos(),
-            retain: p.retain,
-        }
-    }
-
-    fn from_will(w: &Will<Bytes>) -> Message {
-        Message {
-            topic: w.topic.clone(),
-            payload: w.message.clone().into_inner(),
-            qos: w.qos,
-            retain: w.retain,
-        }
-    }
-}
+use crate::types::{MqttString, PacketId, QoS, TopicFilter};
 
 /// What an [`Authorizer`] decides about a client's PUBLISH. MQTT 3.1.1 has no negative
 /// acknowledgement, so a refused PUBLISH is either acknowledged and dropped or the
@@ -180,19 +149,33 @@ pub enum PolicyViolation {
     BufferFull,
 }
 
+/// Why a command to a [`Server`] was refused. A refused command changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// [`Server::accept`], [`Server::accept_as`] or [`Server::refuse`] while no
+    /// [`ServerEvent::Connect`] awaits an answer.
+    NotAwaitingAnswer,
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerError::NotAwaitingAnswer => f.write_str("no CONNECT awaits an answer"),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for ServerError {}
+
 /// Why a server closes a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CloseReason {
     /// The bytes are not a valid packet.
     Malformed(DecodeError),
-    /// A valid packet arrived where the protocol forbids it: `rule` is the normative id,
-    /// `got` what arrived.
-    Unexpected {
-        /// The normative id of the broken rule.
-        rule: &'static str,
-        /// The packet that arrived.
-        got: PacketType,
-    },
+    /// A valid packet arrived where the protocol forbids it.
+    Protocol(ProtocolError),
     /// The CONNECT was refused with this CONNACK return code (MQTT-3.2.2-5).
     Refused(ConnectReturnCode),
     /// Nothing was received for 1.5 × the keep-alive (MQTT-3.1.2-24).
@@ -207,6 +190,24 @@ pub enum CloseReason {
     Policy(PolicyViolation),
     /// The application closed the connection.
     Application,
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::Malformed(e) => write!(f, "the client sent an invalid packet: {e}"),
+            CloseReason::Protocol(e) => write!(f, "the client broke the protocol: {e}"),
+            CloseReason::Refused(code) => write!(f, "the connection was refused: {code:?}"),
+            CloseReason::KeepAliveTimeout => {
+                f.write_str("nothing received for 1.5 times the keep-alive")
+            }
+            CloseReason::ConnectTimeout => f.write_str("no CONNECT in time"),
+            CloseReason::ClientDisconnect => f.write_str("the client disconnected"),
+            CloseReason::Takeover => f.write_str("another connection took over the client id"),
+            CloseReason::Policy(v) => write!(f, "the client broke the profile: {v:?}"),
+            CloseReason::Application => f.write_str("the application closed the connection"),
+        }
+    }
 }
 
 impl CloseReason {
@@ -260,6 +261,14 @@ pub enum ServerEvent {
     Ignored(Ignored),
     /// An [`Authorizer`] made the server acknowledge and drop a PUBLISH.
     Discarded(Message),
+    /// An acknowledgement for an id with nothing of its kind in flight (a late
+    /// duplicate, or a client resending after a lost session). It is ignored.
+    UnexpectedAck {
+        /// The kind of the acknowledgement.
+        packet_type: PacketType,
+        /// Its packet id.
+        packet_id: PacketId,
+    },
 }
 
 /// What a server asks its caller to do.
@@ -271,104 +280,6 @@ pub enum Action {
     Close(CloseReason),
     /// Something happened.
     Event(ServerEvent),
-}
-
-/// A message handed back by [`Server::publish`] or [`Session::enqueue`]: the session's
-/// queue was full, or the connection is not (or no longer) accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotQueued(pub Message);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stage {
-    /// PUBLISH sent, waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
-    Published,
-    /// PUBREL sent, waiting for PUBCOMP.
-    Released,
-}
-
-#[derive(Debug, Clone)]
-struct Outgoing {
-    id: PacketId,
-    message: Message,
-    stage: Stage,
-}
-
-/// The server's state of one client session (§4.1): its subscriptions, the QoS 1/2
-/// messages sent and not yet acknowledged, the messages queued for it, and the inbound
-/// QoS 2 ids awaiting PUBREL. It outlives connections when the client asked for a
-/// persistent session.
-#[derive(Debug, Clone, Default)]
-pub struct Session {
-    subscriptions: BTreeMap<Bytes, QoS>,
-    ids: PacketIds,
-    inflight: BTreeMap<u64, Outgoing>,
-    by_id: BTreeMap<PacketId, u64>,
-    next_seq: u64,
-    queue: VecDeque<Message>,
-    inbound_qos2: BTreeSet<PacketId>,
-}
-
-impl Session {
-    /// An empty session.
-    pub fn new() -> Session {
-        Session::default()
-    }
-
-    /// The subscriptions, as filter and granted QoS, in byte order of the filter.
-    pub fn subscriptions(&self) -> impl Iterator<Item = (&[u8], QoS)> + '_ {
-        self.subscriptions.iter().map(|(f, q)| (&f[..], *q))
-    }
-
-    /// How many messages are queued beyond the inflight window.
-    pub fn queued(&self) -> usize {
-        self.queue.len()
-    }
-
-    /// How many outgoing QoS 1/2 messages await their acknowledgement.
-    pub fn inflight(&self) -> usize {
-        self.inflight.len()
-    }
-
-    /// The packet ids of the outgoing messages in flight, in the order they were sent.
-    pub fn inflight_ids(&self) -> impl Iterator<Item = PacketId> + '_ {
-        self.inflight.values().map(|o| o.id)
-    }
-
-    /// Queues a message for later transmission; gives it back if `max_queued` are
-    /// already queued.
-    pub fn enqueue(&mut self, message: Message, max_queued: usize) -> Result<(), NotQueued> {
-        if self.queue.len() >= max_queued {
-            return Err(NotQueued(message));
-        }
-        self.queue.push_back(message);
-        Ok(())
-    }
-
-    fn push_inflight(&mut self, id: PacketId, message: Message) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.by_id.insert(id, seq);
-        self.inflight.insert(
-            seq,
-            Outgoing {
-                id,
-                message,
-                stage: Stage::Published,
-            },
-        );
-    }
-
-    fn outgoing_mut(&mut self, id: PacketId) -> Option<&mut Outgoing> {
-        let seq = self.by_id.get(&id)?;
-        self.inflight.get_mut(seq)
-    }
-
-    fn complete(&mut self, id: PacketId) {
-        if let Some(seq) = self.by_id.remove(&id) {
-            self.inflight.remove(&seq);
-            self.ids.release(id);
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -393,7 +304,7 @@ enum State {
 ///
 /// - Feed received bytes with [`handle_bytes`](Server::handle_bytes), expiries of
 ///   [`poll_timeout`](Server::poll_timeout) with [`handle_timeout`](Server::handle_timeout),
-///   and the end of the transport with [`connection_closed`](Server::connection_closed).
+///   and the end of the transport with [`connection_lost`](Server::connection_lost).
 /// - After every input, call [`poll_action`](Server::poll_action) until it returns `None`,
 ///   then re-arm your timer with [`poll_timeout`](Server::poll_timeout).
 /// - A valid CONNECT that passes the profile's and the [`Authorizer`]'s checks produces
@@ -422,7 +333,7 @@ enum State {
 ///     match action {
 ///         Action::Event(ServerEvent::Connect(req)) => {
 ///             assert_eq!(req.client_id.as_str(), "sensor-1");
-///             server.accept(now, None);
+///             server.accept(now, None)?;
 ///         }
 ///         Action::Send(packet) => {
 ///             // Write `packet.to_bytes()` to the socket.
@@ -445,9 +356,13 @@ pub struct Server {
     state: State,
     client_id: MqttString<Bytes>,
     will: Option<Will<Bytes>>,
-    session: Session,
+    session: ServerSession,
     accepted: bool,
     actions: VecDeque<Action>,
+}
+
+fn protocol(rule: &'static str, expected: &'static str, got: PacketType) -> CloseReason {
+    CloseReason::Protocol(ProtocolError::new(rule, expected, got.name()))
 }
 
 fn max_packet_size(profile: &Profile) -> usize {
@@ -478,7 +393,7 @@ impl Server {
             state: State::AwaitingConnect { deadline },
             client_id: MqttString(Bytes::new()),
             will: None,
-            session: Session::new(),
+            session: ServerSession::new(),
             accepted: false,
             actions: VecDeque::new(),
         }
@@ -505,13 +420,13 @@ impl Server {
     }
 
     /// The session state of this connection.
-    pub fn session(&self) -> &Session {
+    pub fn session(&self) -> &ServerSession {
         &self.session
     }
 
     /// Takes the session out of a closed connection (to keep it for a later resume);
     /// an open connection keeps its session and this returns `None`.
-    pub fn take_session(&mut self) -> Option<Session> {
+    pub fn take_session(&mut self) -> Option<ServerSession> {
         match self.state {
             State::Closed => Some(core::mem::take(&mut self.session)),
             _ => None,
@@ -554,7 +469,7 @@ impl Server {
 
     /// The transport closed under the connection (reset, EOF without DISCONNECT): the
     /// will is published. No `Close` action is produced.
-    pub fn connection_closed(&mut self, _now: Instant) {
+    pub fn connection_lost(&mut self, _now: Instant) {
         if self.is_closed() {
             return;
         }
@@ -657,10 +572,7 @@ impl Server {
         match self.state {
             State::AwaitingConnect { deadline } => match packet {
                 Packet::Connect(c) => self.handle_connect(deadline, c),
-                other => self.close(CloseReason::Unexpected {
-                    rule: "MQTT-3.1.0-1",
-                    got: other.packet_type(),
-                }),
+                other => self.close(protocol("MQTT-3.1.0-1", "CONNECT", other.packet_type())),
             },
             State::Connected {
                 ref mut last_rx, ..
@@ -722,22 +634,23 @@ impl Server {
     /// the profile, then processes the packets pipelined after the CONNECT.
     ///
     /// `client_id` replaces an empty client id (an id the server assigned,
-    /// MQTT-3.1.3-6); `None` keeps the one the client sent. Does nothing unless a
+    /// MQTT-3.1.3-6); `None` keeps the one the client sent. Refused with
+    /// [`ServerError::NotAwaitingAnswer`], nothing changed, unless a
     /// [`ServerEvent::Connect`] awaits an answer.
     pub fn accept_as(
         &mut self,
         now: Instant,
         client_id: Option<MqttString<Bytes>>,
-        resumed: Option<Session>,
-    ) {
+        resumed: Option<ServerSession>,
+    ) -> Result<(), ServerError> {
         let State::AwaitingAnswer { ref request, .. } = self.state else {
-            return;
+            return Err(ServerError::NotAwaitingAnswer);
         };
         let request = request.clone();
         let session_present = resumed.is_some() && !request.clean_session;
         self.session = match resumed {
             Some(s) if !request.clean_session => s,
-            _ => Session::new(),
+            _ => ServerSession::new(),
         };
         self.client_id = client_id.unwrap_or(request.client_id);
         self.will = request.will;
@@ -750,94 +663,57 @@ impl Server {
         self.resend();
         self.fill_window();
         if !self.rx.is_empty() && !self.profile.send_before_connack {
-            return self.close(CloseReason::Policy(PolicyViolation::SentBeforeConnAck));
+            self.close(CloseReason::Policy(PolicyViolation::SentBeforeConnAck));
+            return Ok(());
         }
         self.process(now);
+        Ok(())
     }
 
     /// [`accept_as`](Self::accept_as) keeping the client's own id.
-    pub fn accept(&mut self, now: Instant, resumed: Option<Session>) {
-        self.accept_as(now, None, resumed);
+    pub fn accept(
+        &mut self,
+        now: Instant,
+        resumed: Option<ServerSession>,
+    ) -> Result<(), ServerError> {
+        self.accept_as(now, None, resumed)
     }
 
     /// Refuses the pending CONNECT with `code`: sends CONNACK with it and closes
-    /// (MQTT-3.2.2-5), ignoring anything pipelined (MQTT-3.1.4-5). Does nothing unless a
+    /// (MQTT-3.2.2-5), ignoring anything pipelined (MQTT-3.1.4-5). Refused with
+    /// [`ServerError::NotAwaitingAnswer`], nothing changed, unless a
     /// [`ServerEvent::Connect`] awaits an answer.
-    pub fn refuse(&mut self, _now: Instant, code: ConnectReturnCode) {
-        if let State::AwaitingAnswer { .. } = self.state {
-            self.refuse_with(code);
-        }
+    pub fn refuse(&mut self, _now: Instant, code: ConnectReturnCode) -> Result<(), ServerError> {
+        let State::AwaitingAnswer { .. } = self.state else {
+            return Err(ServerError::NotAwaitingAnswer);
+        };
+        self.refuse_with(code);
+        Ok(())
     }
 
     fn window(&self) -> usize {
-        self.config
-            .max_inflight
-            .min(self.profile.max_inflight)
-            .max(1)
+        window(self.config.max_inflight, &self.profile)
     }
 
     fn resend(&mut self) {
-        let fresh = self.profile.resend == ResendPolicy::FreshId;
-        let seqs: Vec<u64> = self.session.inflight.keys().copied().collect();
-        for seq in seqs {
-            let Some(o) = self.session.inflight.get(&seq) else {
-                continue;
-            };
-            let (old, stage) = (o.id, o.stage);
-            match stage {
-                Stage::Released => self.send(Packet::PubRel(old)),
-                Stage::Published => {
-                    let mut id = old;
-                    if fresh {
-                        self.session.ids.release(old);
-                        if let Some(new) = self.session.ids.allocate() {
-                            id = new;
-                        } else {
-                            self.session.ids.insert(old);
-                        }
-                        self.session.by_id.remove(&old);
-                        self.session.by_id.insert(id, seq);
-                    }
-                    let Some(o) = self.session.inflight.get_mut(&seq) else {
-                        continue;
-                    };
-                    o.id = id;
-                    let m = o.message.clone();
-                    self.send(Packet::Publish(Publish {
-                        dup: !fresh,
-                        qos: QosPid::new(m.qos, id),
-                        retain: m.retain,
-                        topic: m.topic,
-                        payload: m.payload,
-                    }));
-                }
-            }
+        for packet in self.session.session.resend(self.profile.resend) {
+            self.send(packet);
         }
     }
 
     /// Sends queued messages while the inflight window has room.
     fn fill_window(&mut self) {
-        while self.session.inflight.len() < self.window() {
+        while self.session.session.inflight() < self.window() {
             let Some(m) = self.session.queue.pop_front() else {
                 return;
             };
-            let Some(id) = self.session.ids.allocate() else {
+            let Some(id) = self.session.session.allocate_id() else {
                 self.session.queue.push_front(m);
                 return;
             };
-            self.send_new(id, m);
+            self.send(Packet::Publish(m.to_publish(id, false)));
+            self.session.session.push(id, m, true);
         }
-    }
-
-    fn send_new(&mut self, id: PacketId, m: Message) {
-        self.send(Packet::Publish(Publish {
-            dup: false,
-            qos: QosPid::new(m.qos, id),
-            retain: m.retain,
-            topic: m.topic.clone(),
-            payload: m.payload.clone(),
-        }));
-        self.session.push_inflight(id, m);
     }
 
     /// Hands a message to the client: QoS 0 goes out at once, QoS 1/2 within the
@@ -871,45 +747,31 @@ impl Server {
     }
 
     fn unexpected(&mut self, got: PacketType) {
-        self.close(CloseReason::Unexpected {
-            rule: "MQTT-4.8.0-1",
-            got,
-        });
+        self.close(protocol("MQTT-4.8.0-1", "a packet a client sends", got));
     }
 
     fn handle_connected(&mut self, packet: Packet<Bytes>) {
         match packet {
-            Packet::Connect(_) => self.close(CloseReason::Unexpected {
-                rule: "MQTT-3.1.0-2",
-                got: PacketType::Connect,
-            }),
+            Packet::Connect(_) => self.close(protocol(
+                "MQTT-3.1.0-2",
+                "no second CONNECT",
+                PacketType::Connect,
+            )),
             Packet::Publish(p) => self.handle_publish(p),
             Packet::PubAck(id) => {
-                if let Some(o) = self.session.outgoing_mut(id) {
-                    if o.message.qos == QoS::AtLeastOnce {
-                        self.session.complete(id);
-                        self.fill_window();
-                    }
-                }
+                let ack = self.session.session.on_puback(id);
+                self.on_ack(PacketType::PubAck, id, ack);
             }
             Packet::PubRec(id) => {
-                if let Some(o) = self.session.outgoing_mut(id) {
-                    if o.message.qos == QoS::ExactlyOnce {
-                        o.stage = Stage::Released;
-                        self.send(Packet::PubRel(id));
-                    }
-                }
+                let ack = self.session.session.on_pubrec(id);
+                self.on_ack(PacketType::PubRec, id, ack);
             }
             Packet::PubComp(id) => {
-                if let Some(o) = self.session.outgoing_mut(id) {
-                    if o.stage == Stage::Released {
-                        self.session.complete(id);
-                        self.fill_window();
-                    }
-                }
+                let ack = self.session.session.on_pubcomp(id);
+                self.on_ack(PacketType::PubComp, id, ack);
             }
             Packet::PubRel(id) => {
-                self.session.inbound_qos2.remove(&id);
+                self.session.session.on_pubrel(id);
                 self.send(Packet::PubComp(id));
             }
             Packet::Subscribe(s) => self.handle_subscribe(s),
@@ -924,6 +786,17 @@ impl Server {
             | Packet::SubAck(_)
             | Packet::UnsubAck(_)
             | Packet::PingResp) => self.unexpected(other.packet_type()),
+        }
+    }
+
+    fn on_ack(&mut self, packet_type: PacketType, packet_id: PacketId, ack: Ack) {
+        match ack {
+            Ack::Completed(_) => self.fill_window(),
+            Ack::Released | Ack::Repeated => self.send(Packet::PubRel(packet_id)),
+            Ack::Unexpected => self.event(ServerEvent::UnexpectedAck {
+                packet_type,
+                packet_id,
+            }),
         }
     }
 
@@ -951,16 +824,12 @@ impl Server {
         }
         let message = Message::from_publish(&p);
         if let QosPid::ExactlyOnce(id) = p.qos {
-            if self.session.inbound_qos2.contains(&id) {
+            if self.session.session.awaits_pubrel(id) {
                 // A repeat before PUBREL: acknowledge again, deliver once (MQTT-4.3.3-2).
                 return self.send(Packet::PubRec(id));
             }
-            let bound = self
-                .config
-                .max_inbound_qos2
-                .min(self.profile.max_inflight)
-                .max(1);
-            if self.session.inbound_qos2.len() >= bound {
+            let bound = window(self.config.max_inbound_qos2, &self.profile);
+            if self.session.session.inbound_qos2_len() >= bound {
                 return self.close(CloseReason::Policy(PolicyViolation::TooManyInboundQos2));
             }
         }
@@ -972,7 +841,7 @@ impl Server {
             QosPid::AtMostOnce => {}
             QosPid::AtLeastOnce(id) => self.send(Packet::PubAck(id)),
             QosPid::ExactlyOnce(id) => {
-                self.session.inbound_qos2.insert(id);
+                self.session.session.receive_qos2(id);
                 self.send(Packet::PubRec(id));
             }
         }

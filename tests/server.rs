@@ -7,11 +7,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use mqtt_sansio::server::{
     Action, Authorizer, CloseReason, Ignored, Message, PolicyViolation, PublishDecision, Server,
-    ServerConfig, ServerEvent, Session,
+    ServerConfig, ServerEvent, ServerSession,
 };
 use mqtt_sansio::{
-    ConnAck, ConnectReturnCode, DecodeError, Instant, Login, MqttString, Packet, PacketType,
-    Profile, QoS, SubAck, SubAckCode,
+    ConnAck, ConnectReturnCode, DecodeError, Instant, Login, MqttString, Packet, Profile,
+    ProtocolError, QoS, SubAck, SubAckCode,
 };
 use support::canonical::from_hex;
 use support::harness::{connect, pid, publish, retained, subscribe, unsubscribe, will};
@@ -71,7 +71,7 @@ fn connected(
     );
     let a = drain(&mut s);
     assert!(matches!(events(&a)[..], [ServerEvent::Connect(_)]), "{a:?}");
-    s.accept(Instant::ZERO, None);
+    s.accept(Instant::ZERO, None).unwrap();
     assert_eq!(sends(&drain(&mut s)), vec![accepted()]);
     s
 }
@@ -98,10 +98,11 @@ fn a_first_packet_other_than_connect_closes_without_any_answer() {
     assert!(sends(&a).is_empty());
     assert_eq!(
         close_reason(&a),
-        Some(CloseReason::Unexpected {
+        Some(CloseReason::Protocol(ProtocolError {
             rule: "MQTT-3.1.0-1",
-            got: PacketType::PingReq
-        })
+            expected: "CONNECT",
+            got: "PINGREQ"
+        }))
     );
     assert!(s.is_closed());
 }
@@ -118,10 +119,11 @@ fn a_second_connect_closes_the_connection() {
     assert!(sends(&a).is_empty());
     assert_eq!(
         close_reason(&a),
-        Some(CloseReason::Unexpected {
+        Some(CloseReason::Protocol(ProtocolError {
             rule: "MQTT-3.1.0-2",
-            got: PacketType::Connect
-        })
+            expected: "no second CONNECT",
+            got: "CONNECT"
+        }))
     );
 }
 
@@ -200,7 +202,8 @@ fn a_zero_length_client_id_with_clean_session_is_offered_for_an_assigned_id() {
         Instant::ZERO,
         Some(MqttString::from_static("given-1").unwrap()),
         None,
-    );
+    )
+    .unwrap();
     assert_eq!(sends(&drain(&mut s)), vec![accepted()]);
     assert_eq!(s.client_id().as_str(), "given-1");
 }
@@ -311,7 +314,7 @@ fn packets_pipelined_behind_connect_wait_for_the_answer_and_then_run() {
     s.handle_bytes(Instant::ZERO, &wire);
     let a = drain(&mut s);
     assert!(sends(&a).is_empty(), "nothing before the answer: {a:?}");
-    s.accept(Instant::ZERO, None);
+    s.accept(Instant::ZERO, None).unwrap();
     assert_eq!(sends(&drain(&mut s)), vec![accepted(), Packet::PingResp]);
 }
 
@@ -323,7 +326,8 @@ fn an_application_refusal_ignores_the_pipelined_packets() {
     wire.extend_from_slice(&bytes(Packet::<Bytes>::PingReq));
     s.handle_bytes(Instant::ZERO, &wire);
     drain(&mut s);
-    s.refuse(Instant::ZERO, ConnectReturnCode::ServerUnavailable);
+    s.refuse(Instant::ZERO, ConnectReturnCode::ServerUnavailable)
+        .unwrap();
     let a = drain(&mut s);
     assert_eq!(
         sends(&a),
@@ -404,7 +408,7 @@ fn aws_clamps_a_short_keep_alive_to_thirty_seconds() {
         panic!()
     };
     assert_eq!(req.keep_alive, 30);
-    s.accept(Instant::ZERO, None);
+    s.accept(Instant::ZERO, None).unwrap();
     drain(&mut s);
     assert_eq!(s.poll_timeout(), Some(Instant::from_secs(45)));
 }
@@ -446,7 +450,7 @@ fn disconnect_closes_and_discards_the_will() {
         drain(&mut s),
         vec![Action::Close(CloseReason::ClientDisconnect)]
     );
-    s.connection_closed(Instant::ZERO);
+    s.connection_lost(Instant::ZERO);
     assert!(drain(&mut s).is_empty());
 }
 
@@ -482,10 +486,11 @@ fn a_protocol_violation_closes_and_publishes_the_will() {
     let a = drain(&mut s);
     assert_eq!(
         a[0],
-        Action::Close(CloseReason::Unexpected {
+        Action::Close(CloseReason::Protocol(ProtocolError {
             rule: "MQTT-4.8.0-1",
-            got: PacketType::SubAck
-        })
+            expected: "a packet a client sends",
+            got: "SUBACK"
+        }))
     );
     assert!(matches!(events(&a)[..], [ServerEvent::Will(_)]));
 }
@@ -498,7 +503,7 @@ fn a_transport_close_publishes_the_will_without_a_close_action() {
         "c1",
         Some(will("w", "x", QoS::AtMostOnce, false)),
     );
-    s.connection_closed(Instant::ZERO);
+    s.connection_lost(Instant::ZERO);
     let a = drain(&mut s);
     assert!(close_reason(&a).is_none());
     assert!(matches!(events(&a)[..], [ServerEvent::Will(_)]));
@@ -697,7 +702,7 @@ fn a_refused_publish_is_either_acknowledged_and_dropped_or_closes() {
     c.login = login("pw");
     s.handle_bytes(Instant::ZERO, &bytes(Packet::Connect(c)));
     drain(&mut s);
-    s.accept(Instant::ZERO, None);
+    s.accept(Instant::ZERO, None).unwrap();
     drain(&mut s);
     s.handle_bytes(
         Instant::ZERO,
@@ -795,7 +800,7 @@ fn an_outgoing_qos2_message_completes_with_pubrec_pubrel_pubcomp() {
     assert_eq!(s.session().inflight(), 0);
 }
 
-fn session_with_unacked(profile: Profile) -> Session {
+fn session_with_unacked(profile: Profile) -> ServerSession {
     let mut s = connected(profile, ServerConfig::default(), "c1", None);
     s.publish(Instant::ZERO, msg("t", QoS::AtLeastOnce, "a"))
         .unwrap();
@@ -804,18 +809,18 @@ fn session_with_unacked(profile: Profile) -> Session {
     drain(&mut s);
     s.handle_bytes(Instant::ZERO, &bytes(Packet::<Bytes>::PubRec(pid(2))));
     drain(&mut s);
-    s.connection_closed(Instant::ZERO);
+    s.connection_lost(Instant::ZERO);
     s.take_session().expect("closed")
 }
 
-fn resume(profile: Profile, session: Session) -> Vec<Packet<Bytes>> {
+fn resume(profile: Profile, session: ServerSession) -> Vec<Packet<Bytes>> {
     let mut s = Server::new(profile, ServerConfig::default());
     s.handle_bytes(
         Instant::ZERO,
         &bytes(Packet::Connect(connect("c1", false, 10, None))),
     );
     drain(&mut s);
-    s.accept(Instant::ZERO, Some(session));
+    s.accept(Instant::ZERO, Some(session)).unwrap();
     sends(&drain(&mut s))
 }
 
@@ -843,7 +848,7 @@ fn resume_resends_with_a_fresh_id_and_no_dup_under_aws() {
     s.publish(Instant::ZERO, msg("t", QoS::AtLeastOnce, "a"))
         .unwrap();
     drain(&mut s);
-    s.connection_closed(Instant::ZERO);
+    s.connection_lost(Instant::ZERO);
     let session = s.take_session().unwrap();
     let out = resume(Profile::aws_iot_core(), session);
     let Packet::Publish(p) = &out[1] else {
@@ -862,7 +867,7 @@ fn a_session_given_to_a_clean_session_connect_is_not_resumed() {
         &bytes(Packet::Connect(connect("c1", true, 10, None))),
     );
     drain(&mut s);
-    s.accept(Instant::ZERO, Some(session));
+    s.accept(Instant::ZERO, Some(session)).unwrap();
     assert_eq!(sends(&drain(&mut s)), vec![accepted()]);
     assert_eq!(s.session().inflight(), 0);
 }

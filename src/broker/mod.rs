@@ -10,15 +10,15 @@ use alloc::vec::Vec;
 
 use bytes::Bytes;
 
-use crate::packet::Packet;
+use crate::packet::{Packet, PacketType};
 use crate::profile::{Profile, RetainPolicy};
 use crate::server::{
     Action as ServerAction, CloseReason, ConnectRequest, Ignored, Message, NotQueued, Server,
-    ServerConfig, ServerEvent, Session,
+    ServerConfig, ServerEvent, ServerSession,
 };
 use crate::time::Instant;
 use crate::topic::SubscriptionIndex;
-use crate::types::{MqttString, QoS, TopicFilter};
+use crate::types::{MqttString, PacketId, QoS, TopicFilter};
 
 /// The caller's name for one network connection. The broker never invents one: the
 /// caller picks a fresh id for every connection it [`open`](Broker::open)s.
@@ -88,6 +88,16 @@ pub enum BrokerEvent {
         /// The message.
         message: Message,
     },
+    /// An acknowledgement on `conn` for an id with nothing of its kind in flight. It
+    /// was ignored.
+    UnexpectedAck {
+        /// The connection.
+        conn: ConnId,
+        /// The kind of the acknowledgement.
+        packet_type: PacketType,
+        /// Its packet id.
+        packet_id: PacketId,
+    },
 }
 
 /// What the broker asks its caller to do.
@@ -156,7 +166,7 @@ struct Conn {
 
 #[derive(Debug)]
 struct Stored {
-    session: Session,
+    session: ServerSession,
     expires: Option<Instant>,
 }
 
@@ -169,7 +179,7 @@ struct Stored {
 ///
 /// - [`open`](Broker::open) when a connection is accepted,
 /// - [`handle_bytes`](Broker::handle_bytes) with whatever bytes arrived on it (any split),
-/// - [`connection_closed`](Broker::connection_closed) when the transport ends,
+/// - [`connection_lost`](Broker::connection_lost) when the transport ends,
 /// - [`handle_timeout`](Broker::handle_timeout) when the instant given by
 ///   [`poll_timeout`](Broker::poll_timeout) is reached.
 ///
@@ -298,9 +308,9 @@ impl Broker {
 
     /// The transport of `conn` ended (without a `Close` asked by the broker): its will
     /// is published and its session stored or discarded.
-    pub fn connection_closed(&mut self, now: Instant, conn: ConnId) {
+    pub fn connection_lost(&mut self, now: Instant, conn: ConnId) {
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.server.connection_closed(now);
+            c.server.connection_lost(now);
             self.pump(now, conn);
             self.settle(now);
         }
@@ -369,7 +379,7 @@ impl Broker {
     }
 
     /// The session of `client_id`, online or stored.
-    pub fn session(&self, client_id: &str) -> Option<&Session> {
+    pub fn session(&self, client_id: &str) -> Option<&ServerSession> {
         let key = client_id.as_bytes();
         if let Some(conn) = self.online.get(key) {
             return self.conns.get(conn).map(|c| c.server.session());
@@ -473,7 +483,7 @@ impl Broker {
         }
     }
 
-    fn unindex(&mut self, client: &Bytes, session: &Session) {
+    fn unindex(&mut self, client: &Bytes, session: &ServerSession) {
         for (filter, _) in session.subscriptions() {
             self.index.remove(filter, client);
         }
@@ -507,6 +517,16 @@ impl Broker {
                 ServerEvent::Discarded(message) => self
                     .actions
                     .push_back(Action::Event(BrokerEvent::Discarded { conn, message })),
+                ServerEvent::UnexpectedAck {
+                    packet_type,
+                    packet_id,
+                } => self
+                    .actions
+                    .push_back(Action::Event(BrokerEvent::UnexpectedAck {
+                        conn,
+                        packet_type,
+                        packet_id,
+                    })),
             },
         }
     }
@@ -539,7 +559,9 @@ impl Broker {
             .is_some_and(|max| self.online.len() + self.stored.len() >= max);
         if full && !known {
             if let Some(c) = self.conns.get_mut(&conn) {
-                c.server
+                // The server awaits this answer: `on_connect` runs on its Connect event.
+                let _ = c
+                    .server
                     .refuse(now, crate::packet::ConnectReturnCode::ServerUnavailable);
             }
             self.actions
@@ -585,7 +607,9 @@ impl Broker {
                 client_id: client_id.clone(),
                 session_present,
             }));
-        c.server
+        // The server awaits this answer: `on_connect` runs on its Connect event.
+        let _ = c
+            .server
             .accept_as(now, assigned.then_some(client_id), resumed);
     }
 

@@ -85,7 +85,7 @@ impl Harness {
 
     /// Closes the transport of `c` from the client's side.
     pub fn drop_conn(&mut self, c: u64) {
-        self.broker.connection_closed(self.now, ConnId(c));
+        self.broker.connection_lost(self.now, ConnId(c));
         self.drain();
     }
 

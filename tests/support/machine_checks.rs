@@ -22,7 +22,8 @@ use core::time::Duration;
 use mqtt_sansio::broker::{Action as BrokerAction, Broker, BrokerConfig, BrokerEvent, ConnId};
 use mqtt_sansio::client::{Action as ClientAction, Client, ClientConfig, ClientError, Event, Lost};
 use mqtt_sansio::server::{
-    Action as ServerAction, CloseReason, Message, Server, ServerConfig, ServerEvent, Session,
+    Action as ServerAction, CloseReason, Message, Server, ServerConfig, ServerError, ServerEvent,
+    ServerSession,
 };
 use mqtt_sansio::{
     Binary, ConnAck, Connect, ConnectReturnCode, DecodeError, Decoder, Instant, Login,
@@ -708,7 +709,10 @@ impl ClientRun {
             n += 1;
             if self.disconnecting {
                 assert!(
-                    matches!(a, ClientAction::Close(mqtt_sansio::Reason::Disconnected)),
+                    matches!(
+                        a,
+                        ClientAction::Close(mqtt_sansio::client::Reason::Disconnected)
+                    ),
                     "{a:?} follows DISCONNECT instead of Close"
                 );
             }
@@ -729,7 +733,7 @@ impl ClientRun {
                 ClientAction::Event(e) => self.on_event(e),
                 ClientAction::Close(reason) => {
                     assert!(self.open, "Close {reason:?} without an open connection");
-                    if let mqtt_sansio::Reason::Decode(e) = reason {
+                    if let mqtt_sansio::client::Reason::Decode(e) = reason {
                         assert_eq!(
                             self.shadow.err,
                             Some(*e),
@@ -778,11 +782,11 @@ impl ClientRun {
             publishes,
             "inflight is not the model's"
         );
+        let window = mqtt_sansio::session::window(self.config.max_inflight, &self.profile);
         assert!(
-            self.client.inflight() <= self.config.max_inflight,
-            "inflight {} over the window {}",
+            self.client.inflight() <= window,
+            "inflight {} over the window {window}",
             self.client.inflight(),
-            self.config.max_inflight
         );
     }
 
@@ -1263,8 +1267,8 @@ fn assert_server_packet(p: &Packet<Bytes>) {
 
 /// The bounds a session keeps under `config` and `profile`: the inflight window and the
 /// queue, distinct ids in flight, the subscription limit.
-fn assert_session_bounds(s: &Session, config: &ServerConfig, profile: &Profile) {
-    let window = config.max_inflight.min(profile.max_inflight).max(1);
+fn assert_session_bounds(s: &ServerSession, config: &ServerConfig, profile: &Profile) {
+    let window = mqtt_sansio::session::window(config.max_inflight, profile);
     assert!(
         s.inflight() <= window,
         "{} in flight over the window {window}",
@@ -1420,7 +1424,7 @@ pub enum ServerOp {
         /// Payload.
         payload: Payload,
     },
-    /// `connection_closed`.
+    /// `connection_lost`.
     ConnectionClosed,
     /// `close_with` an application close.
     Close,
@@ -1456,7 +1460,7 @@ pub enum ServerRecord {
 
 /// A session kept between connections, with the client's view of it.
 struct Kept {
-    session: Session,
+    session: ServerSession,
     unacked: BTreeSet<PacketId>,
     inbound: BTreeSet<PacketId>,
 }
@@ -1702,10 +1706,17 @@ impl ServerRun {
         self.now = end;
     }
 
-    /// An answer to a CONNECT that is not awaiting one does nothing.
-    fn answer_without_connect(&mut self, f: impl FnOnce(&mut Server, Instant)) {
+    /// An answer to a CONNECT that is not awaiting one is refused and does nothing.
+    fn answer_without_connect(
+        &mut self,
+        f: impl FnOnce(&mut Server, Instant) -> Result<(), ServerError>,
+    ) {
         let before = (self.server.is_closed(), self.server.poll_timeout());
-        f(&mut self.server, self.now);
+        assert_eq!(
+            f(&mut self.server, self.now),
+            Err(ServerError::NotAwaitingAnswer),
+            "an answer without CONNECT was not refused"
+        );
         assert!(
             self.server.poll_action().is_none(),
             "an answer without CONNECT acted"
@@ -1740,9 +1751,13 @@ impl ServerRun {
                 self.pending_accept = Some((expected, kept));
                 if *assign {
                     let id = MqttString::from_static("assigned").expect("valid");
-                    self.server.accept_as(self.now, Some(id), session);
+                    self.server
+                        .accept_as(self.now, Some(id), session)
+                        .expect("a CONNECT awaits the answer");
                 } else {
-                    self.server.accept(self.now, session);
+                    self.server
+                        .accept(self.now, session)
+                        .expect("a CONNECT awaits the answer");
                 }
                 self.drain();
                 assert!(self.pending_accept.is_none(), "accept sent no CONNACK");
@@ -1752,7 +1767,9 @@ impl ServerRun {
                 if self.awaiting.is_none() || self.closed {
                     return self.answer_without_connect(|s, now| s.refuse(now, *code));
                 }
-                self.server.refuse(self.now, *code);
+                self.server
+                    .refuse(self.now, *code)
+                    .expect("a CONNECT awaits the answer");
                 self.drain();
                 assert!(self.closed, "refuse did not close");
             }
@@ -1785,7 +1802,7 @@ impl ServerRun {
             }
             ServerOp::ConnectionClosed => {
                 let was_closed = self.closed;
-                self.server.connection_closed(self.now);
+                self.server.connection_lost(self.now);
                 self.closed = true;
                 let n = self.log.len();
                 self.drain();
@@ -1793,9 +1810,9 @@ impl ServerRun {
                     .iter()
                     .filter(|r| matches!(r, ServerRecord::Action(ServerAction::Close(_))))
                     .count();
-                assert_eq!(closes, 0, "connection_closed produced a Close");
+                assert_eq!(closes, 0, "connection_lost produced a Close");
                 if was_closed {
-                    assert_eq!(self.log.len(), n, "connection_closed after close acted");
+                    assert_eq!(self.log.len(), n, "connection_lost after close acted");
                 }
             }
             ServerOp::Close => {
@@ -1810,7 +1827,7 @@ impl ServerRun {
             ServerOp::DiscardWill => self.server.discard_will(),
             ServerOp::Reopen => {
                 if !self.closed {
-                    self.server.connection_closed(self.now);
+                    self.server.connection_lost(self.now);
                     self.closed = true;
                     self.drain();
                 }
@@ -1897,7 +1914,7 @@ pub enum BrokerOp {
     Peer(u8, ClientPacket, Delivery),
     /// `close` by the application.
     Close(u8),
-    /// `connection_closed`: the transport ended.
+    /// `connection_lost`: the transport ended.
     ConnectionClosed(u8),
     /// Time passes; `precise` fires every timer at its instant.
     Advance(Step, bool),
@@ -2187,10 +2204,10 @@ impl BrokerRun {
             BrokerOp::ConnectionClosed(c) => {
                 let conn = conn_id(*c);
                 let open = self.conns.remove(&conn).is_some();
-                self.broker.connection_closed(self.now, conn);
+                self.broker.connection_lost(self.now, conn);
                 let n = self.drain();
                 if !open {
-                    assert_eq!(n, 0, "connection_closed of a connection not open acted");
+                    assert_eq!(n, 0, "connection_lost of a connection not open acted");
                 }
             }
             BrokerOp::Advance(step, precise) => self.advance(*step, *precise),

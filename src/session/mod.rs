@@ -1,0 +1,380 @@
+//! Session state (§4.1), written once for both roles.
+//!
+//! A client and the server side of a connection keep the same state about the QoS 1
+//! and 2 messages they exchange, so one [`Session`] holds it for both:
+//!
+//! - the packet identifiers in use ([`PacketIds`]);
+//! - the outgoing table: every QoS 1/2 PUBLISH not yet acknowledged and every PUBREL
+//!   not yet completed, in the order the protocol resends them, indexed by id;
+//! - the inbound QoS 2 ids delivered and awaiting PUBREL (method B of MQTT-4.3.3-2).
+//!
+//! What differs between the roles stays with them: the client's SUBSCRIBE and
+//! UNSUBSCRIBE awaiting their acks and its QoS 0 messages held before CONNACK; the
+//! server's subscriptions and the queue behind the inflight window
+//! ([`ServerSession`]).
+//!
+//! The places where the two roles used to differ are decided here, once:
+//!
+//! - an acknowledgement for an id with nothing of its kind in flight is ignored and
+//!   reported ([`Ack::Unexpected`]);
+//! - PUBREC moves the message to the end of the resend order, as a PUBREL;
+//! - a PUBREC repeated for a message already released is answered with PUBREL again;
+//! - the inflight window is [`window`]: the configured limit capped by the profile's;
+//! - a resumed session resends with the same id and DUP=1 (MQTT-4.4.0-1), or with a
+//!   fresh id and DUP=0 where a server's profile says so ([`ResendPolicy`]); a client
+//!   always keeps the id, by which the application knows its message.
+
+mod ids;
+mod server;
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::vec::Vec;
+
+use bytes::Bytes;
+
+pub use ids::PacketIds;
+pub use server::{NotQueued, ServerSession};
+
+use crate::packet::{Packet, Publish, QosPid, Will};
+use crate::profile::{Profile, ResendPolicy};
+use crate::types::{PacketId, QoS, TopicName};
+
+/// An application message: what a PUBLISH carries, without the packet identifier and
+/// DUP flag, which belong to one hop.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Message {
+    /// The topic it was published to.
+    pub topic: TopicName<Bytes>,
+    /// The payload.
+    pub payload: Bytes,
+    /// The QoS it travels at.
+    pub qos: QoS,
+    /// The RETAIN flag.
+    pub retain: bool,
+}
+
+impl Message {
+    /// The message a PUBLISH carries.
+    pub fn from_publish(p: &Publish<Bytes>) -> Message {
+        Message {
+            topic: p.topic.clone(),
+            payload: p.payload.clone(),
+            qos: p.qos.qos(),
+            retain: p.retain,
+        }
+    }
+
+    /// The message a will describes.
+    pub fn from_will(w: &Will<Bytes>) -> Message {
+        Message {
+            topic: w.topic.clone(),
+            payload: w.message.clone().into_inner(),
+            qos: w.qos,
+            retain: w.retain,
+        }
+    }
+
+    /// The PUBLISH that carries this message with packet id `id` (ignored at QoS 0) and
+    /// the DUP flag `dup` (only at QoS 1 and 2, MQTT-3.3.1-2).
+    pub fn to_publish(&self, id: PacketId, dup: bool) -> Publish<Bytes> {
+        let qos = QosPid::new(self.qos, id);
+        Publish {
+            dup: dup && qos.packet_id().is_some(),
+            qos,
+            retain: self.retain,
+            topic: self.topic.clone(),
+            payload: self.payload.clone(),
+        }
+    }
+}
+
+/// Where an outgoing QoS 1/2 message stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// The PUBLISH awaits PUBACK (QoS 1) or PUBREC (QoS 2); before it is first sent, it
+    /// awaits its sending.
+    Published,
+    /// PUBREC arrived and PUBREL was sent; it awaits PUBCOMP. The PUBLISH is never sent
+    /// again (MQTT-4.3.3-1).
+    Released,
+}
+
+/// One entry of the outgoing table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Its packet id, in use until the flow completes.
+    pub id: PacketId,
+    /// The message (QoS 1 or 2).
+    pub message: Message,
+    /// Where the flow stands.
+    pub stage: Stage,
+    /// Whether the PUBLISH went out on some connection (a client holds messages before
+    /// CONNACK; a server's entries are always sent).
+    pub sent: bool,
+}
+
+/// What an acknowledgement did to the outgoing table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ack {
+    /// The flow of this message completed (PUBACK, PUBCOMP); its id is free again.
+    Completed(Outgoing),
+    /// PUBREC for a message awaiting it: the message is now released; send PUBREL.
+    Released,
+    /// PUBREC again for a message already released: send PUBREL again (MQTT-4.3.3-1:
+    /// the sender answers PUBREC with PUBREL).
+    Repeated,
+    /// Nothing of this kind is in flight with this id.
+    ///
+    /// 3.1.1 does not say what to do with it (§2.3.1 binds only the sender's use of
+    /// ids), and a late duplicate is legal after a resend (§4.4), so neither role
+    /// closes the connection: the acknowledgement is ignored, and reported so that
+    /// nothing happens unseen.
+    Unexpected,
+}
+
+/// The inflight window for outgoing QoS 1/2 messages: `configured` capped by the
+/// profile's `max_inflight`, and at least 1 (a window of 0 would stall QoS 1/2 for
+/// good).
+///
+/// 3.1.1 has no receive maximum; the profile's limit is the peer's quota for
+/// unacknowledged messages in each direction (AWS IoT Core: 100), so a client and a
+/// server alike stay within it whatever their own configuration asks.
+pub fn window(configured: usize, profile: &Profile) -> usize {
+    configured.min(profile.max_inflight).max(1)
+}
+
+/// The session state both roles keep: packet ids, the ordered outgoing table and the
+/// inbound QoS 2 ids awaiting PUBREL. See the [module documentation](self).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Session {
+    ids: PacketIds,
+    /// Outgoing entries by sequence number: the resend order.
+    outgoing: BTreeMap<u64, Outgoing>,
+    /// Packet id → sequence number in `outgoing`.
+    by_id: BTreeMap<PacketId, u64>,
+    next_seq: u64,
+    inbound_qos2: BTreeSet<PacketId>,
+}
+
+impl Session {
+    /// An empty session.
+    pub fn new() -> Session {
+        Session::default()
+    }
+
+    /// The packet ids in use (by the outgoing table and, on a client, by SUBSCRIBE and
+    /// UNSUBSCRIBE awaiting their acks).
+    pub fn ids(&self) -> &PacketIds {
+        &self.ids
+    }
+
+    /// How many outgoing QoS 1/2 messages are unacknowledged: the entries of the
+    /// outgoing table, counted against the inflight [`window`].
+    pub fn inflight(&self) -> usize {
+        self.outgoing.len()
+    }
+
+    /// The outgoing table, in resend order.
+    pub fn outgoing(&self) -> impl Iterator<Item = &Outgoing> + '_ {
+        self.outgoing.values()
+    }
+
+    /// The outgoing entry with packet id `id`.
+    pub fn get(&self, id: PacketId) -> Option<&Outgoing> {
+        self.by_id.get(&id).and_then(|s| self.outgoing.get(s))
+    }
+
+    /// The inbound QoS 2 ids delivered and awaiting PUBREL, in id order.
+    pub fn inbound_qos2(&self) -> impl Iterator<Item = PacketId> + '_ {
+        self.inbound_qos2.iter().copied()
+    }
+
+    /// How many inbound QoS 2 ids await PUBREL.
+    pub fn inbound_qos2_len(&self) -> usize {
+        self.inbound_qos2.len()
+    }
+
+    /// Takes a free packet id; `None` when all 65 535 are in use.
+    pub(crate) fn allocate_id(&mut self) -> Option<PacketId> {
+        self.ids.allocate()
+    }
+
+    /// Frees an id taken with [`allocate_id`](Self::allocate_id) that no outgoing
+    /// entry uses.
+    pub(crate) fn release_id(&mut self, id: PacketId) {
+        if !self.by_id.contains_key(&id) {
+            self.ids.release(id);
+        }
+    }
+
+    /// Adds `message` (QoS 1 or 2) to the end of the outgoing table under `id`, an id
+    /// taken with [`allocate_id`](Self::allocate_id). `sent` says whether it goes out
+    /// now. Returns false, changing nothing, for a QoS 0 message or an id already in
+    /// the table.
+    pub(crate) fn push(&mut self, id: PacketId, message: Message, sent: bool) -> bool {
+        if message.qos == QoS::AtMostOnce || self.by_id.contains_key(&id) {
+            return false;
+        }
+        self.ids.insert(id);
+        self.insert_entry(Outgoing {
+            id,
+            message,
+            stage: Stage::Published,
+            sent,
+        });
+        true
+    }
+
+    fn insert_entry(&mut self, entry: Outgoing) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.by_id.insert(entry.id, seq);
+        self.outgoing.insert(seq, entry);
+    }
+
+    /// Takes the entry `id` out of the table, keeping its id in use.
+    fn take(&mut self, id: PacketId) -> Option<Outgoing> {
+        let seq = self.by_id.remove(&id)?;
+        self.outgoing.remove(&seq)
+    }
+
+    fn remove(&mut self, id: PacketId) -> Option<Outgoing> {
+        let entry = self.take(id)?;
+        self.ids.release(id);
+        Some(entry)
+    }
+
+    /// Marks the held entry `id` as sent and gives its first PUBLISH (DUP=0); `None`
+    /// if there is no such entry or it was sent already.
+    pub(crate) fn send_held(&mut self, id: PacketId) -> Option<Publish<Bytes>> {
+        let seq = self.by_id.get(&id)?;
+        let entry = self.outgoing.get_mut(seq)?;
+        if entry.sent {
+            return None;
+        }
+        entry.sent = true;
+        Some(entry.message.to_publish(id, false))
+    }
+
+    /// PUBACK for `id`.
+    pub(crate) fn on_puback(&mut self, id: PacketId) -> Ack {
+        match self.get(id) {
+            Some(o)
+                if o.sent && o.stage == Stage::Published && o.message.qos == QoS::AtLeastOnce =>
+            {
+                self.remove(id).map_or(Ack::Unexpected, Ack::Completed)
+            }
+            _ => Ack::Unexpected,
+        }
+    }
+
+    /// PUBREC for `id`.
+    pub(crate) fn on_pubrec(&mut self, id: PacketId) -> Ack {
+        match self.get(id) {
+            Some(o)
+                if o.sent && o.stage == Stage::Published && o.message.qos == QoS::ExactlyOnce =>
+            {
+                // PUBREL takes the PUBLISH's place at the end of the resend order: PUBRELs
+                // go out in the order their PUBRECs arrived (MQTT-4.6.0-4, and for the
+                // server MQTT-4.6.0-6).
+                let Some(mut entry) = self.take(id) else {
+                    return Ack::Unexpected;
+                };
+                entry.stage = Stage::Released;
+                self.insert_entry(entry);
+                Ack::Released
+            }
+            Some(o) if o.stage == Stage::Released => Ack::Repeated,
+            _ => Ack::Unexpected,
+        }
+    }
+
+    /// PUBCOMP for `id`.
+    pub(crate) fn on_pubcomp(&mut self, id: PacketId) -> Ack {
+        match self.get(id) {
+            Some(o) if o.stage == Stage::Released => {
+                self.remove(id).map_or(Ack::Unexpected, Ack::Completed)
+            }
+            _ => Ack::Unexpected,
+        }
+    }
+
+    /// The packets that resume the outgoing flows on a new connection, in resend order
+    /// (MQTT-4.4.0-1, MQTT-4.6.0-1): PUBREL for a released message, the PUBLISH again
+    /// for one sent before; entries never sent are left for the caller.
+    ///
+    /// A PUBLISH is resent per `policy`: the same id with DUP=1 (MQTT-3.3.1-1), or a
+    /// fresh id with DUP=0 (AWS IoT Core; the entry keeps its place under its new id).
+    pub(crate) fn resend(&mut self, policy: ResendPolicy) -> Vec<Packet<Bytes>> {
+        let mut packets = Vec::with_capacity(self.outgoing.len());
+        let fresh = policy == ResendPolicy::FreshId;
+        let seqs: Vec<u64> = self.outgoing.keys().copied().collect();
+        for seq in seqs {
+            let Some(entry) = self.outgoing.get(&seq) else {
+                continue;
+            };
+            let old = entry.id;
+            match (entry.sent, entry.stage) {
+                (false, _) => continue,
+                (true, Stage::Released) => packets.push(Packet::PubRel(old)),
+                (true, Stage::Published) => {
+                    let mut id = old;
+                    if fresh {
+                        // Releasing first makes the allocation infallible.
+                        self.ids.release(old);
+                        id = match self.ids.allocate() {
+                            Some(new) => new,
+                            None => {
+                                self.ids.insert(old);
+                                old
+                            }
+                        };
+                        self.by_id.remove(&old);
+                        self.by_id.insert(id, seq);
+                    }
+                    let Some(entry) = self.outgoing.get_mut(&seq) else {
+                        continue;
+                    };
+                    entry.id = id;
+                    packets.push(Packet::Publish(entry.message.to_publish(id, !fresh)));
+                }
+            }
+        }
+        packets
+    }
+
+    /// Removes the outgoing entries `which` selects and gives them back in order,
+    /// freeing their ids.
+    pub(crate) fn discard(&mut self, which: impl Fn(&Outgoing) -> bool) -> Vec<Outgoing> {
+        let ids: Vec<PacketId> = self
+            .outgoing
+            .values()
+            .filter(|o| which(o))
+            .map(|o| o.id)
+            .collect();
+        ids.into_iter().filter_map(|id| self.remove(id)).collect()
+    }
+
+    /// An inbound QoS 2 PUBLISH with `id` arrived: true if it is new (deliver it and
+    /// keep the id until PUBREL), false if the id already awaits PUBREL (a repeat:
+    /// answer PUBREC again, do not deliver, MQTT-4.3.3-2).
+    pub(crate) fn receive_qos2(&mut self, id: PacketId) -> bool {
+        self.inbound_qos2.insert(id)
+    }
+
+    /// Whether the inbound QoS 2 id `id` awaits PUBREL.
+    pub fn awaits_pubrel(&self, id: PacketId) -> bool {
+        self.inbound_qos2.contains(&id)
+    }
+
+    /// PUBREL for `id`: the id is free for a new message (MQTT-4.3.3-2). Returns
+    /// whether it was awaiting PUBREL; PUBCOMP is sent either way.
+    pub(crate) fn on_pubrel(&mut self, id: PacketId) -> bool {
+        self.inbound_qos2.remove(&id)
+    }
+
+    /// Forgets the inbound QoS 2 ids (a session that is not resumed).
+    pub(crate) fn clear_inbound_qos2(&mut self) {
+        self.inbound_qos2.clear();
+    }
+}
