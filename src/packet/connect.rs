@@ -79,6 +79,7 @@ impl<B> Connect<B> {
 }
 
 impl<B: AsRef<[u8]>> Connect<B> {
+    #[inline]
     pub(crate) fn remaining_length(&self) -> usize {
         let mut n = 10 + 2 + self.client_id.len();
         if let Some(w) = &self.will {
@@ -113,6 +114,7 @@ impl<B: AsRef<[u8]>> Connect<B> {
         f
     }
 
+    #[inline]
     pub(crate) fn encode_body<W: EncodeBuf>(&self, buf: &mut W) {
         // Protocol name, level and flags as one word, then the keep-alive: writes of a
         // fixed size from registers, which compile to plain stores.
