@@ -52,6 +52,16 @@ fn encode_ours<W: mqtt_sansio::EncodeBuf>(bytes: &[u8], n: usize, mut out: W, cl
     }
 }
 
+/// `bytes` in an ntex `BytesMut` whose storage is already shared, as
+/// `workloads::reader_buf` makes for `bytes::BytesMut`.
+fn ntex_reader_buf(bytes: &[u8]) -> ntex_bytes::BytesMut {
+    let mut buf = ntex_bytes::BytesMut::with_capacity(bytes.len() + 1);
+    buf.extend_from_slice(&[0]);
+    buf.extend_from_slice(bytes);
+    drop(buf.split_to(1));
+    buf
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (which, n, mode) = (
@@ -82,9 +92,10 @@ fn main() {
         _ => Vec::new(),
     };
     let mut ntex_bufs: Vec<ntex_bytes::BytesMut> = match mode {
-        "ntex-mqtt" | "ntex-bufs" => (0..n)
+        "ntex-mqtt" | "ntex-bufs" if fresh || which == "mixed_4MiB" => (0..n)
             .map(|_| ntex_bytes::BytesMut::copy_from_slice(bytes))
             .collect(),
+        "ntex-mqtt" | "ntex-bufs" => (0..n).map(|_| ntex_reader_buf(bytes)).collect(),
         _ => Vec::new(),
     };
     match mode {
