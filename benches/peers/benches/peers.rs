@@ -77,7 +77,7 @@ fn decode_one(c: &mut Criterion) {
         g.bench_function("mqtt-sansio-bytes", |b| {
             b.iter_batched_ref(
                 || workloads::reader_buf(bytes),
-                |buf| mqtt_sansio::decode_bytes(buf),
+                mqtt_sansio::decode_bytes,
                 BATCH,
             )
         });

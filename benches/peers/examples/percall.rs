@@ -71,10 +71,10 @@ fn main() {
         );
         let mut slice = vec![0u8; bytes.len()];
         let mut dec_ours = || {
-            black_box(mqtt_sansio::decode(black_box(bytes)));
+            let _ = black_box(mqtt_sansio::decode(black_box(bytes)));
         };
         let mut dec_mqttrs = || {
-            black_box(mqttrs::decode_slice(black_box(bytes)));
+            let _ = black_box(mqttrs::decode_slice(black_box(bytes)));
         };
         let mut enc_vec = || {
             v1.clear();
@@ -99,33 +99,9 @@ fn main() {
             black_box(&ru).write(&mut b2, usize::MAX).unwrap();
             black_box(&mut b2);
         };
-        let mut dec_ours_ref = || {
-            let r = mqtt_sansio::decode(black_box(bytes));
-            black_box(&r);
-        };
-        let mut dec_mqttrs_ref = || {
-            let r = mqttrs::decode_slice(black_box(bytes));
-            black_box(&r);
-        };
         let t = race!(
-            dec_ours,
-            dec_mqttrs,
-            enc_vec,
-            enc_mp,
-            enc_rs,
-            enc_bm,
-            enc_ru,
-            dec_ours_ref,
-            dec_mqttrs_ref
+            dec_ours, dec_mqttrs, enc_vec, enc_mp, enc_rs, enc_bm, enc_ru
         );
-        if std::env::var_os("SIZES").is_some() {
-            println!(
-                "sizes: ours {} mqttrs {}",
-                std::mem::size_of_val(&mqtt_sansio::decode(bytes)),
-                std::mem::size_of_val(&mqttrs::decode_slice(bytes))
-            );
-            println!("by ref: ours {:.2} mqttrs {:.2}", t[7], t[8]);
-        }
         println!(
             "{name:18} decode ours {:6.2} mqttrs {:6.2} ({:.2}x) | Vec ours {:6.2} mqtt-protocol {:6.2} mqttrs {:6.2} ({:.2}x) | BytesMut ours {:6.2} rumqttc {:6.2} ({:.2}x)",
             t[0],
