@@ -5,5 +5,11 @@
 #[path = "../../tests/support/fuzz_checks.rs"]
 pub mod fuzz_checks;
 
-#[path = "../../tests/support/machine_checks.rs"]
+#[path = "../../tests/support/machine_checks/mod.rs"]
 pub mod machine_checks;
+
+#[path = "../../tests/support/state_checks.rs"]
+pub mod state_checks;
+
+#[path = "../../tests/support/sim.rs"]
+pub mod sim;
