@@ -190,7 +190,9 @@ impl Client {
             disconnect: None,
             reconnect: None,
             session_present: Arc::default(),
+            first_connect: Instant::ZERO,
         };
+        driver.first_connect = driver.clock.now();
         driver.establish().await?;
         let (tx, rx) = mpsc::channel(64);
         let client = Client {
@@ -337,6 +339,8 @@ struct Driver {
     /// The application asked for a new connection.
     reconnect: Option<Reply<bool>>,
     session_present: Arc<AtomicBool>,
+    /// When the first CONNECT was sent.
+    first_connect: Instant,
 }
 
 impl Driver {
@@ -374,10 +378,14 @@ impl Driver {
     /// The driver's life: serve the connection, reconnect when it is lost and
     /// reconnecting is on, until the application disconnects or drops every handle.
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        let mut backoff = self.options.reconnect.clone();
-        if let Some(b) = backoff.as_mut() {
-            b.connected(self.clock.now());
-        }
+        // Reconnects follow the backoff; every CONNECT, the application's reconnects
+        // included, keeps the profile's interval (AWS IoT Core: one per second).
+        let automatic = self.options.reconnect.is_some();
+        let mut backoff = self.options.reconnect.clone().unwrap_or_else(|| {
+            Backoff::for_profile(&self.options.profile, u64::from(std::process::id()))
+        });
+        backoff.connecting(self.first_connect);
+        backoff.connected(self.clock.now());
         let mut buf = BytesMut::with_capacity(16 * 1024);
         loop {
             while self.ended.is_none() {
@@ -396,20 +404,23 @@ impl Driver {
                 break;
             }
             if let Some(reply) = self.reconnect.take() {
+                if let Some(at) = backoff.earliest_connect() {
+                    tokio::time::sleep_until(self.clock.to_tokio(at)).await;
+                }
+                backoff.connecting(self.clock.now());
                 let result = self.establish().await;
                 let ok = result.is_ok();
                 let _ = reply.send(result.map(|()| self.session_present.load(Ordering::Relaxed)));
                 if ok {
-                    if let Some(b) = backoff.as_mut() {
-                        b.connected(self.clock.now());
-                    }
+                    backoff.connected(self.clock.now());
                     continue;
                 }
             }
-            let Some(b) = backoff.as_mut() else {
+            if !automatic {
                 tracing::info!("connection ended: {why}");
                 break;
-            };
+            }
+            let b = &mut backoff;
             if !why.is_transient() && !matches!(why, Error::Tls(_) | Error::WebSocket(_)) {
                 tracing::info!("connection ended for good: {why}");
                 break;
