@@ -88,7 +88,7 @@ impl State {
                 Action::Close { conn, .. } => {
                     s.writers.remove(&conn);
                 }
-                Action::Event(_) => {}
+                Action::Event(_) | Action::Change(_) => {}
             }
         }
         drop(s);

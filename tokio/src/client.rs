@@ -43,7 +43,7 @@ pub struct Options {
     /// The dialect: [`Profile::mqtt311`] or [`Profile::aws_iot_core`].
     pub profile: Profile,
     /// The core client's settings (inflight window, manual acks, CONNACK and PINGRESP
-    /// time-outs, …).
+    /// time-outs, …). The session lives in memory: `report_changes` is turned off.
     pub config: ClientConfig,
     /// How long opening the connection (TCP, TLS, WebSocket) may take.
     pub connect_timeout: Duration,
@@ -169,8 +169,11 @@ impl Client {
             login: options.login.clone(),
         };
         let (messages_tx, messages_rx) = mpsc::channel(options.message_queue.max(1));
+        // The session lives in memory only: no durable-state changes to report.
+        let mut config = options.config.clone();
+        config.report_changes = false;
         let mut driver = Driver {
-            core: mqtt_sansio::Client::with_config(options.profile.clone(), options.config.clone()),
+            core: mqtt_sansio::Client::with_config(options.profile.clone(), config),
             clock: Clock::new(),
             url,
             tls,
@@ -685,6 +688,9 @@ impl Driver {
                         self.ended = Some(Error::from_reason(reason));
                     }
                 }
+                // Durable-state changes come only with `ClientConfig::report_changes`;
+                // this client keeps its session in memory and leaves it off.
+                Action::Change(_) => {}
             }
         }
     }
