@@ -85,6 +85,7 @@ pub mod error;
 pub mod packet;
 pub mod profile;
 mod quota;
+pub mod reconnect;
 pub mod server;
 pub mod session;
 pub mod time;
