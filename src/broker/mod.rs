@@ -2,7 +2,9 @@
 //! messages and wills, still without touching a socket or a clock.
 //!
 //! The [`Broker`] owns one [`Server`] per connection and the state they share: the
-//! sessions (online and stored), the subscription index and the retained messages.
+//! sessions (online and stored), the subscription index, the retained messages (a
+//! topic trie, [`RetainedStore`]) and, where the [`Profile`] has them, the
+//! shared-subscription groups and AWS IoT Core's lifecycle events and CONNECT quota.
 
 mod lifecycle;
 mod shared;

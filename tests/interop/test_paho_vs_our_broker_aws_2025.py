@@ -81,6 +81,7 @@ def test_unimplemented_reserved_topics_close_and_basic_ingest_is_accepted(paho, 
     assert not shadow.publish("$aws/things/t/shadow/update", "{}", 1, timeout=QUIET * 2)
     assert shadow.closed.wait(WAIT)
     sub = paho(broker.port, client_id="i-sub")
+    assert sub.rc == 0 and not sub.closed.is_set(), broker.proc.describe()
     assert sub.subscribe("$aws/things/t/#", 0, timeout=QUIET * 2) is None
     assert sub.closed.wait(WAIT)
 

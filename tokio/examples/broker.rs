@@ -19,7 +19,7 @@
 //! | `--require-cn-client-id` | off | refuse (CONNACK 5) a CONNECT whose client id is not its certificate's subject CN |
 //! | `--ws-listen ADDR` | none | a WebSocket listener (sub-protocol `mqtt`, any path) |
 //! | `--wss-listen ADDR` | none | a WebSocket listener over TLS |
-//! | `--profile P` | `aws-iot` | `aws-iot` (AWS IoT Core's dialect) or `mqtt311` (the standard) |
+//! | `--profile P` | `aws-iot` | `aws-iot` (AWS IoT Core's dialect, 2019–2021), `aws-iot-2025` (AWS IoT Core as documented today) or `mqtt311` (the standard) |
 //! | `--user NAME:PASSWORD` | anyone | with one or more, CONNECT needs a matching login: none gets CONNACK 5, a wrong one CONNACK 4 (repeatable) |
 //! | `--deny-subscribe FILTER` | none | refuse subscriptions FILTER matches (repeatable) |
 //! | `--deny-publish FILTER` | none | acknowledge and drop publishes FILTER matches (repeatable) |

@@ -91,7 +91,7 @@ struct Args {
     /// Drop the connection after K publishes, reconnect and finish.
     #[arg(long)]
     drop_after: Option<u64>,
-    /// mqtt311 or aws-iot.
+    /// mqtt311, aws-iot or aws-iot-2025.
     #[arg(long, default_value = "mqtt311", value_parser = parse_profile)]
     profile: Profile,
     /// User name.
