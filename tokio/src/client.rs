@@ -682,6 +682,9 @@ impl Driver {
                     let _ = self.messages.send(publish).await;
                 }
                 Action::Event(event) => self.event(event),
+                // Durable-state changes come only with `ClientConfig::report_changes`;
+                // this client keeps its session in memory and leaves it off.
+                Action::Change(_) => {}
                 Action::Close(reason) => {
                     self.connected = false;
                     if self.ended.is_none() {
