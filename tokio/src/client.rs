@@ -751,7 +751,9 @@ impl Driver {
             self.out.clear();
             return;
         };
-        match link.writer.write(self.out.split().freeze()).await {
+        let written = link.writer.write(&self.out).await;
+        self.out.clear();
+        match written {
             Ok(()) => {
                 for reply in self.written.drain(..) {
                     let _ = reply.send(Ok(()));
