@@ -549,6 +549,15 @@ fn log_event(event: &BrokerEvent) {
             client_id.as_str(),
             message.topic.as_str()
         ),
+        BrokerEvent::SharedDropped {
+            group,
+            message,
+            reason,
+        } => tracing::warn!(
+            "group {}: message on {} dropped: {reason:?}",
+            group.as_str(),
+            message.topic.as_str()
+        ),
         BrokerEvent::SessionExpired { client_id } => {
             tracing::info!("client {}: session expired", client_id.as_str())
         }
@@ -573,6 +582,15 @@ fn log_event(event: &BrokerEvent) {
             "conn {}: {} {packet_id} for nothing in flight, ignored",
             conn.0,
             packet_type.name()
+        ),
+        BrokerEvent::SharedDropped {
+            group,
+            message,
+            reason,
+        } => tracing::warn!(
+            "group {}: message on {} dropped: {reason:?}",
+            group.as_str(),
+            message.topic.as_str()
         ),
     }
 }
