@@ -691,9 +691,6 @@ impl Driver {
                         self.ended = Some(Error::from_reason(reason));
                     }
                 }
-                // Durable-state changes come only with `ClientConfig::report_changes`;
-                // this client keeps its session in memory and leaves it off.
-                Action::Change(_) => {}
             }
         }
     }
