@@ -583,15 +583,6 @@ fn log_event(event: &BrokerEvent) {
             conn.0,
             packet_type.name()
         ),
-        BrokerEvent::SharedDropped {
-            group,
-            message,
-            reason,
-        } => tracing::warn!(
-            "group {}: message on {} dropped: {reason:?}",
-            group.as_str(),
-            message.topic.as_str()
-        ),
     }
 }
 
