@@ -94,12 +94,14 @@
 mod client;
 mod clock;
 mod error;
+mod options;
 mod server;
 mod tls;
 mod transport;
 
-pub use client::{Client, Messages, Options};
+pub use client::{Client, Messages};
 pub use error::{Error, Timeout};
+pub use options::Options;
 pub use server::{Counters, Listener, Peer, PeerCheck, Server, cn_is_client_id};
 pub use tls::{ALPN_AWS_IOT, ALPN_MQTT, TlsOptions, server_tls};
 /// The rustls crate this one uses, for building configurations by hand.
