@@ -7,7 +7,7 @@
 //!     [--ws-listen ADDR] [--wss-listen ADDR]
 //!     [--user NAME:PASSWORD]... [--deny-subscribe FILTER]... [--deny-publish FILTER]...
 //!     [--max-packet-size BYTES] [--max-inflight N] [--max-queued N] [--max-inbound-qos2 N]
-//!     [--max-sessions N] [--max-retained N] [--write-queue N] [--threads N]
+//!     [--max-sessions N] [--max-retained N] [--max-connect-size BYTES] [--write-queue N] [--threads N]
 //! ```
 //!
 //! | flag | default | meaning |
@@ -29,6 +29,7 @@
 //! | `--max-inbound-qos2 N` | 64 | QoS 2 PUBLISH from one client awaiting PUBREL; one more closes the connection |
 //! | `--max-sessions N` | unbounded | sessions held at once; beyond it CONNECT gets CONNACK 3 |
 //! | `--max-retained N` | unbounded | retained messages stored |
+//! | `--max-connect-size BYTES` | 65536 | largest Remaining Length of a connection's first packet (its CONNECT); a larger one closes the connection before its bytes are read |
 //! | `--write-queue N` | 1024 | encoded packets waiting for one connection's socket |
 //! | `--threads N` | 1 | runtime worker threads (1: a single-threaded runtime) |
 //!
@@ -116,6 +117,9 @@ struct Args {
     /// Retained messages stored.
     #[arg(long)]
     max_retained: Option<usize>,
+    /// Largest Remaining Length of a connection's first packet (its CONNECT).
+    #[arg(long, default_value_t = mqtt_sansio_tokio::DEFAULT_MAX_CONNECT_SIZE)]
+    max_connect_size: usize,
     /// Encoded packets waiting for one connection's socket.
     #[arg(long, default_value_t = 1024)]
     write_queue: usize,
@@ -249,6 +253,7 @@ async fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         },
     );
     server.set_write_queue(a.write_queue);
+    server.set_max_connect_size(a.max_connect_size);
     let tls = match (&a.tls_cert, &a.tls_key) {
         (Some(cert), Some(key)) => Some(server_tls(cert, key, a.tls_client_ca.as_deref())?),
         (None, None) if a.tls_listen.is_none() && a.wss_listen.is_none() => None,

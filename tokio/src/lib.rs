@@ -102,7 +102,9 @@ mod transport;
 pub use client::{Client, Messages};
 pub use error::{Error, Timeout};
 pub use options::Options;
-pub use server::{Counters, Listener, Peer, PeerCheck, Server, cn_is_client_id};
+pub use server::{
+    Counters, DEFAULT_MAX_CONNECT_SIZE, Listener, Peer, PeerCheck, Server, cn_is_client_id,
+};
 pub use tls::{ALPN_AWS_IOT, ALPN_MQTT, TlsOptions, server_tls};
 /// The rustls crate this one uses, for building configurations by hand.
 pub use tokio_rustls::rustls;

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use mqtt_sansio::DecodeError;
 use mqtt_sansio::broker::{Action, Broker, BrokerConfig, BrokerEvent, ConnId};
+use mqtt_sansio::codec::{Decoder, Status};
 use mqtt_sansio::server::{Authorizer, Message, PublishDecision};
 use mqtt_sansio::{ConnectReturnCode, Login, MqttString, Profile, QoS, TopicFilter};
 use rustls_pki_types::CertificateDer;
@@ -25,6 +27,10 @@ use crate::transport::{Accept, Accepted, Reader, Writer};
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the TLS and WebSocket handshakes of a new connection may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default of [`Server::set_max_connect_size`]: 64 KiB.
+pub const DEFAULT_MAX_CONNECT_SIZE: usize = 64 * 1024;
+/// The most bytes one read of a connection takes in.
+const READ_CHUNK: usize = 8 * 1024;
 
 /// A listener's address and kind.
 #[derive(Clone)]
@@ -105,6 +111,7 @@ struct CounterCells {
     bytes_sent: AtomicU64,
     packets_sent: AtomicU64,
     slow_dropped: AtomicU64,
+    connect_too_large: AtomicU64,
 }
 
 impl Counters {
@@ -136,6 +143,12 @@ impl Counters {
     /// reading).
     pub fn slow_dropped(&self) -> u64 {
         self.0.slow_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed because their first packet announced a Remaining Length above
+    /// the pre-authentication limit ([`Server::set_max_connect_size`]).
+    pub fn connect_too_large(&self) -> u64 {
+        self.0.connect_too_large.load(Ordering::Relaxed)
     }
 
     fn add(cell: &AtomicU64, n: u64) {
@@ -202,6 +215,7 @@ pub struct Server {
     listeners: Vec<(TcpListener, Accept, &'static str)>,
     check: Option<Arc<PeerCheck>>,
     write_queue: usize,
+    max_connect_size: usize,
     counters: Counters,
 }
 
@@ -215,6 +229,7 @@ impl Server {
             listeners: Vec::new(),
             check: None,
             write_queue: 1024,
+            max_connect_size: DEFAULT_MAX_CONNECT_SIZE,
             counters: Counters::default(),
         }
     }
@@ -242,6 +257,20 @@ impl Server {
     /// failing would: a client that stops reading costs a bounded amount of memory.
     pub fn set_write_queue(&mut self, packets: usize) {
         self.write_queue = packets.max(1);
+    }
+
+    /// The largest Remaining Length a connection's first packet may announce (default
+    /// [`DEFAULT_MAX_CONNECT_SIZE`]). The first packet must be the CONNECT
+    /// (MQTT-3.1.0-1), so this bounds what a peer that has not authenticated can make the
+    /// server hold: a larger one closes the connection as soon as its fixed header is
+    /// read, before any of the bytes it announces are buffered, and counts in
+    /// [`Counters::connect_too_large`]. The core refuses any CONNECT above
+    /// [`MAX_CONNECT_REMAINING_LENGTH`](mqtt_sansio::codec::MAX_CONNECT_REMAINING_LENGTH)
+    /// (327 695 bytes) whatever this limit; raise this
+    /// one for clients whose CONNECT carries a larger will message or password. The
+    /// CONNECT timeout still closes a connection that sends too slowly.
+    pub fn set_max_connect_size(&mut self, bytes: usize) {
+        self.max_connect_size = bytes;
     }
 
     /// The server's counters; they keep counting while [`run`](Self::run) runs.
@@ -282,6 +311,7 @@ impl Server {
             clock,
             input: input_tx,
             write_queue: self.write_queue,
+            max_connect_size: self.max_connect_size,
             next_conn: 0,
             closing: Vec::new(),
             current,
@@ -383,6 +413,8 @@ struct Core {
     clock: Clock,
     input: mpsc::Sender<Input>,
     write_queue: usize,
+    /// The pre-authentication limit on the first packet's Remaining Length.
+    max_connect_size: usize,
     next_conn: u64,
     /// Writers of closed connections, still flushing.
     closing: Vec<JoinHandle<()>>,
@@ -400,7 +432,13 @@ impl Core {
             return;
         }
         let (tx, rx) = mpsc::channel(self.write_queue);
-        let reader = tokio::spawn(read_loop(conn, accepted.reader, self.input.clone()));
+        let reader = tokio::spawn(read_loop(
+            conn,
+            accepted.reader,
+            self.input.clone(),
+            self.max_connect_size,
+            self.counters.clone(),
+        ));
         let writer_task = tokio::spawn(write_loop(
             conn,
             accepted.writer,
@@ -586,25 +624,80 @@ fn log_event(event: &BrokerEvent) {
     }
 }
 
-async fn read_loop(conn: ConnId, mut reader: Reader, input: mpsc::Sender<Input>) {
-    let mut buf = BytesMut::with_capacity(8 * 1024);
+/// Reads a connection and hands its bytes to the core task.
+///
+/// While the connection is idle it holds no read buffer: it waits for readability, then
+/// reads into a fresh buffer of at most [`READ_CHUNK`] bytes, handed to the core task as
+/// it is, so it is freed once the core task has handled it.
+///
+/// The first packet's fixed header is checked against `max_connect` before anything is
+/// handed on: a larger announced Remaining Length closes the connection.
+async fn read_loop(
+    conn: ConnId,
+    mut reader: Reader,
+    input: mpsc::Sender<Input>,
+    max_connect: usize,
+    counters: Counters,
+) {
+    // The start of the first packet, until its fixed header is complete (at most 5
+    // bytes are needed, but a read may bring more).
+    let mut first: Option<BytesMut> = Some(BytesMut::new());
     let why = loop {
-        buf.reserve(8 * 1024);
+        if let Err(e) = reader.readable().await {
+            break e.to_string();
+        }
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
         match reader.read(&mut buf).await {
             Ok(0) => break "end of stream".to_string(),
-            Ok(_) => {
-                if input
-                    .send(Input::Bytes(conn, buf.split().freeze()))
-                    .await
-                    .is_err()
-                {
-                    return;
+            Ok(_) => {}
+            Err(e) => break e.to_string(),
+        }
+        let bytes = match first.take() {
+            None => buf.freeze(),
+            Some(mut head) => {
+                head.extend_from_slice(&buf);
+                match first_packet_check(&head, max_connect) {
+                    FirstPacket::Incomplete => {
+                        first = Some(head);
+                        continue;
+                    }
+                    FirstPacket::TooLarge => {
+                        Counters::add(&counters.0.connect_too_large, 1);
+                        break format!(
+                            "first packet larger than the limit of {max_connect} bytes \
+                             before CONNECT is accepted"
+                        );
+                    }
+                    FirstPacket::Pass => head.freeze(),
                 }
             }
-            Err(e) => break e.to_string(),
+        };
+        if input.send(Input::Bytes(conn, bytes)).await.is_err() {
+            return;
         }
     };
     let _ = input.send(Input::Lost(conn, why)).await;
+}
+
+/// What the start of a connection's first packet says about the pre-authentication limit.
+#[derive(Debug, PartialEq, Eq)]
+enum FirstPacket {
+    /// The fixed header is not complete yet.
+    Incomplete,
+    /// The announced Remaining Length is above the limit, or above that of any valid
+    /// CONNECT.
+    TooLarge,
+    /// Within the limit, or malformed: the core decides (and closes on a malformed one).
+    Pass,
+}
+
+fn first_packet_check(head: &[u8], max_connect: usize) -> FirstPacket {
+    match Decoder::new().fixed_header(head) {
+        Ok(Status::Incomplete(_)) => FirstPacket::Incomplete,
+        Ok(Status::Complete(h, _)) if h.remaining_length > max_connect => FirstPacket::TooLarge,
+        Err(DecodeError::ConnectTooLarge) => FirstPacket::TooLarge,
+        Ok(Status::Complete(..)) | Err(_) => FirstPacket::Pass,
+    }
 }
 
 async fn write_loop(

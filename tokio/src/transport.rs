@@ -52,6 +52,16 @@ pub(crate) enum Writer {
 }
 
 impl Reader {
+    /// Waits until bytes (or the end of the stream) can be read without waiting, holding
+    /// no buffer meanwhile. Only TCP can wait so; TLS and WebSocket return at once (their
+    /// libraries keep their own buffers) and [`read`](Self::read) does the waiting.
+    pub(crate) async fn readable(&mut self) -> Result<(), Error> {
+        match self {
+            Reader::Tcp(r) => Ok(r.readable().await?),
+            Reader::Stream(_) | Reader::Ws(_) => Ok(()),
+        }
+    }
+
     /// Appends what arrives to `buf`; `Ok(0)` at the end of the stream.
     pub(crate) async fn read(&mut self, buf: &mut BytesMut) -> Result<usize, Error> {
         match self {
