@@ -439,3 +439,6 @@ impl Session {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
