@@ -2,6 +2,7 @@
 //! changes it reports between exports.
 
 use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 
 use super::{Action, Broker, BrokerConfig, Stored};
 use crate::profile::Profile;
@@ -35,8 +36,13 @@ impl Broker {
             sessions.insert(client.clone(), st.session.export(client, st.expires));
         }
         BrokerExport {
+            shared: self.shared.export(),
             sessions: sessions.into_values().collect(),
-            retained: self.retained.values().cloned().collect(),
+            retained: {
+                let mut all = Vec::with_capacity(self.retained.len());
+                self.retained.for_each(|_, m| all.push(m.clone()));
+                all
+            },
         }
     }
 
@@ -66,7 +72,7 @@ impl Broker {
             let mut expires = record.expires;
             let session = ServerSession::import(record)?;
             for (filter, qos) in filters {
-                broker.index.insert(&filter, client.clone(), qos);
+                broker.add_subscription(&filter, &client, qos);
             }
             if expires.is_none() {
                 expires = broker.profile.session_expiry.map(|d| now + d);
@@ -84,9 +90,12 @@ impl Broker {
         }
         for m in export.retained {
             let topic = m.topic.clone().into_inner();
-            if broker.retained.insert(topic, m).is_some() {
+            if broker.retained.insert(&topic, m).is_some() {
                 return Err(StateError::Invalid("a retained topic twice"));
             }
+        }
+        for queue in export.shared {
+            broker.shared.restore(queue)?;
         }
         Ok(broker)
     }

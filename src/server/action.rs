@@ -10,6 +10,7 @@ use crate::connection::ProtocolError;
 use crate::error::DecodeError;
 use crate::packet::{ConnectReturnCode, Login, Packet, PacketType, Will};
 use crate::session::{Change, Message};
+use crate::topic::reserved;
 use crate::types::{MqttString, PacketId, QoS, TopicFilter};
 
 #[cfg(doc)]
@@ -37,6 +38,22 @@ pub enum PolicyViolation {
     NotAuthorized,
     /// More bytes buffered while the CONNECT awaits an answer than one packet can hold.
     BufferFull,
+    /// A PUBLISH or SUBSCRIBE to a reserved topic the broker does not implement
+    /// ([`ReservedTopics`](crate::profile::ReservedTopics)).
+    ReservedTopic,
+    /// RETAIN=1 on a reserved topic.
+    RetainOnReservedTopic,
+    /// A rate quota: more CONNECT per second for one client id than the profile allows.
+    Throttled,
+}
+
+impl From<reserved::Refusal> for PolicyViolation {
+    fn from(r: reserved::Refusal) -> Self {
+        match r {
+            reserved::Refusal::NotImplemented => PolicyViolation::ReservedTopic,
+            reserved::Refusal::Retain => PolicyViolation::RetainOnReservedTopic,
+        }
+    }
 }
 
 /// Why a command to a [`Server`] was refused. A refused command changes nothing.
@@ -131,6 +148,9 @@ pub enum Ignored {
     Qos2Publish,
     /// A SUBSCRIBE asking for QoS 2: no SUBACK, no subscription made.
     Qos2Subscribe,
+    /// A PUBLISH over the connection's rate quota ([`Quotas`](crate::profile::Quotas)):
+    /// not acknowledged, not routed.
+    PublishOverQuota,
 }
 
 /// Something the application (or broker) must know about.
