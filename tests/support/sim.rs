@@ -492,6 +492,18 @@ impl Sim {
             // subscription: nothing is expected from the filter meanwhile.
             node.subscriptions.remove(filter);
             node.subscribing.insert(id, filter);
+            // A publish not yet acknowledged may reach the broker after this
+            // SUBSCRIBE (its PUBLISH lost and resent): it is routed by the new grant.
+            let hash_matches_parent = self.profile.hash_matches_parent;
+            for s in self.sent.values_mut().filter(|s| !s.acked) {
+                if mqtt_sansio::topic::matches(
+                    filter.as_bytes(),
+                    s.topic.as_bytes(),
+                    hash_matches_parent,
+                ) {
+                    s.expected.retain(|&(j, _, _)| j != i);
+                }
+            }
         }
         self.settle_now();
     }
