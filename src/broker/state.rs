@@ -51,6 +51,11 @@ impl Broker {
     /// `now`, reported as a [`BrokerChange::SessionExpires`] action. Refused, with
     /// nothing built, when the export breaks a rule of its own (a client id or topic
     /// twice, an invalid session).
+    ///
+    /// Every stored session is restored, even beyond [`BrokerConfig::max_sessions`]
+    /// (dropping one would lose what was acknowledged to its publishers): the bound
+    /// limits the creation of sessions, so while the broker holds that many or more a
+    /// CONNECT for a new client id is refused with CONNACK 3, and a restored one resumes.
     pub fn import(
         profile: Profile,
         config: impl Into<BrokerConfig>,
