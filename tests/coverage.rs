@@ -6,8 +6,8 @@ mod support;
 use std::collections::BTreeSet;
 
 use support::coverage::{
-    ENFORCED_LAYERS, LAYERS, Tagged, is_section, load_statements, load_vectors, missing,
-    parse_statements, report, unknown_rules,
+    ENFORCED_LAYERS, LAYERS, Statement, Tagged, is_section, load_statements, load_vectors, missing,
+    parse_statements, report, totals, unknown_rules,
 };
 use support::vectors::spec_dir;
 
@@ -101,12 +101,62 @@ fn the_checks_catch_an_unknown_id_and_an_uncovered_statement() {
         "{text}"
     );
     assert!(
-        text.contains("codec               2          2        1  (enforced)"),
+        text.contains("codec               2          2        1         0  (enforced)"),
         "{text}"
     );
     let only_missing = report(&statements, &vectors, true);
     assert!(only_missing.starts_with("MQTT-1.5.3-2 "), "{only_missing}");
     assert!(!only_missing.contains("MQTT-1.5.3-1 "), "{only_missing}");
+}
+
+#[test]
+fn a_statement_that_needs_io_counts_as_covered_with_io_when_a_transport_check_names_it() {
+    let table = "id\tsection\tlayer\tchecked_sans_io\treason\tdescription\n\
+                 MQTT-6.0.0-1\t6\ttransport\tno\tneeds a WebSocket\tbinary frames\n\
+                 MQTT-6.0.0-3\t6\ttransport\tno\tneeds a WebSocket\tsub-protocol\n";
+    let statements = parse_statements(table).unwrap();
+    let vectors = vec![Tagged {
+        file: "transport/websocket.json".into(),
+        id: "websocket/text".into(),
+        rules: vec!["MQTT-6.0.0-1".into()],
+    }];
+    let text = report(&statements, &vectors, false);
+    assert!(text.contains("(checked with I/O) websocket/text"), "{text}");
+    assert!(
+        text.contains("(not checkable without I/O: needs a WebSocket)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("transport           2          0        0         1  (enforced)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn every_websocket_statement_is_covered_by_a_vector_or_a_check_with_io() {
+    let dir = spec_dir();
+    let statements = load_statements(&dir);
+    let vectors = load_vectors(&dir);
+    let transport = totals(&statements, &vectors)
+        .into_iter()
+        .find(|t| t.layer == "transport")
+        .unwrap();
+    let websocket: Vec<&Statement> = statements
+        .iter()
+        .filter(|s| s.id.starts_with("MQTT-6.0.0-"))
+        .collect();
+    assert_eq!(websocket.len(), 4);
+    for s in websocket {
+        assert!(
+            vectors.iter().any(|v| v.rules.contains(&s.id)),
+            "{} has no vector or check",
+            s.id
+        );
+    }
+    assert!(
+        transport.covered + transport.covered_with_io >= 4,
+        "{transport:?}"
+    );
 }
 
 #[test]

@@ -206,7 +206,7 @@ def bins():
     """The example binaries, built once (debug: `cargo test` has built most of it)."""
     need("cargo", shutil.which("cargo"))
     build = subprocess.run(
-        ["cargo", "build", "--quiet", "--examples"],
+        ["cargo", "build", "--quiet", "--workspace", "--examples"],
         cwd=ROOT,
         timeout=900,
     )

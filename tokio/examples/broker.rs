@@ -1,0 +1,302 @@
+//! An MQTT 3.1.1 broker: the crate's [`Server`] with listeners on TCP, TLS, WebSocket
+//! and WebSocket over TLS.
+//!
+//! ```text
+//! cargo run --release --example broker -- [--listen 127.0.0.1:1883] [--profile aws-iot|mqtt311]
+//!     [--tls-listen ADDR --tls-cert FILE --tls-key FILE [--tls-client-ca FILE] [--require-cn-client-id]]
+//!     [--ws-listen ADDR] [--wss-listen ADDR]
+//!     [--user NAME:PASSWORD]... [--deny-subscribe FILTER]... [--deny-publish FILTER]...
+//!     [--max-packet-size BYTES] [--max-inflight N] [--max-queued N] [--max-inbound-qos2 N]
+//!     [--max-sessions N] [--max-retained N] [--write-queue N] [--threads N]
+//! ```
+//!
+//! | flag | default | meaning |
+//! |---|---|---|
+//! | `--listen ADDR` | `127.0.0.1:1883` | the plain TCP listener (port 0: any free port) |
+//! | `--tls-listen ADDR` | none | a TLS listener; needs `--tls-cert` and `--tls-key` |
+//! | `--tls-cert FILE`, `--tls-key FILE` | | the server's certificate chain and key (PEM), for TLS and WSS |
+//! | `--tls-client-ca FILE` | none | require client certificates issued by this CA (mutual TLS) |
+//! | `--require-cn-client-id` | off | refuse (CONNACK 5) a CONNECT whose client id is not its certificate's subject CN |
+//! | `--ws-listen ADDR` | none | a WebSocket listener (sub-protocol `mqtt`, any path) |
+//! | `--wss-listen ADDR` | none | a WebSocket listener over TLS |
+//! | `--profile P` | `aws-iot` | `aws-iot` (AWS IoT Core's dialect) or `mqtt311` (the standard) |
+//! | `--user NAME:PASSWORD` | anyone | with one or more, CONNECT needs a matching login: none gets CONNACK 5, a wrong one CONNACK 4 (repeatable) |
+//! | `--deny-subscribe FILTER` | none | refuse subscriptions FILTER matches (repeatable) |
+//! | `--deny-publish FILTER` | none | acknowledge and drop publishes FILTER matches (repeatable) |
+//! | `--max-packet-size BYTES` | the profile's | largest PUBLISH payload; a larger one closes the connection |
+//! | `--max-inflight N` | 64 | QoS 1/2 deliveries unacknowledged per session (the profile caps it) |
+//! | `--max-queued N` | 1000 | QoS 1/2 deliveries waiting per session; beyond it they are dropped and logged |
+//! | `--max-inbound-qos2 N` | 64 | QoS 2 PUBLISH from one client awaiting PUBREL; one more closes the connection |
+//! | `--max-sessions N` | unbounded | sessions held at once; beyond it CONNECT gets CONNACK 3 |
+//! | `--max-retained N` | unbounded | retained messages stored |
+//! | `--write-queue N` | 1024 | encoded packets waiting for one connection's socket |
+//! | `--threads N` | 1 | runtime worker threads (1: a single-threaded runtime) |
+//!
+//! Every bound address is printed on stdout (`listening on ADDR`, then `tls listening on
+//! ADDR`, `ws listening on ADDR`, `wss listening on ADDR`), so port 0 picks a free port.
+//! Logs go to stderr (`RUST_LOG` filters them). Ctrl-C or SIGTERM stops the broker:
+//! every connection is closed after its queued packets are written, and the process
+//! exits 0.
+//!
+//! A packet that finds a connection's write queue full drops that connection (logged as
+//! `write queue full`): a subscriber that stops reading costs at most `--write-queue`
+//! packets. `--deny-subscribe` answers a matching SUBSCRIBE with the SUBACK failure code;
+//! `--deny-publish` acknowledges a matching PUBLISH and drops it (MQTT 3.1.1 has no
+//! negative acknowledgement).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use clap::Parser;
+use mqtt_sansio::server::{Authorizer, Message, PublishDecision, ServerConfig};
+use mqtt_sansio::{
+    BrokerConfig, ConnectReturnCode, Login, MqttString, Profile, QoS, TopicFilter, topic,
+};
+use mqtt_sansio_tokio::{Listener, Server, cn_is_client_id, server_tls};
+
+/// An MQTT 3.1.1 broker on TCP, TLS, WebSocket and WebSocket over TLS.
+#[derive(Parser)]
+struct Args {
+    /// The plain TCP listener.
+    #[arg(long, default_value = "127.0.0.1:1883")]
+    listen: SocketAddr,
+    /// A TLS listener (needs --tls-cert and --tls-key).
+    #[arg(long)]
+    tls_listen: Option<SocketAddr>,
+    /// The server certificate chain (PEM), for TLS and WSS.
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// The server key (PEM).
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates issued by this CA (PEM).
+    #[arg(long)]
+    tls_client_ca: Option<PathBuf>,
+    /// Refuse a CONNECT whose client id is not the certificate's subject CN.
+    #[arg(long)]
+    require_cn_client_id: bool,
+    /// A WebSocket listener.
+    #[arg(long)]
+    ws_listen: Option<SocketAddr>,
+    /// A WebSocket-over-TLS listener.
+    #[arg(long)]
+    wss_listen: Option<SocketAddr>,
+    /// aws-iot or mqtt311.
+    #[arg(long, default_value = "aws-iot", value_parser = parse_profile)]
+    profile: Profile,
+    /// NAME:PASSWORD; with one or more a login is needed (repeatable).
+    #[arg(long = "user", value_parser = parse_user)]
+    users: Vec<(String, String)>,
+    /// Refuse subscriptions this filter matches (repeatable).
+    #[arg(long, value_parser = parse_filter)]
+    deny_subscribe: Vec<TopicFilter<Bytes>>,
+    /// Acknowledge and drop publishes this filter matches (repeatable).
+    #[arg(long, value_parser = parse_filter)]
+    deny_publish: Vec<TopicFilter<Bytes>>,
+    /// Largest PUBLISH payload.
+    #[arg(long)]
+    max_packet_size: Option<usize>,
+    /// QoS 1/2 deliveries unacknowledged per session.
+    #[arg(long)]
+    max_inflight: Option<usize>,
+    /// QoS 1/2 deliveries waiting per session.
+    #[arg(long)]
+    max_queued: Option<usize>,
+    /// QoS 2 PUBLISH from one client awaiting PUBREL.
+    #[arg(long)]
+    max_inbound_qos2: Option<usize>,
+    /// Sessions held at once.
+    #[arg(long)]
+    max_sessions: Option<usize>,
+    /// Retained messages stored.
+    #[arg(long)]
+    max_retained: Option<usize>,
+    /// Encoded packets waiting for one connection's socket.
+    #[arg(long, default_value_t = 1024)]
+    write_queue: usize,
+    /// Runtime worker threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+}
+
+fn parse_profile(s: &str) -> Result<Profile, String> {
+    match s {
+        "aws-iot" => Ok(Profile::aws_iot_core()),
+        "mqtt311" => Ok(Profile::mqtt311()),
+        _ => Err("aws-iot or mqtt311".into()),
+    }
+}
+
+fn parse_user(s: &str) -> Result<(String, String), String> {
+    s.split_once(':')
+        .map(|(n, p)| (n.to_string(), p.to_string()))
+        .ok_or_else(|| "NAME:PASSWORD".to_string())
+}
+
+fn parse_filter(s: &str) -> Result<TopicFilter<Bytes>, String> {
+    TopicFilter::new(Bytes::from(s.to_string())).map_err(|e| format!("not a topic filter: {e}"))
+}
+
+/// The authorization hook driven by `--user`, `--deny-subscribe` and `--deny-publish`.
+struct DenyList {
+    /// User name → password; empty: anyone may connect.
+    users: BTreeMap<String, String>,
+    subscribe: Vec<TopicFilter<Bytes>>,
+    publish: Vec<TopicFilter<Bytes>>,
+    hash_matches_parent: bool,
+}
+
+impl DenyList {
+    fn denies(&self, list: &[TopicFilter<Bytes>], topic: &[u8]) -> bool {
+        list.iter().any(|d| {
+            d.as_bytes() == topic || topic::matches(d.as_bytes(), topic, self.hash_matches_parent)
+        })
+    }
+}
+
+impl Authorizer for DenyList {
+    fn subscribe(
+        &self,
+        _client_id: &MqttString<Bytes>,
+        filter: &TopicFilter<Bytes>,
+        requested: QoS,
+    ) -> Option<QoS> {
+        (!self.denies(&self.subscribe, filter.as_bytes())).then_some(requested)
+    }
+
+    fn connect(
+        &self,
+        _client_id: &MqttString<Bytes>,
+        login: Option<&Login<Bytes>>,
+    ) -> Result<(), ConnectReturnCode> {
+        if self.users.is_empty() {
+            return Ok(());
+        }
+        let Some(login) = login else {
+            return Err(ConnectReturnCode::NotAuthorized);
+        };
+        let password = login.password.as_ref().map_or(&[][..], |p| p.as_bytes());
+        match self.users.get(login.username.as_str()) {
+            Some(expected) if expected.as_bytes() == password => Ok(()),
+            _ => Err(ConnectReturnCode::BadUserNameOrPassword),
+        }
+    }
+
+    fn publish(&self, _client_id: &MqttString<Bytes>, message: &Message) -> PublishDecision {
+        if self.denies(&self.publish, message.topic.as_bytes()) {
+            PublishDecision::Discard
+        } else {
+            PublishDecision::Allow
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        (int, term) => {
+            let e = int.err().or(term.err());
+            tracing::error!("signal handlers not installed: {e:?}");
+            std::future::pending().await
+        }
+    }
+}
+
+async fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let mut profile = a.profile;
+    if let Some(max) = a.max_packet_size {
+        profile.max_payload = max;
+    }
+    let mut config = ServerConfig::default();
+    if let Some(n) = a.max_inflight {
+        config.max_inflight = n;
+    }
+    if let Some(n) = a.max_queued {
+        config.max_queued = n;
+    }
+    if let Some(n) = a.max_inbound_qos2 {
+        config.max_inbound_qos2 = n;
+    }
+    config.authorizer = Arc::new(DenyList {
+        users: a.users.into_iter().collect(),
+        subscribe: a.deny_subscribe,
+        publish: a.deny_publish,
+        hash_matches_parent: profile.hash_matches_parent,
+    });
+    tracing::info!(
+        "broker: profile {}, max inflight {}, max queued {}, write queue {}",
+        profile.name,
+        config.max_inflight,
+        config.max_queued,
+        a.write_queue
+    );
+    let mut server = Server::new(
+        profile,
+        BrokerConfig {
+            connection: config,
+            max_sessions: a.max_sessions,
+            max_retained: a.max_retained,
+        },
+    );
+    server.set_write_queue(a.write_queue);
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => Some(server_tls(cert, key, a.tls_client_ca.as_deref())?),
+        (None, None) if a.tls_listen.is_none() && a.wss_listen.is_none() => None,
+        _ => return Err("--tls-listen and --wss-listen need --tls-cert and --tls-key".into()),
+    };
+    if a.require_cn_client_id {
+        server.check_peer(cn_is_client_id);
+    }
+    println!(
+        "listening on {}",
+        server.listen(Listener::Tcp(a.listen)).await?
+    );
+    if let (Some(addr), Some(tls)) = (a.tls_listen, &tls) {
+        let bound = server.listen(Listener::Tls(addr, tls.clone())).await?;
+        println!("tls listening on {bound}");
+    }
+    if let Some(addr) = a.ws_listen {
+        println!(
+            "ws listening on {}",
+            server.listen(Listener::Ws(addr)).await?
+        );
+    }
+    if let (Some(addr), Some(tls)) = (a.wss_listen, &tls) {
+        let bound = server.listen(Listener::Wss(addr, tls.clone())).await?;
+        println!("wss listening on {bound}");
+    }
+    let counters = server.counters();
+    server.run(shutdown_signal()).await?;
+    tracing::info!(
+        "served {} connections ({} failed handshakes), {} bytes in, {} bytes out",
+        counters.accepted(),
+        counters.handshakes_failed(),
+        counters.bytes_received(),
+        counters.bytes_sent()
+    );
+    Ok(())
+}
+
+fn main() {
+    let args = Args::parse();
+    common::init_logging();
+    let runtime = common::runtime_or_exit(args.threads);
+    if let Err(e) = runtime.block_on(run(args)) {
+        tracing::error!("broker: {e}");
+        std::process::exit(1);
+    }
+}

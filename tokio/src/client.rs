@@ -1,0 +1,806 @@
+//! The async client: a handle ([`Client`]) and a stream of incoming messages
+//! ([`Messages`]) talking to a driver task that owns the core's client and the
+//! connection.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use mqtt_sansio::client::{Action, ClientConfig, ClientError, Event, Lost};
+use mqtt_sansio::reconnect::Backoff;
+use mqtt_sansio::{
+    Connect, Instant, Login, MqttString, PacketId, Profile, Publish, QoS, SubAckCode, TopicFilter,
+    TopicName, packet::Will,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio_rustls::rustls;
+
+use crate::clock::Clock;
+use crate::tls::TlsOptions;
+use crate::transport::{self, Reader, Url, Writer};
+use crate::{Error, Timeout};
+
+/// How to connect: where, as whom, and how the client behaves.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `mqtt://host[:port]` (default port 1883), `mqtts://` (8883), `ws://host[:port][/path]`
+    /// (80, path `/mqtt`) or `wss://` (443).
+    pub url: String,
+    /// The client id; empty asks the server to assign one (needs clean session).
+    pub client_id: String,
+    /// Clean session: start a new session instead of resuming the stored one.
+    pub clean_session: bool,
+    /// Keep-alive interval in seconds (0: off).
+    pub keep_alive: u16,
+    /// The will, published by the server if the connection ends without DISCONNECT.
+    pub will: Option<Will<Bytes>>,
+    /// User name and password.
+    pub login: Option<Login<Bytes>>,
+    /// TLS settings for `mqtts://` and `wss://`.
+    pub tls: TlsOptions,
+    /// The dialect: [`Profile::mqtt311`] or [`Profile::aws_iot_core`].
+    pub profile: Profile,
+    /// The core client's settings (inflight window, manual acks, CONNACK and PINGRESP
+    /// time-outs, …).
+    pub config: ClientConfig,
+    /// How long opening the connection (TCP, TLS, WebSocket) may take.
+    pub connect_timeout: Duration,
+    /// A SUBSCRIBE or UNSUBSCRIBE not acknowledged within this time fails with
+    /// [`Timeout::Operation`]; so does a QoS 1/2 PUBLISH when
+    /// [`publish_timeout`](Self::publish_timeout) is set. `None`: wait as long as the
+    /// connection lives.
+    pub operation_timeout: Option<Duration>,
+    /// Whether [`operation_timeout`](Self::operation_timeout) applies to PUBLISH too.
+    pub publish_timeout: bool,
+    /// Reconnect after a lost connection, with this backoff; `None`: a lost connection
+    /// closes the client. With clean session 0 the session resumes and what was not
+    /// acknowledged is resent.
+    pub reconnect: Option<Backoff>,
+    /// Incoming messages buffered for [`Messages`]; when it is full the client stops
+    /// reading from the network.
+    pub message_queue: usize,
+}
+
+impl Options {
+    /// Options for `url` with the defaults: a client id made from the process id, clean
+    /// session, keep-alive 30 s, the `mqtt311` profile, connect time-out 10 s, no
+    /// operation time-out, no reconnect, 1024 buffered messages.
+    pub fn new(url: impl Into<String>) -> Options {
+        let profile = Profile::mqtt311();
+        Options {
+            url: url.into(),
+            client_id: format!("mqtt-sansio-{}", std::process::id()),
+            clean_session: true,
+            keep_alive: 30,
+            will: None,
+            login: None,
+            tls: TlsOptions::default(),
+            config: ClientConfig::for_profile(&profile),
+            profile,
+            connect_timeout: Duration::from_secs(10),
+            operation_timeout: None,
+            publish_timeout: false,
+            reconnect: None,
+            message_queue: 1024,
+        }
+    }
+}
+
+/// A handle on a connected client; cheap to clone. When every handle is dropped the
+/// client disconnects.
+#[derive(Debug, Clone)]
+pub struct Client {
+    commands: mpsc::Sender<Command>,
+    session_present: Arc<AtomicBool>,
+}
+
+/// The messages the server delivers, in order. Ends when the client is closed.
+#[derive(Debug)]
+pub struct Messages {
+    rx: mpsc::Receiver<Publish<Bytes>>,
+}
+
+impl Messages {
+    /// The next message; `None` once the client is closed. Under
+    /// [`ClientConfig::manual_acks`] a QoS 1/2 message must be acknowledged with
+    /// [`Client::ack`].
+    pub async fn recv(&mut self) -> Option<Publish<Bytes>> {
+        self.rx.recv().await
+    }
+}
+
+type Reply<T> = oneshot::Sender<Result<T, Error>>;
+
+#[derive(Debug)]
+enum Command {
+    Publish {
+        topic: TopicName<Bytes>,
+        qos: QoS,
+        retain: bool,
+        payload: Bytes,
+        reply: Reply<()>,
+    },
+    Subscribe {
+        filters: Vec<(TopicFilter<Bytes>, QoS)>,
+        reply: Reply<Vec<SubAckCode>>,
+    },
+    Unsubscribe {
+        filters: Vec<TopicFilter<Bytes>>,
+        reply: Reply<()>,
+    },
+    Ack {
+        id: PacketId,
+        reply: Reply<()>,
+    },
+    Disconnect {
+        reply: Reply<()>,
+    },
+    Reconnect {
+        reply: Reply<bool>,
+    },
+}
+
+fn topic_error(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Config(format!("{what}: {e}"))
+}
+
+impl Client {
+    /// Connects as `options` say and waits for CONNACK. Fails with [`Error::Refused`]
+    /// when the server refuses, [`Error::Tls`] when the TLS handshake fails,
+    /// [`Error::Timeout`] when the connection or CONNACK takes too long.
+    pub async fn connect(options: Options) -> Result<(Client, Messages), Error> {
+        let url = Url::parse(&options.url)?;
+        let tls = if url.tls {
+            Some((
+                options.tls.client_config()?,
+                options.tls.server_name(&url.host)?,
+            ))
+        } else {
+            None
+        };
+        let connect = Connect {
+            client_id: MqttString::new(Bytes::from(options.client_id.clone()))
+                .map_err(|e| topic_error("client id", e))?,
+            clean_session: options.clean_session,
+            keep_alive: options.keep_alive,
+            will: options.will.clone(),
+            login: options.login.clone(),
+        };
+        let (messages_tx, messages_rx) = mpsc::channel(options.message_queue.max(1));
+        let mut driver = Driver {
+            core: mqtt_sansio::Client::with_config(options.profile.clone(), options.config.clone()),
+            clock: Clock::new(),
+            url,
+            tls,
+            connect,
+            options,
+            link: None,
+            out: BytesMut::new(),
+            written: Vec::new(),
+            unwritten: Vec::new(),
+            publishes: BTreeMap::new(),
+            subscribes: BTreeMap::new(),
+            unsubscribes: BTreeMap::new(),
+            blocked: VecDeque::new(),
+            messages: messages_tx,
+            connected: false,
+            ended: None,
+            disconnect: None,
+            reconnect: None,
+            session_present: Arc::default(),
+        };
+        driver.establish().await?;
+        let (tx, rx) = mpsc::channel(64);
+        let client = Client {
+            commands: tx,
+            session_present: driver.session_present.clone(),
+        };
+        tokio::spawn(driver.run(rx));
+        Ok((client, Messages { rx: messages_rx }))
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.unwrap_or(Err(Error::Closed))
+    }
+
+    /// Publishes `payload` to `topic`. Completes when the message is acknowledged (QoS
+    /// 1: PUBACK, QoS 2: PUBCOMP) or, at QoS 0, written. Waits while the inflight window
+    /// is full.
+    pub async fn publish(
+        &self,
+        topic: &str,
+        qos: QoS,
+        retain: bool,
+        payload: impl Into<Bytes>,
+    ) -> Result<(), Error> {
+        let topic = TopicName::new(Bytes::copy_from_slice(topic.as_bytes()))
+            .map_err(|e| topic_error(topic, e))?;
+        let payload = payload.into();
+        self.call(|reply| Command::Publish {
+            topic,
+            qos,
+            retain,
+            payload,
+            reply,
+        })
+        .await
+    }
+
+    /// Subscribes to `filters` (each with its maximum QoS) in one SUBSCRIBE; completes
+    /// with the SUBACK's codes, one per filter.
+    pub async fn subscribe(&self, filters: &[(&str, QoS)]) -> Result<Vec<SubAckCode>, Error> {
+        let filters = filters
+            .iter()
+            .map(|(f, q)| {
+                TopicFilter::new(Bytes::copy_from_slice(f.as_bytes()))
+                    .map(|f| (f, *q))
+                    .map_err(|e| topic_error(f, e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.call(|reply| Command::Subscribe { filters, reply })
+            .await
+    }
+
+    /// Unsubscribes from `filters` in one UNSUBSCRIBE; completes with the UNSUBACK.
+    pub async fn unsubscribe(&self, filters: &[&str]) -> Result<(), Error> {
+        let filters = filters
+            .iter()
+            .map(|f| {
+                TopicFilter::new(Bytes::copy_from_slice(f.as_bytes()))
+                    .map_err(|e| topic_error(f, e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.call(|reply| Command::Unsubscribe { filters, reply })
+            .await
+    }
+
+    /// Acknowledges a QoS 1/2 message received under [`ClientConfig::manual_acks`]; the
+    /// acknowledgements go out in the order the messages arrived. A QoS 0 message needs
+    /// none (this returns at once).
+    pub async fn ack(&self, message: &Publish<Bytes>) -> Result<(), Error> {
+        match message.qos.packet_id() {
+            Some(id) => self.call(|reply| Command::Ack { id, reply }).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The session present flag of the last CONNACK: whether the server resumed a
+    /// session it held for this client id.
+    pub fn session_present(&self) -> bool {
+        self.session_present.load(Ordering::Relaxed)
+    }
+
+    /// Closes the connection without DISCONNECT, as a network failure would (the
+    /// server publishes the will), and connects again at once; completes with the new
+    /// CONNACK's session present flag. With clean session 0 the session resumes and what
+    /// was not acknowledged is resent.
+    pub async fn reconnect(&self) -> Result<bool, Error> {
+        self.call(|reply| Command::Reconnect { reply }).await
+    }
+
+    /// Sends DISCONNECT, closes the connection and stops the client. Requests still
+    /// waiting for their acknowledgement fail with [`Error::Lost`] (with clean session 0
+    /// the server keeps them in the session).
+    pub async fn disconnect(&self) -> Result<(), Error> {
+        self.call(|reply| Command::Disconnect { reply }).await
+    }
+}
+
+/// What one open connection needs.
+struct Link {
+    reader: Reader,
+    writer: Writer,
+}
+
+/// A request waiting for its acknowledgement, with its deadline.
+struct Waiting<T> {
+    reply: Reply<T>,
+    deadline: Option<Instant>,
+}
+
+/// The task that owns the core's client and the connection.
+struct Driver {
+    core: mqtt_sansio::Client,
+    clock: Clock,
+    url: Url,
+    tls: Option<(
+        Arc<rustls::ClientConfig>,
+        rustls_pki_types::ServerName<'static>,
+    )>,
+    connect: Connect<Bytes>,
+    options: Options,
+    link: Option<Link>,
+    /// Encoded packets not yet written.
+    out: BytesMut,
+    /// QoS 0 publishes whose packets are in `out`: complete once it is written.
+    written: Vec<Reply<()>>,
+    /// QoS 0 publishes the core holds until CONNACK.
+    unwritten: Vec<Reply<()>>,
+    publishes: BTreeMap<PacketId, Waiting<()>>,
+    subscribes: BTreeMap<PacketId, Waiting<Vec<SubAckCode>>>,
+    unsubscribes: BTreeMap<PacketId, Waiting<()>>,
+    /// Publishes refused for a full inflight window or a lack of packet ids, retried as
+    /// acknowledgements free room.
+    blocked: VecDeque<Command>,
+    messages: mpsc::Sender<Publish<Bytes>>,
+    connected: bool,
+    /// Why the current connection ended, once it has.
+    ended: Option<Error>,
+    disconnect: Option<Reply<()>>,
+    /// The application asked for a new connection.
+    reconnect: Option<Reply<bool>>,
+    session_present: Arc<AtomicBool>,
+}
+
+impl Driver {
+    /// Opens the connection, sends CONNECT and waits for CONNACK.
+    async fn establish(&mut self) -> Result<(), Error> {
+        let timeout = self.options.connect_timeout;
+        let opened = tokio::time::timeout(timeout, transport::connect(&self.url, self.tls.clone()))
+            .await
+            .map_err(|_| Error::Timeout(Timeout::Connect))??;
+        self.link = Some(Link {
+            reader: opened.0,
+            writer: opened.1,
+        });
+        self.ended = None;
+        self.connected = false;
+        if let Err(e) = self.core.connect(self.clock.now(), self.connect.clone()) {
+            self.link = None;
+            return Err(Error::Rejected(e));
+        }
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        loop {
+            self.drain().await;
+            self.flush().await;
+            if let Some(e) = self.ended.take() {
+                self.link = None;
+                return Err(e);
+            }
+            if self.connected {
+                return Ok(());
+            }
+            self.step(&mut buf, None).await;
+        }
+    }
+
+    /// The driver's life: serve the connection, reconnect when it is lost and
+    /// reconnecting is on, until the application disconnects or drops every handle.
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut backoff = self.options.reconnect.clone();
+        if let Some(b) = backoff.as_mut() {
+            b.connected(self.clock.now());
+        }
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        loop {
+            while self.ended.is_none() {
+                self.drain().await;
+                self.retry_blocked();
+                self.drain().await;
+                self.flush().await;
+                if self.ended.is_some() {
+                    break;
+                }
+                self.step(&mut buf, Some(&mut commands)).await;
+            }
+            self.link = None;
+            let why = self.ended.take().unwrap_or(Error::Closed);
+            if self.disconnect.is_some() || commands.is_closed() {
+                break;
+            }
+            if let Some(reply) = self.reconnect.take() {
+                let result = self.establish().await;
+                let ok = result.is_ok();
+                let _ = reply.send(result.map(|()| self.session_present.load(Ordering::Relaxed)));
+                if ok {
+                    if let Some(b) = backoff.as_mut() {
+                        b.connected(self.clock.now());
+                    }
+                    continue;
+                }
+            }
+            let Some(b) = backoff.as_mut() else {
+                tracing::info!("connection ended: {why}");
+                break;
+            };
+            if !why.is_transient() && !matches!(why, Error::Tls(_) | Error::WebSocket(_)) {
+                tracing::info!("connection ended for good: {why}");
+                break;
+            }
+            tracing::info!("connection lost: {why}");
+            // Keep reconnecting until it works or a retry cannot help.
+            let mut up = false;
+            loop {
+                let now = self.clock.now();
+                let at = b.lost(now);
+                tokio::time::sleep_until(self.clock.to_tokio(at)).await;
+                b.connecting(self.clock.now());
+                match self.establish().await {
+                    Ok(()) => {
+                        b.connected(self.clock.now());
+                        tracing::info!("reconnected");
+                        up = true;
+                        break;
+                    }
+                    Err(e) if e.is_transient() => tracing::info!("reconnect failed: {e}"),
+                    Err(e) => {
+                        tracing::info!("reconnect failed for good: {e}");
+                        break;
+                    }
+                }
+            }
+            if !up {
+                break;
+            }
+        }
+        self.close_for_good(&mut commands).await;
+    }
+
+    /// Waits for one input (bytes, a command, the timer) and hands it to the core.
+    async fn step(&mut self, buf: &mut BytesMut, commands: Option<&mut mpsc::Receiver<Command>>) {
+        let deadline = [self.core.poll_timeout(), self.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|t| self.clock.to_tokio(t));
+        let Some(link) = self.link.as_mut() else {
+            self.ended = Some(Error::Closed);
+            return;
+        };
+        let timer = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let accepting =
+            self.blocked.is_empty() && self.disconnect.is_none() && self.reconnect.is_none();
+        let command = async {
+            match commands {
+                Some(c) if accepting => c.recv().await,
+                _ => std::future::pending().await,
+            }
+        };
+        buf.clear();
+        tokio::select! {
+            read = link.reader.read(buf) => {
+                let now = self.clock.now();
+                match read {
+                    Ok(0) => self.lost(Error::Io(std::io::ErrorKind::UnexpectedEof.into())),
+                    Ok(_) => {
+                        if let Err(e) = self.core.handle_bytes(now, buf) {
+                            tracing::debug!("bytes after the close: {e}");
+                        }
+                    }
+                    Err(e) => self.lost(e),
+                }
+            }
+            command = command => match command {
+                Some(c) => self.command(c),
+                // Every handle is gone: disconnect.
+                None => {
+                    let _ = self.core.disconnect(self.clock.now());
+                }
+            },
+            () = timer => {
+                let now = self.clock.now();
+                self.core.handle_timeout(now);
+                self.expire(now);
+            }
+        }
+    }
+
+    fn lost(&mut self, why: Error) {
+        self.core.connection_lost(self.clock.now());
+        if self.ended.is_none() {
+            self.ended = Some(why);
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        let now = self.clock.now();
+        let deadline = self
+            .options
+            .operation_timeout
+            .map(|d| now.saturating_add(d));
+        match command {
+            Command::Publish {
+                topic,
+                qos,
+                retain,
+                payload,
+                reply,
+            } => {
+                match self
+                    .core
+                    .publish(now, topic.clone(), qos, retain, payload.clone())
+                {
+                    Ok(Some(id)) => {
+                        let deadline = deadline.filter(|_| self.options.publish_timeout);
+                        self.publishes.insert(id, Waiting { reply, deadline });
+                    }
+                    Ok(None) => self.unwritten.push(reply),
+                    Err(ClientError::InflightFull { .. } | ClientError::PacketIdsExhausted) => {
+                        self.blocked.push_back(Command::Publish {
+                            topic,
+                            qos,
+                            retain,
+                            payload,
+                            reply,
+                        });
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(Error::Rejected(e)));
+                    }
+                }
+            }
+            Command::Subscribe { filters, reply } => match self.core.subscribe(now, &filters) {
+                Ok(id) => {
+                    self.subscribes.insert(id, Waiting { reply, deadline });
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(Error::Rejected(e)));
+                }
+            },
+            Command::Unsubscribe { filters, reply } => match self.core.unsubscribe(now, &filters) {
+                Ok(id) => {
+                    self.unsubscribes.insert(id, Waiting { reply, deadline });
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(Error::Rejected(e)));
+                }
+            },
+            Command::Ack { id, reply } => {
+                let _ = reply.send(self.core.ack(now, id).map_err(Error::Rejected));
+            }
+            Command::Reconnect { reply } => {
+                self.reconnect = Some(reply);
+                self.lost(Error::Io(std::io::ErrorKind::ConnectionAborted.into()));
+            }
+            Command::Disconnect { reply } => match self.core.disconnect(now) {
+                Ok(()) => self.disconnect = Some(reply),
+                Err(e) => {
+                    let _ = reply.send(Err(Error::Rejected(e)));
+                }
+            },
+        }
+    }
+
+    /// Retries the publishes the inflight window held back, in order, while it has room.
+    fn retry_blocked(&mut self) {
+        if !self.connected {
+            return;
+        }
+        let now = self.clock.now();
+        while let Some(Command::Publish {
+            topic,
+            qos,
+            retain,
+            payload,
+            reply,
+        }) = self.blocked.pop_front()
+        {
+            match self
+                .core
+                .publish(now, topic.clone(), qos, retain, payload.clone())
+            {
+                Ok(Some(id)) => {
+                    let deadline = self
+                        .options
+                        .operation_timeout
+                        .filter(|_| self.options.publish_timeout)
+                        .map(|d| now.saturating_add(d));
+                    self.publishes.insert(id, Waiting { reply, deadline });
+                }
+                Ok(None) => self.unwritten.push(reply),
+                Err(ClientError::InflightFull { .. } | ClientError::PacketIdsExhausted) => {
+                    self.blocked.push_front(Command::Publish {
+                        topic,
+                        qos,
+                        retain,
+                        payload,
+                        reply,
+                    });
+                    return;
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(Error::Rejected(e)));
+                }
+            }
+        }
+    }
+
+    /// The earliest operation deadline.
+    fn next_deadline(&self) -> Option<Instant> {
+        let p = self.publishes.values().filter_map(|w| w.deadline);
+        let s = self.subscribes.values().filter_map(|w| w.deadline);
+        let u = self.unsubscribes.values().filter_map(|w| w.deadline);
+        p.chain(s).chain(u).min()
+    }
+
+    /// Fails the operations whose deadline has passed. The core still waits for their
+    /// acknowledgement; a late one is ignored.
+    fn expire(&mut self, now: Instant) {
+        fn expire_in<T>(map: &mut BTreeMap<PacketId, Waiting<T>>, now: Instant) {
+            let due: Vec<PacketId> = map
+                .iter()
+                .filter(|(_, w)| w.deadline.is_some_and(|d| d <= now))
+                .map(|(id, _)| *id)
+                .collect();
+            for id in due {
+                if let Some(w) = map.remove(&id) {
+                    let _ = w.reply.send(Err(Error::Timeout(Timeout::Operation)));
+                }
+            }
+        }
+        expire_in(&mut self.publishes, now);
+        expire_in(&mut self.subscribes, now);
+        expire_in(&mut self.unsubscribes, now);
+    }
+
+    /// Carries out the core's actions, in order.
+    async fn drain(&mut self) {
+        while let Some(action) = self.core.poll_action() {
+            match action {
+                Action::Send(packet) => {
+                    let is_qos0_publish = matches!(
+                        &packet,
+                        mqtt_sansio::Packet::Publish(p) if p.qos.packet_id().is_none()
+                    );
+                    match packet.to_bytes() {
+                        Ok(bytes) => self.out.extend_from_slice(&bytes),
+                        Err(e) => tracing::error!("cannot encode {packet:?}: {e}"),
+                    }
+                    if is_qos0_publish && !self.unwritten.is_empty() {
+                        let reply = self.unwritten.remove(0);
+                        self.written.push(reply);
+                    }
+                }
+                Action::Deliver(publish) => {
+                    // A dropped `Messages` discards deliveries.
+                    let _ = self.messages.send(publish).await;
+                }
+                Action::Event(event) => self.event(event),
+                Action::Close(reason) => {
+                    self.connected = false;
+                    if self.ended.is_none() {
+                        self.ended = Some(Error::from_reason(reason));
+                    }
+                }
+            }
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        match event {
+            Event::Connected { session_present } => {
+                tracing::debug!("connected session_present={session_present}");
+                self.session_present
+                    .store(session_present, Ordering::Relaxed);
+                self.connected = true;
+            }
+            Event::Published(id) | Event::Completed(id) => {
+                if let Some(w) = self.publishes.remove(&id) {
+                    let _ = w.reply.send(Ok(()));
+                }
+            }
+            Event::Subscribed { packet_id, codes } => {
+                if let Some(w) = self.subscribes.remove(&packet_id) {
+                    let _ = w.reply.send(Ok(codes));
+                }
+            }
+            Event::Unsubscribed(id) => {
+                if let Some(w) = self.unsubscribes.remove(&id) {
+                    let _ = w.reply.send(Ok(()));
+                }
+            }
+            Event::Lost(lost) => {
+                let waiting = match lost {
+                    Lost::Publish(p) => match p.qos.packet_id() {
+                        Some(id) => self.publishes.remove(&id).map(|w| w.reply),
+                        // A QoS 0 publish held before CONNACK.
+                        None => (!self.unwritten.is_empty()).then(|| self.unwritten.remove(0)),
+                    },
+                    Lost::Release(id) => self.publishes.remove(&id).map(|w| w.reply),
+                    Lost::Subscribe(s) => {
+                        if let Some(w) = self.subscribes.remove(&s.packet_id) {
+                            let _ = w.reply.send(Err(Error::Lost));
+                        }
+                        None
+                    }
+                    Lost::Unsubscribe(u) => self.unsubscribes.remove(&u.packet_id).map(|w| w.reply),
+                };
+                if let Some(reply) = waiting {
+                    let _ = reply.send(Err(Error::Lost));
+                }
+            }
+            Event::Received(_) | Event::UnexpectedAck { .. } => {}
+        }
+    }
+
+    /// Writes what the core asked to send.
+    async fn flush(&mut self) {
+        if self.out.is_empty() {
+            return;
+        }
+        let Some(link) = self.link.as_mut() else {
+            self.out.clear();
+            return;
+        };
+        match link.writer.write(self.out.split().freeze()).await {
+            Ok(()) => {
+                for reply in self.written.drain(..) {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                for reply in self.written.drain(..) {
+                    let _ = reply.send(Err(Error::Lost));
+                }
+                self.lost(e);
+            }
+        }
+        if self.disconnect.is_some() && !self.connected {
+            if let Some(link) = self.link.as_mut() {
+                let _ = link.writer.shutdown().await;
+            }
+        }
+    }
+
+    /// The client stops: whatever waits fails, and the message stream ends.
+    async fn close_for_good(mut self, commands: &mut mpsc::Receiver<Command>) {
+        if let Some(mut link) = self.link.take() {
+            let _ = link.writer.shutdown().await;
+        }
+        commands.close();
+        while let Ok(command) = commands.try_recv() {
+            self.blocked.push_back(command);
+        }
+        for command in self.blocked.drain(..) {
+            fail(command);
+        }
+        for w in std::mem::take(&mut self.publishes).into_values() {
+            let _ = w.reply.send(Err(Error::Lost));
+        }
+        for w in std::mem::take(&mut self.subscribes).into_values() {
+            let _ = w.reply.send(Err(Error::Lost));
+        }
+        for w in std::mem::take(&mut self.unsubscribes).into_values() {
+            let _ = w.reply.send(Err(Error::Lost));
+        }
+        for reply in self.unwritten.drain(..).chain(self.written.drain(..)) {
+            let _ = reply.send(Err(Error::Lost));
+        }
+        if let Some(reply) = self.disconnect.take() {
+            let _ = reply.send(Ok(()));
+        }
+        if let Some(reply) = self.reconnect.take() {
+            let _ = reply.send(Err(Error::Closed));
+        }
+    }
+}
+
+/// Answers a command the closed client will not carry out.
+fn fail(command: Command) {
+    match command {
+        Command::Publish { reply, .. }
+        | Command::Unsubscribe { reply, .. }
+        | Command::Ack { reply, .. }
+        | Command::Disconnect { reply } => {
+            let _ = reply.send(Err(Error::Closed));
+        }
+        Command::Reconnect { reply } => {
+            let _ = reply.send(Err(Error::Closed));
+        }
+        Command::Subscribe { reply, .. } => {
+            let _ = reply.send(Err(Error::Closed));
+        }
+    }
+}

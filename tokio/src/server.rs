@@ -1,0 +1,627 @@
+//! The broker server: listeners feeding one [`Broker`] core.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use mqtt_sansio::broker::{Action, Broker, BrokerConfig, BrokerEvent, ConnId};
+use mqtt_sansio::server::{Authorizer, Message, PublishDecision};
+use mqtt_sansio::{ConnectReturnCode, Login, MqttString, Profile, QoS, TopicFilter};
+use rustls_pki_types::CertificateDer;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_rustls::rustls::ServerConfig;
+
+use crate::Error;
+use crate::clock::Clock;
+use crate::transport::{Accept, Accepted, Reader, Writer};
+
+/// How long a closing connection may take to flush what was queued for it.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the TLS and WebSocket handshakes of a new connection may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A listener's address and kind.
+#[derive(Clone)]
+pub enum Listener {
+    /// MQTT over TCP.
+    Tcp(SocketAddr),
+    /// MQTT over TLS (see [`server_tls`](crate::server_tls)).
+    Tls(SocketAddr, Arc<ServerConfig>),
+    /// MQTT over WebSocket (sub-protocol `mqtt`).
+    Ws(SocketAddr),
+    /// MQTT over WebSocket over TLS.
+    Wss(SocketAddr, Arc<ServerConfig>),
+}
+
+impl Listener {
+    fn parts(&self) -> (SocketAddr, Accept, &'static str) {
+        match self {
+            Listener::Tcp(a) => (*a, Accept::new(None, false), "tcp"),
+            Listener::Tls(a, c) => (*a, Accept::new(Some(c.clone()), false), "tls"),
+            Listener::Ws(a) => (*a, Accept::new(None, true), "ws"),
+            Listener::Wss(a, c) => (*a, Accept::new(Some(c.clone()), true), "wss"),
+        }
+    }
+}
+
+/// What the server knows of a client's connection when it authorizes its CONNECT.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// The client's address.
+    pub addr: SocketAddr,
+    /// The kind of listener it came through: `tcp`, `tls`, `ws` or `wss`.
+    pub transport: &'static str,
+    /// The client's certificate chain, end entity first (empty without mutual TLS).
+    pub certificates: Vec<CertificateDer<'static>>,
+    /// The ALPN protocol agreed on in the TLS handshake.
+    pub alpn: Option<Vec<u8>>,
+    /// The host name the client sent in SNI.
+    pub server_name: Option<String>,
+}
+
+impl Peer {
+    /// The subject common name (CN) of the client certificate, when there is one and it
+    /// is a UTF8String, PrintableString or IA5String.
+    pub fn certificate_cn(&self) -> Option<String> {
+        self.certificates
+            .first()
+            .and_then(|c| crate::tls::subject_cn(c))
+    }
+}
+
+/// A check of a CONNECT against the connection it came on: the peer and the client id
+/// (empty when the client asked the server to assign one). `Err` refuses the
+/// connection with that CONNACK return code. It runs after the broker's
+/// [`Authorizer::connect`] accepted the client.
+pub type PeerCheck = dyn Fn(&Peer, &str) -> Result<(), ConnectReturnCode> + Send + Sync;
+
+/// A [`PeerCheck`] for AWS IoT Core's usual policy: the client certificate's subject CN
+/// must equal the client id; without a certificate or a CN the client is not authorized
+/// (CONNACK 5).
+pub fn cn_is_client_id(peer: &Peer, client_id: &str) -> Result<(), ConnectReturnCode> {
+    match peer.certificate_cn() {
+        Some(cn) if cn == client_id => Ok(()),
+        _ => Err(ConnectReturnCode::NotAuthorized),
+    }
+}
+
+/// The server's counters, shared with the running server: cheap to clone, read at any
+/// time.
+#[derive(Debug, Clone, Default)]
+pub struct Counters(Arc<CounterCells>);
+
+#[derive(Debug, Default)]
+struct CounterCells {
+    accepted: AtomicU64,
+    handshakes_failed: AtomicU64,
+    open: AtomicU64,
+    bytes_received: AtomicU64,
+    bytes_sent: AtomicU64,
+    packets_sent: AtomicU64,
+    slow_dropped: AtomicU64,
+}
+
+impl Counters {
+    /// TCP connections accepted, on every listener.
+    pub fn accepted(&self) -> u64 {
+        self.0.accepted.load(Ordering::Relaxed)
+    }
+    /// Connections whose TLS or WebSocket handshake failed or timed out.
+    pub fn handshakes_failed(&self) -> u64 {
+        self.0.handshakes_failed.load(Ordering::Relaxed)
+    }
+    /// Connections open now (handshakes done).
+    pub fn open(&self) -> u64 {
+        self.0.open.load(Ordering::Relaxed)
+    }
+    /// MQTT bytes received, on every connection.
+    pub fn bytes_received(&self) -> u64 {
+        self.0.bytes_received.load(Ordering::Relaxed)
+    }
+    /// MQTT bytes written, on every connection.
+    pub fn bytes_sent(&self) -> u64 {
+        self.0.bytes_sent.load(Ordering::Relaxed)
+    }
+    /// Packets handed to the connections' writers.
+    pub fn packets_sent(&self) -> u64 {
+        self.0.packets_sent.load(Ordering::Relaxed)
+    }
+    /// Connections dropped because their write queue was full (a client that stopped
+    /// reading).
+    pub fn slow_dropped(&self) -> u64 {
+        self.0.slow_dropped.load(Ordering::Relaxed)
+    }
+
+    fn add(cell: &AtomicU64, n: u64) {
+        cell.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// The peer whose bytes the broker is handling, for the [`PeerCheck`].
+type Current = Arc<Mutex<Option<Arc<Peer>>>>;
+
+/// The broker's authorizer, followed by the [`PeerCheck`] for CONNECT.
+struct WithPeer {
+    inner: Arc<dyn Authorizer>,
+    check: Arc<PeerCheck>,
+    current: Current,
+}
+
+impl Authorizer for WithPeer {
+    fn connect(
+        &self,
+        client_id: &MqttString<Bytes>,
+        login: Option<&Login<Bytes>>,
+    ) -> Result<(), ConnectReturnCode> {
+        self.inner.connect(client_id, login)?;
+        let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        match current.as_deref() {
+            Some(peer) => (self.check)(peer, client_id.as_str()),
+            None => Err(ConnectReturnCode::NotAuthorized),
+        }
+    }
+
+    fn subscribe(
+        &self,
+        client_id: &MqttString<Bytes>,
+        filter: &TopicFilter<Bytes>,
+        requested: QoS,
+    ) -> Option<QoS> {
+        self.inner.subscribe(client_id, filter, requested)
+    }
+
+    fn publish(&self, client_id: &MqttString<Bytes>, message: &Message) -> PublishDecision {
+        self.inner.publish(client_id, message)
+    }
+}
+
+/// A broker server: one [`Broker`] core behind any number of listeners.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), mqtt_sansio_tokio::Error> {
+/// use mqtt_sansio::{BrokerConfig, Profile};
+/// use mqtt_sansio_tokio::{Listener, Server};
+///
+/// let mut server = Server::new(Profile::mqtt311(), BrokerConfig::default());
+/// let addr = server.listen(Listener::Tcp("127.0.0.1:1883".parse().unwrap())).await?;
+/// println!("listening on {addr}");
+/// let counters = server.counters();
+/// server.run(async { let _ = tokio::signal::ctrl_c().await; }).await?;
+/// println!("{} connections served", counters.accepted());
+/// # Ok(()) }
+/// ```
+pub struct Server {
+    profile: Profile,
+    config: BrokerConfig,
+    listeners: Vec<(TcpListener, Accept, &'static str)>,
+    check: Option<Arc<PeerCheck>>,
+    write_queue: usize,
+    counters: Counters,
+}
+
+impl Server {
+    /// A server for a broker following `profile` with `config`; it listens nowhere yet.
+    pub fn new(profile: Profile, config: BrokerConfig) -> Server {
+        Server {
+            profile,
+            config,
+            listeners: Vec::new(),
+            check: None,
+            write_queue: 1024,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Binds a listener (port 0: any free port) and returns the address it is bound to.
+    pub async fn listen(&mut self, listener: Listener) -> Result<SocketAddr, Error> {
+        let (addr, accept, kind) = listener.parts();
+        let tcp = TcpListener::bind(addr).await?;
+        let bound = tcp.local_addr()?;
+        self.listeners.push((tcp, accept, kind));
+        Ok(bound)
+    }
+
+    /// Checks every CONNECT against its connection, for example its client certificate
+    /// ([`cn_is_client_id`]).
+    pub fn check_peer(
+        &mut self,
+        check: impl Fn(&Peer, &str) -> Result<(), ConnectReturnCode> + Send + Sync + 'static,
+    ) {
+        self.check = Some(Arc::new(check));
+    }
+
+    /// The most encoded packets waiting for one connection's socket (default 1024; at
+    /// least 1). A packet that finds the queue full drops the connection, as the network
+    /// failing would: a client that stops reading costs a bounded amount of memory.
+    pub fn set_write_queue(&mut self, packets: usize) {
+        self.write_queue = packets.max(1);
+    }
+
+    /// The server's counters; they keep counting while [`run`](Self::run) runs.
+    pub fn counters(&self) -> Counters {
+        self.counters.clone()
+    }
+
+    /// Serves until `shutdown` completes; then stops accepting, closes every connection
+    /// after flushing what was queued for it (for at most 5 s) and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        let clock = Clock::new();
+        let mut config = self.config;
+        let current: Current = Arc::default();
+        if let Some(check) = self.check {
+            config.connection.authorizer = Arc::new(WithPeer {
+                inner: config.connection.authorizer.clone(),
+                check,
+                current: current.clone(),
+            });
+        }
+        let (input_tx, mut input_rx) = mpsc::channel::<Input>(1024);
+        let mut accepting = Vec::new();
+        for (tcp, accept, kind) in self.listeners {
+            accepting.push(tokio::spawn(accept_loop(
+                tcp,
+                accept,
+                kind,
+                input_tx.clone(),
+                self.counters.clone(),
+            )));
+        }
+        let mut core = Core {
+            broker: Broker::new(self.profile, config),
+            links: BTreeMap::new(),
+            clock,
+            input: input_tx,
+            write_queue: self.write_queue,
+            next_conn: 0,
+            closing: Vec::new(),
+            current,
+            counters: self.counters,
+        };
+        tokio::pin!(shutdown);
+        loop {
+            let deadline = core.broker.poll_timeout().map(|t| clock.to_tokio(t));
+            let timer = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                Some(input) = input_rx.recv() => core.on_input(input),
+                () = timer => core.on_timeout(),
+                () = &mut shutdown => break,
+            }
+        }
+        for task in accepting {
+            task.abort();
+        }
+        core.shutdown().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// What the listeners and the connections' tasks tell the core task.
+enum Input {
+    /// A connection whose handshakes are done.
+    Open(Box<Accepted>, Peer),
+    /// Bytes read from a connection.
+    Bytes(ConnId, Bytes),
+    /// The transport ended: end of stream or an error.
+    Lost(ConnId, String),
+}
+
+async fn accept_loop(
+    tcp: TcpListener,
+    accept: Accept,
+    kind: &'static str,
+    input: mpsc::Sender<Input>,
+    counters: Counters,
+) {
+    loop {
+        let (stream, addr) = match tcp.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors, say: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        Counters::add(&counters.0.accepted, 1);
+        let accept = accept.clone();
+        let input = input.clone();
+        let counters = counters.clone();
+        tokio::spawn(async move {
+            let done = tokio::time::timeout(HANDSHAKE_TIMEOUT, accept.accept(stream)).await;
+            match done {
+                Ok(Ok(accepted)) => {
+                    let peer = Peer {
+                        addr,
+                        transport: kind,
+                        certificates: accepted.certificates.clone(),
+                        alpn: accepted.alpn.clone(),
+                        server_name: accepted.server_name.clone(),
+                    };
+                    let _ = input.send(Input::Open(Box::new(accepted), peer)).await;
+                }
+                Ok(Err(e)) => {
+                    Counters::add(&counters.0.handshakes_failed, 1);
+                    tracing::info!("{kind} handshake with {addr} failed: {e}");
+                }
+                Err(_) => {
+                    Counters::add(&counters.0.handshakes_failed, 1);
+                    tracing::info!("{kind} handshake with {addr} timed out");
+                }
+            }
+        });
+    }
+}
+
+/// One open connection, as the core task sees it.
+struct Link {
+    writer: mpsc::Sender<Bytes>,
+    reader: JoinHandle<()>,
+    writer_task: JoinHandle<()>,
+    peer: Arc<Peer>,
+}
+
+/// The task that owns the broker.
+struct Core {
+    broker: Broker,
+    links: BTreeMap<ConnId, Link>,
+    clock: Clock,
+    input: mpsc::Sender<Input>,
+    write_queue: usize,
+    next_conn: u64,
+    /// Writers of closed connections, still flushing.
+    closing: Vec<JoinHandle<()>>,
+    current: Current,
+    counters: Counters,
+}
+
+impl Core {
+    fn open(&mut self, accepted: Accepted, peer: Peer) {
+        self.next_conn += 1;
+        let conn = ConnId(self.next_conn);
+        if let Err(e) = self.broker.open(self.clock.now(), conn) {
+            tracing::warn!("conn {}: cannot open: {e:?}", conn.0);
+            return;
+        }
+        let (tx, rx) = mpsc::channel(self.write_queue);
+        let reader = tokio::spawn(read_loop(conn, accepted.reader, self.input.clone()));
+        let writer_task = tokio::spawn(write_loop(
+            conn,
+            accepted.writer,
+            rx,
+            self.input.clone(),
+            self.counters.clone(),
+        ));
+        tracing::info!(
+            "conn {}: accepted from {} over {}",
+            conn.0,
+            peer.addr,
+            peer.transport
+        );
+        Counters::add(&self.counters.0.open, 1);
+        self.links.insert(
+            conn,
+            Link {
+                writer: tx,
+                reader,
+                writer_task,
+                peer: Arc::new(peer),
+            },
+        );
+        self.drain();
+    }
+
+    fn on_input(&mut self, input: Input) {
+        let now = self.clock.now();
+        match input {
+            Input::Open(accepted, peer) => return self.open(*accepted, peer),
+            Input::Bytes(conn, bytes) => {
+                Counters::add(&self.counters.0.bytes_received, bytes.len() as u64);
+                if let Some(link) = self.links.get(&conn) {
+                    let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+                    *current = Some(link.peer.clone());
+                }
+                self.broker.handle_bytes(now, conn, &bytes);
+            }
+            Input::Lost(conn, why) => {
+                if let Some(link) = self.links.remove(&conn) {
+                    tracing::info!("conn {}: closed by the network: {why}", conn.0);
+                    self.finish(link);
+                    self.broker.connection_lost(now, conn);
+                }
+            }
+        }
+        self.drain();
+    }
+
+    fn on_timeout(&mut self) {
+        self.broker.handle_timeout(self.clock.now());
+        self.drain();
+    }
+
+    /// Closes a connection after its writer has flushed what is queued.
+    fn finish(&mut self, link: Link) {
+        Counters::add_neg(&self.counters.0.open);
+        link.reader.abort();
+        drop(link.writer);
+        self.closing.retain(|h| !h.is_finished());
+        self.closing.push(link.writer_task);
+    }
+
+    /// Carries out every action the broker has, in order.
+    fn drain(&mut self) {
+        while let Some(action) = self.broker.poll_action() {
+            match action {
+                Action::Send { conn, packet } => {
+                    let Some(link) = self.links.get(&conn) else {
+                        continue;
+                    };
+                    let bytes = match packet.to_bytes() {
+                        Ok(b) => b,
+                        Err(e) => {
+                            tracing::error!("conn {}: cannot encode {packet:?}: {e}", conn.0);
+                            continue;
+                        }
+                    };
+                    match link.writer.try_send(bytes) {
+                        Ok(()) => Counters::add(&self.counters.0.packets_sent, 1),
+                        Err(e) => {
+                            let why = match e {
+                                mpsc::error::TrySendError::Full(_) => "write queue full",
+                                mpsc::error::TrySendError::Closed(_) => "writer gone",
+                            };
+                            tracing::warn!("conn {}: dropped: {why}", conn.0);
+                            Counters::add(&self.counters.0.slow_dropped, 1);
+                            if let Some(link) = self.links.remove(&conn) {
+                                Counters::add_neg(&self.counters.0.open);
+                                link.reader.abort();
+                                link.writer_task.abort();
+                            }
+                            self.broker.connection_lost(self.clock.now(), conn);
+                        }
+                    }
+                }
+                Action::Close { conn, reason } => {
+                    tracing::info!("conn {}: closed by the broker: {reason:?}", conn.0);
+                    if let Some(link) = self.links.remove(&conn) {
+                        self.finish(link);
+                    }
+                }
+                Action::Event(event) => log_event(&event),
+            }
+        }
+    }
+
+    async fn shutdown(mut self) {
+        tracing::info!("shutting down: closing {} connection(s)", self.links.len());
+        let links = std::mem::take(&mut self.links);
+        for (_, link) in links {
+            self.finish(link);
+        }
+        for h in self.closing.drain(..) {
+            let _ = tokio::time::timeout(FLUSH_TIMEOUT, h).await;
+        }
+    }
+}
+
+impl Counters {
+    fn add_neg(cell: &AtomicU64) {
+        cell.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn log_event(event: &BrokerEvent) {
+    match event {
+        BrokerEvent::Connected {
+            conn,
+            client_id,
+            session_present,
+        } => tracing::info!(
+            "conn {}: connected client_id={} session_present={session_present}",
+            conn.0,
+            client_id.as_str()
+        ),
+        BrokerEvent::Dropped {
+            client_id,
+            message,
+            reason,
+        } => tracing::warn!(
+            "client {}: message on {} dropped: {reason:?}",
+            client_id.as_str(),
+            message.topic.as_str()
+        ),
+        BrokerEvent::SessionExpired { client_id } => {
+            tracing::info!("client {}: session expired", client_id.as_str())
+        }
+        BrokerEvent::Ignored { conn, what } => tracing::info!("conn {}: ignored {what:?}", conn.0),
+        BrokerEvent::RetainedNotStored { message } => tracing::warn!(
+            "retained message on {} not stored: the retained store is full",
+            message.topic.as_str()
+        ),
+        BrokerEvent::SessionLimit { conn } => {
+            tracing::warn!("conn {}: refused: the session limit is reached", conn.0)
+        }
+        BrokerEvent::Discarded { conn, message } => tracing::info!(
+            "conn {}: publish to {} not authorized, discarded",
+            conn.0,
+            message.topic.as_str()
+        ),
+        BrokerEvent::UnexpectedAck {
+            conn,
+            packet_type,
+            packet_id,
+        } => tracing::info!(
+            "conn {}: {} {packet_id} for nothing in flight, ignored",
+            conn.0,
+            packet_type.name()
+        ),
+    }
+}
+
+async fn read_loop(conn: ConnId, mut reader: Reader, input: mpsc::Sender<Input>) {
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    let why = loop {
+        buf.reserve(8 * 1024);
+        match reader.read(&mut buf).await {
+            Ok(0) => break "end of stream".to_string(),
+            Ok(_) => {
+                if input
+                    .send(Input::Bytes(conn, buf.split().freeze()))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Err(e) => break e.to_string(),
+        }
+    };
+    let _ = input.send(Input::Lost(conn, why)).await;
+}
+
+async fn write_loop(
+    conn: ConnId,
+    mut writer: Writer,
+    mut rx: mpsc::Receiver<Bytes>,
+    input: mpsc::Sender<Input>,
+    counters: Counters,
+) {
+    let mut batch = BytesMut::new();
+    while let Some(first) = rx.recv().await {
+        batch.extend_from_slice(&first);
+        while batch.len() < 64 * 1024 {
+            match rx.try_recv() {
+                Ok(more) => batch.extend_from_slice(&more),
+                Err(_) => break,
+            }
+        }
+        let closing = rx.is_closed();
+        let n = batch.len() as u64;
+        let write = writer.write(batch.split().freeze());
+        let result = if closing {
+            tokio::time::timeout(FLUSH_TIMEOUT, write)
+                .await
+                .unwrap_or_else(|_| Err(Error::Timeout(crate::Timeout::Operation)))
+        } else {
+            write.await
+        };
+        if let Err(e) = result {
+            let _ = input.send(Input::Lost(conn, e.to_string())).await;
+            return;
+        }
+        Counters::add(&counters.0.bytes_sent, n);
+    }
+    // The broker closed the connection: everything queued was written.
+    let _ = tokio::time::timeout(FLUSH_TIMEOUT, writer.shutdown()).await;
+}
