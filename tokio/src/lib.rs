@@ -80,6 +80,7 @@ mod client;
 mod clock;
 mod error;
 mod server;
+pub mod store;
 mod tls;
 mod transport;
 
