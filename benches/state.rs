@@ -159,7 +159,7 @@ fn serve(s: &mut Server, stream: &[u8], wire: &mut BytesMut) -> usize {
                 p.encode(wire).unwrap();
             }
             ServerAction::Close(r) => panic!("closed: {r:?}"),
-            ServerAction::Event(_) => {}
+            ServerAction::Event(_) | ServerAction::Change(_) => {}
         }
     }
     events

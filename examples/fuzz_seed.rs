@@ -7,8 +7,11 @@
 //!   short.
 //! - `roundtrip`: deterministic pseudo-random inputs, kept when the packet they build is
 //!   of a type not yet seeded often enough, so that all 14 types are present.
-//! - `client`, `server`, `broker`: deterministic pseudo-random inputs of 64 bytes to
+//! - `client`, `server`, `broker`, `sim`: deterministic pseudo-random inputs of 64 bytes to
 //!   8 KiB, each of which the targets read as a configuration and a run of operations.
+//!
+//! - `state`: exports of a client and of a broker holding sessions, flows in each stage,
+//!   queues and retained messages, and cut-short copies of them.
 //!
 //! File names are a hash of the content, so running it again adds nothing new.
 
@@ -244,7 +247,7 @@ fn seed_roundtrip(dir: &Path) -> usize {
 }
 
 /// The state-machine targets, seeded with pseudo-random runs of operations.
-const MACHINE_TARGETS: [&str; 3] = ["client", "server", "broker"];
+const MACHINE_TARGETS: [&str; 4] = ["client", "server", "broker", "sim"];
 
 fn seed_machine(dir: &Path, salt: u64) -> usize {
     (0..32u64)
@@ -253,6 +256,61 @@ fn seed_machine(dir: &Path, salt: u64) -> usize {
             usize::from(write(dir, &noise(salt * 1000 + i, len)))
         })
         .sum()
+}
+
+/// A client export and a broker export with something in every part, in bytes.
+fn exports() -> Vec<Vec<u8>> {
+    use mqtt_sansio::session::{
+        BrokerExport, ClientExport, Message, Outgoing, SessionExport, SessionRecord, Stage,
+    };
+    let message = |topic: &'static str, qos: QoS, payload: &'static [u8]| Message {
+        topic: TopicName::from_static(topic).expect("valid topic"),
+        payload: Bytes::from_static(payload),
+        qos,
+        retain: false,
+    };
+    let session = SessionExport {
+        cursor: 3,
+        outgoing: vec![
+            Outgoing {
+                id: id(2),
+                message: message("a/b", QoS::AtLeastOnce, b"one"),
+                stage: Stage::Published,
+                sent: true,
+            },
+            Outgoing {
+                id: id(1),
+                message: message("a", QoS::ExactlyOnce, b"two"),
+                stage: Stage::Released,
+                sent: true,
+            },
+        ],
+        inbound_qos2: vec![id(7), id(9)],
+    };
+    let client = ClientExport {
+        session: session.clone(),
+    };
+    let record = SessionRecord {
+        client_id: MqttString::from_static("sensor-1").expect("valid id"),
+        expires: Some(mqtt_sansio::Instant::from_secs(3600)),
+        subscriptions: vec![(
+            TopicFilter::from_static("a/#").expect("valid filter"),
+            QoS::ExactlyOnce,
+        )],
+        session,
+        queue: vec![message("a/c", QoS::AtLeastOnce, b"queued")],
+    };
+    let mut kept = message("a/r", QoS::AtLeastOnce, b"retained");
+    kept.retain = true;
+    let broker = BrokerExport {
+        sessions: vec![record],
+        retained: vec![kept],
+    };
+    let mut out = vec![client.to_bytes(), broker.to_bytes()];
+    for whole in out.clone() {
+        out.push(whole[..whole.len() / 2].to_vec());
+    }
+    out
 }
 
 fn main() {
@@ -276,5 +334,12 @@ fn main() {
         fs::create_dir_all(&dir).expect("corpus directory");
         report.push(format!("{target}: {} new", seed_machine(&dir, salt)));
     }
+    let state = out.join("state");
+    fs::create_dir_all(&state).expect("corpus directory");
+    let seeded: usize = exports()
+        .iter()
+        .map(|e| usize::from(write(&state, e)))
+        .sum();
+    report.push(format!("state: {seeded} new"));
     println!("seeded {}: {}", out.display(), report.join(", "));
 }

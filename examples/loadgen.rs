@@ -240,7 +240,7 @@ impl Conn {
                     self.lost += 1;
                 }
             }
-            Action::Event(_) => {}
+            Action::Event(_) | Action::Change(_) => {}
             Action::Close(reason) => {
                 self.ended = Some(if reason == Reason::Disconnected {
                     String::new()

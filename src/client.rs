@@ -16,7 +16,9 @@ use crate::packet::{
     Subscribe, Unsubscribe,
 };
 use crate::profile::{Profile, ResendPolicy, RetainPolicy};
-use crate::session::{Ack, Message, Outgoing, Session, Stage, window};
+use crate::session::{
+    Ack, Change, ClientExport, Message, Outgoing, Session, Stage, StateError, window,
+};
 use crate::time::Instant;
 use crate::types::{PacketId, QoS, TopicFilter, TopicName};
 
@@ -52,12 +54,17 @@ pub struct ClientConfig {
     /// [`max_inflight`](Self::max_inflight) instead, subscribes and unsubscribes by the
     /// packet ids.
     pub max_held_qos0: usize,
+    /// When true, every change of the session's durable state is reported as
+    /// [`Action::Change`], in order with the other actions: applied to the last
+    /// [`Client::export`], they give the current one.
+    pub report_changes: bool,
 }
 
 impl ClientConfig {
     /// The default settings for `profile`: CONNACK timeout 10 s, PINGRESP timeout 10 s,
     /// the profile's inflight limit, automatic acknowledgements, packets up to the
-    /// largest MQTT allows, up to 1000 QoS 0 publishes held before CONNACK.
+    /// largest MQTT allows, up to 1000 QoS 0 publishes held before CONNACK, changes
+    /// not reported.
     pub fn for_profile(profile: &Profile) -> ClientConfig {
         ClientConfig {
             connack_timeout: Duration::from_secs(10),
@@ -66,6 +73,7 @@ impl ClientConfig {
             manual_acks: false,
             max_packet_size: MAX_PACKET_SIZE,
             max_held_qos0: 1000,
+            report_changes: false,
         }
     }
 }
@@ -89,6 +97,10 @@ pub enum Action {
     /// when the connection was made with clean session 0. [`Event::Lost`] events for
     /// what the connection gives up may follow.
     Close(Reason),
+    /// The session's durable state changed (only with
+    /// [`ClientConfig::report_changes`]). Make it durable before carrying out the
+    /// actions that follow.
+    Change(Change),
 }
 
 /// Something that happened on the connection.
@@ -547,12 +559,14 @@ impl Client {
 
     /// A disconnected client following `profile`, with `config`.
     pub fn with_config(profile: Profile, config: ClientConfig) -> Client {
+        let mut session = Session::default();
+        session.set_recording(config.report_changes);
         Client {
             decoder: Decoder::new().with_max_packet_size(config.max_packet_size),
             profile,
             config,
             state: State::Disconnected,
-            session: Session::default(),
+            session,
             requests: BTreeMap::new(),
             held: VecDeque::new(),
             held_qos0: 0,
@@ -605,7 +619,52 @@ impl Client {
 
     /// The next action for the caller, in order; `None` when there is nothing to do.
     pub fn poll_action(&mut self) -> Option<Action> {
+        self.flush_changes();
         self.actions.pop_front()
+    }
+
+    /// Queues `action` after the changes recorded before it.
+    fn push(&mut self, action: Action) {
+        self.flush_changes();
+        self.actions.push_back(action);
+    }
+
+    fn flush_changes(&mut self) {
+        if self.session.has_changes() {
+            for c in self.session.take_changes() {
+                self.actions.push_back(Action::Change(c));
+            }
+        }
+    }
+
+    /// The client's durable state as plain data: the session, with the QoS 1/2
+    /// messages held until CONNACK. SUBSCRIBE, UNSUBSCRIBE and QoS 0 messages not yet
+    /// sent are not session state and are not in it.
+    pub fn export(&self) -> ClientExport {
+        ClientExport {
+            session: self.session.export(),
+        }
+    }
+
+    /// A disconnected client following `profile` with `config`, holding the session
+    /// `export` describes (which [`connect`](Self::connect) with clean session 0
+    /// resumes). Refused when the export breaks a rule of its own.
+    pub fn import(
+        profile: Profile,
+        config: ClientConfig,
+        export: ClientExport,
+    ) -> Result<Client, StateError> {
+        let mut session = Session::import(export.session)?;
+        session.set_recording(config.report_changes);
+        let mut client = Client::with_config(profile, config);
+        // The messages held before CONNACK go out after it, in order.
+        client.held = session
+            .outgoing()
+            .filter(|o| !o.sent)
+            .map(|o| Held::Publish(o.id))
+            .collect();
+        client.session = session;
+        Ok(client)
     }
 
     /// The instant at which [`handle_timeout`](Self::handle_timeout) must next be
@@ -632,17 +691,17 @@ impl Client {
         if let State::Connected(link) | State::AwaitingConnAck { link, .. } = &mut self.state {
             link.last_sent = self.now;
         }
-        self.actions.push_back(Action::Send(packet));
+        self.push(Action::Send(packet));
     }
 
     fn event(&mut self, e: Event) {
-        self.actions.push_back(Action::Event(e));
+        self.push(Action::Event(e));
     }
 
     /// Ends the connection: emits `Close`, keeps or discards the session.
     /// What the session gives up follows the `Close`, as [`Event::Lost`].
     fn close(&mut self, reason: Reason) {
-        self.actions.push_back(Action::Close(reason));
+        self.push(Action::Close(reason));
         self.end_connection();
     }
 
@@ -753,8 +812,7 @@ impl Client {
                 ping_deadline: None,
             },
         };
-        self.actions
-            .push_back(Action::Send(Packet::Connect(connect)));
+        self.push(Action::Send(Packet::Connect(connect)));
         Ok(())
     }
 
@@ -807,6 +865,12 @@ impl Client {
     fn allocate_id(&mut self) -> Result<PacketId, ClientError> {
         self.session
             .allocate_id()
+            .ok_or(ClientError::PacketIdsExhausted)
+    }
+
+    fn allocate_request_id(&mut self) -> Result<PacketId, ClientError> {
+        self.session
+            .allocate_request_id()
             .ok_or(ClientError::PacketIdsExhausted)
     }
 
@@ -922,7 +986,7 @@ impl Client {
         if 2 + len > MAX_REMAINING_LENGTH {
             return Err(ClientError::PacketTooLarge);
         }
-        let id = self.allocate_id()?;
+        let id = self.allocate_request_id()?;
         let Ok(sub) = Subscribe::new(id, filters) else {
             self.session.release_id(id);
             return Err(ClientError::NoFilters);
@@ -953,7 +1017,7 @@ impl Client {
         if 2 + len > MAX_REMAINING_LENGTH {
             return Err(ClientError::PacketTooLarge);
         }
-        let id = self.allocate_id()?;
+        let id = self.allocate_request_id()?;
         let Ok(unsub) = Unsubscribe::new(id, filters) else {
             self.session.release_id(id);
             return Err(ClientError::NoFilters);
@@ -1177,7 +1241,7 @@ impl Client {
 
     fn on_publish(&mut self, p: Publish<Bytes>) {
         match p.qos {
-            QosPid::AtMostOnce => self.actions.push_back(Action::Deliver(p)),
+            QosPid::AtMostOnce => self.push(Action::Deliver(p)),
             QosPid::AtLeastOnce(id) => {
                 if self.config.manual_acks {
                     if self.acks.iter().any(|s| s.id == id && !s.qos2) {
@@ -1189,9 +1253,9 @@ impl Client {
                         qos2: false,
                         acked: false,
                     });
-                    self.actions.push_back(Action::Deliver(p));
+                    self.push(Action::Deliver(p));
                 } else {
-                    self.actions.push_back(Action::Deliver(p));
+                    self.push(Action::Deliver(p));
                     self.send(Packet::PubAck(id));
                 }
             }
@@ -1204,7 +1268,7 @@ impl Client {
                     return;
                 }
                 self.session.receive_qos2(id);
-                self.actions.push_back(Action::Deliver(p));
+                self.push(Action::Deliver(p));
                 if self.config.manual_acks {
                     self.acks.push_back(AckSlot {
                         id,

@@ -26,7 +26,7 @@ use crate::packet::{
     SubAckCode, Subscribe, Unsubscribe, Will,
 };
 use crate::profile::{Profile, Qos2Policy, RetainPolicy};
-use crate::session::{Ack, window};
+use crate::session::{Ack, Change, window};
 pub use crate::session::{Message, NotQueued, ServerSession};
 use crate::time::Instant;
 use crate::types::{MqttString, PacketId, QoS, TopicFilter};
@@ -102,6 +102,11 @@ pub struct ServerConfig {
     pub max_inbound_qos2: usize,
     /// The policy hook.
     pub authorizer: Arc<dyn Authorizer>,
+    /// When true, a persistent session (clean session 0) reports every change of its
+    /// durable state as [`Action::Change`] (a [`Broker`](crate::broker::Broker): as
+    /// [`broker::Action::Change`](crate::broker::Action::Change), with its own
+    /// changes).
+    pub report_changes: bool,
 }
 
 impl core::fmt::Debug for ServerConfig {
@@ -111,6 +116,7 @@ impl core::fmt::Debug for ServerConfig {
             .field("max_queued", &self.max_queued)
             .field("max_inflight", &self.max_inflight)
             .field("max_inbound_qos2", &self.max_inbound_qos2)
+            .field("report_changes", &self.report_changes)
             .finish_non_exhaustive()
     }
 }
@@ -123,6 +129,7 @@ impl Default for ServerConfig {
             max_inflight: 64,
             max_inbound_qos2: 64,
             authorizer: Arc::new(AllowAll),
+            report_changes: false,
         }
     }
 }
@@ -280,6 +287,11 @@ pub enum Action {
     Close(CloseReason),
     /// Something happened.
     Event(ServerEvent),
+    /// The durable state of a persistent session changed (only with
+    /// [`ServerConfig::report_changes`]). Make it durable before carrying out the
+    /// actions that follow: an acknowledgement of a client's message always comes
+    /// after the changes that store it.
+    Change(Change),
 }
 
 #[derive(Debug)]
@@ -339,7 +351,7 @@ enum State {
 ///             // Write `packet.to_bytes()` to the socket.
 ///             assert_eq!(packet, Packet::ConnAck(ConnAck::Accepted { session_present: false }));
 ///         }
-///         Action::Event(_) => {}
+///         Action::Event(_) | Action::Change(_) => {}
 ///         Action::Close(reason) => panic!("closed: {reason:?}"),
 ///     }
 /// }
@@ -426,16 +438,37 @@ impl Server {
 
     /// Takes the session out of a closed connection (to keep it for a later resume);
     /// an open connection keeps its session and this returns `None`.
+    ///
+    /// Changes recorded and not yet polled stay with the session.
     pub fn take_session(&mut self) -> Option<ServerSession> {
         match self.state {
-            State::Closed => Some(core::mem::take(&mut self.session)),
+            State::Closed => {
+                let mut session = core::mem::take(&mut self.session);
+                session.session.set_recording(false);
+                Some(session)
+            }
             _ => None,
         }
     }
 
     /// The next action to carry out, in order.
     pub fn poll_action(&mut self) -> Option<Action> {
+        self.flush_changes();
         self.actions.pop_front()
+    }
+
+    /// Queues `action` after the changes recorded before it.
+    fn push(&mut self, action: Action) {
+        self.flush_changes();
+        self.actions.push_back(action);
+    }
+
+    fn flush_changes(&mut self) {
+        if self.session.session.has_changes() {
+            for c in self.session.session.take_changes() {
+                self.actions.push_back(Action::Change(c));
+            }
+        }
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
@@ -503,16 +536,16 @@ impl Server {
         }
         // The Close action comes first: the will is published after the connection is
         // gone.
-        self.actions.push_back(Action::Close(reason));
+        self.push(Action::Close(reason));
         self.finish(reason.publishes_will());
     }
 
     fn send(&mut self, p: Packet<Bytes>) {
-        self.actions.push_back(Action::Send(p));
+        self.push(Action::Send(p));
     }
 
     fn event(&mut self, e: ServerEvent) {
-        self.actions.push_back(Action::Event(e));
+        self.push(Action::Event(e));
     }
 
     /// Bytes arrived on the connection at `now`. An instant earlier than one already
@@ -652,6 +685,9 @@ impl Server {
             Some(s) if !request.clean_session => s,
             _ => ServerSession::new(),
         };
+        self.session
+            .session
+            .set_recording(self.config.report_changes && !request.clean_session);
         self.client_id = client_id.unwrap_or(request.client_id);
         self.will = request.will;
         self.accepted = true;
@@ -703,12 +739,12 @@ impl Server {
 
     /// Sends queued messages while the inflight window has room.
     fn fill_window(&mut self) {
-        while self.session.session.inflight() < self.window() {
-            let Some(m) = self.session.queue.pop_front() else {
+        while self.session.session.inflight() < self.window() && !self.session.queue.is_empty() {
+            let Some(id) = self.session.session.allocate_id() else {
                 return;
             };
-            let Some(id) = self.session.session.allocate_id() else {
-                self.session.queue.push_front(m);
+            let Some(m) = self.session.dequeue() else {
+                self.session.session.release_id(id);
                 return;
             };
             self.send(Packet::Publish(m.to_publish(id, false)));
@@ -740,6 +776,17 @@ impl Server {
                 payload: message.payload,
             }));
             return Ok(());
+        }
+        if self.session.queue.is_empty() && self.session.session.inflight() < self.window() {
+            // Straight into the window: the queue would only pass it through.
+            if self.config.max_queued == 0 {
+                return Err(NotQueued(message));
+            }
+            if let Some(id) = self.session.session.allocate_id() {
+                self.send(Packet::Publish(message.to_publish(id, false)));
+                self.session.session.push(id, message, true);
+                return Ok(());
+            }
         }
         self.session.enqueue(message, self.config.max_queued)?;
         self.fill_window();
@@ -837,18 +884,20 @@ impl Server {
         if decision == PublishDecision::Close {
             return self.close(CloseReason::Policy(PolicyViolation::NotAuthorized));
         }
-        match p.qos {
-            QosPid::AtMostOnce => {}
-            QosPid::AtLeastOnce(id) => self.send(Packet::PubAck(id)),
-            QosPid::ExactlyOnce(id) => {
-                self.session.session.receive_qos2(id);
-                self.send(Packet::PubRec(id));
-            }
+        if let QosPid::ExactlyOnce(id) = p.qos {
+            self.session.session.receive_qos2(id);
         }
+        // The message goes to the application (the broker stores and routes it) before
+        // it is acknowledged: acknowledged means stored.
         self.event(match decision {
             PublishDecision::Allow => ServerEvent::Publish(message),
             _ => ServerEvent::Discarded(message),
         });
+        match p.qos {
+            QosPid::AtMostOnce => {}
+            QosPid::AtLeastOnce(id) => self.send(Packet::PubAck(id)),
+            QosPid::ExactlyOnce(id) => self.send(Packet::PubRec(id)),
+        }
     }
 
     fn handle_subscribe(&mut self, s: Subscribe<Bytes>) {
@@ -898,13 +947,14 @@ impl Server {
             return SubAckCode::Failure;
         };
         let q = q.min(requested);
-        let key = filter.clone().into_inner();
-        let subs = &mut self.session.subscriptions;
-        if !subs.contains_key(&key) && p.max_subscriptions.is_some_and(|m| subs.len() >= m) {
+        let subs = &self.session.subscriptions;
+        if !subs.contains_key(filter.as_bytes())
+            && p.max_subscriptions.is_some_and(|m| subs.len() >= m)
+        {
             return SubAckCode::Failure;
         }
         // MQTT-3.8.4-3: an identical filter replaces the subscription.
-        subs.insert(key, q);
+        self.session.subscribe(filter, q);
         SubAckCode::Granted(q)
     }
 
@@ -912,7 +962,7 @@ impl Server {
         let mut removed = Vec::new();
         for f in u.filters_shared() {
             // MQTT-3.10.4-1: filters are compared literally.
-            if self.session.subscriptions.remove(f.as_bytes()).is_some() {
+            if self.session.unsubscribe(&f) {
                 removed.push(f);
             }
         }

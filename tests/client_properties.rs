@@ -217,6 +217,7 @@ fn check_actions(client: &mut Client, m: &mut Model, max_inflight: usize) {
                 m.accepted = false;
             }
             Action::Deliver(_) => assert!(m.accepted),
+            Action::Change(c) => panic!("{c:?} reported without report_changes"),
             Action::Event(e) => match e {
                 Event::Connected { .. } => {
                     m.accepted = true;

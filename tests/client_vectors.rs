@@ -70,6 +70,8 @@ fn action_to_json(a: &Action) -> Value {
         Action::Deliver(p) => json!({ "deliver": packet_to_json(&Packet::Publish(p.clone())) }),
         Action::Event(e) => event_to_json(e),
         Action::Close(r) => reason_to_json(r),
+        // The vectors do not ask for changes (`ClientConfig::report_changes`).
+        Action::Change(c) => json!({ "change": format!("{c:?}") }),
     }
 }
 

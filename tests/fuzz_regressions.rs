@@ -2,7 +2,7 @@
 //!
 //! `fuzz/regressions/<target>/` holds inputs that once made a target fail (each a few
 //! bytes, kept after the fix), for the targets `decode`, `roundtrip`, `client`,
-//! `server` and `broker`. The packet bytes of the spec vectors are run through the
+//! `server`, `broker`, `state` and `sim`. The packet bytes of the spec vectors are run through the
 //! `decode` checks as well, one by one and as a single stream.
 
 #[allow(dead_code)]
@@ -11,6 +11,12 @@ mod fuzz_checks;
 #[allow(dead_code)]
 #[path = "support/machine_checks.rs"]
 mod machine_checks;
+#[allow(dead_code)]
+#[path = "support/sim.rs"]
+mod sim;
+#[allow(dead_code)]
+#[path = "support/state_checks.rs"]
+mod state_checks;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -25,6 +31,8 @@ const TARGETS: &[(&str, Check)] = &[
     ("client", machine_checks::check_client),
     ("server", machine_checks::check_server),
     ("broker", machine_checks::check_broker),
+    ("state", state_checks::check_state),
+    ("sim", sim::check_sim),
 ];
 
 fn root() -> PathBuf {

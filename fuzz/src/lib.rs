@@ -7,3 +7,9 @@ pub mod fuzz_checks;
 
 #[path = "../../tests/support/machine_checks.rs"]
 pub mod machine_checks;
+
+#[path = "../../tests/support/state_checks.rs"]
+pub mod state_checks;
+
+#[path = "../../tests/support/sim.rs"]
+pub mod sim;

@@ -16,6 +16,7 @@ use crate::server::{
     Action as ServerAction, CloseReason, ConnectRequest, Ignored, Message, NotQueued, Server,
     ServerConfig, ServerEvent, ServerSession,
 };
+use crate::session::{BrokerChange, BrokerExport, StateError};
 use crate::time::Instant;
 use crate::topic::SubscriptionIndex;
 use crate::types::{MqttString, PacketId, QoS, TopicFilter};
@@ -119,6 +120,12 @@ pub enum Action {
     },
     /// Something happened.
     Event(BrokerEvent),
+    /// The durable state changed (only with
+    /// [`ServerConfig::report_changes`](crate::server::ServerConfig::report_changes)):
+    /// applied to the last [`Broker::export`], the changes give the current one. Make
+    /// each durable before carrying out the actions that follow it: a PUBACK or PUBREC
+    /// to a publisher always comes after the changes that store its message.
+    Change(BrokerChange),
 }
 
 /// Settings of a broker: those of each connection, and bounds on what the broker keeps
@@ -348,6 +355,9 @@ impl Broker {
             };
             if let Some(st) = self.stored.remove(&client) {
                 self.unindex(&client, &st.session);
+                self.change(BrokerChange::SessionDiscarded {
+                    client_id: MqttString(client.clone()),
+                });
                 self.actions
                     .push_back(Action::Event(BrokerEvent::SessionExpired {
                         client_id: MqttString(client),
@@ -395,6 +405,87 @@ impl Broker {
     /// The number of retained messages.
     pub fn retained_len(&self) -> usize {
         self.retained.len()
+    }
+
+    fn reporting(&self) -> bool {
+        self.config.connection.report_changes
+    }
+
+    fn change(&mut self, change: BrokerChange) {
+        if self.reporting() {
+            self.actions.push_back(Action::Change(change));
+        }
+    }
+
+    /// Everything that outlives a connection, as plain data: every persistent session
+    /// (connected ones with no expiry) and the retained messages.
+    pub fn export(&self) -> BrokerExport {
+        let mut sessions = BTreeMap::new();
+        for (client, conn) in &self.online {
+            if let Some(c) = self.conns.get(conn) {
+                if matches!(c.accepted, Some((_, false))) {
+                    sessions.insert(client.clone(), c.server.session().export(client, None));
+                }
+            }
+        }
+        for (client, st) in &self.stored {
+            sessions.insert(client.clone(), st.session.export(client, st.expires));
+        }
+        BrokerExport {
+            sessions: sessions.into_values().collect(),
+            retained: self.retained.values().cloned().collect(),
+        }
+    }
+
+    /// A broker with no connection, holding the sessions and retained messages `export`
+    /// describes (a restart). A session without an expiry gets the profile's from
+    /// `now`, reported as a [`BrokerChange::SessionExpires`] action. Refused, with
+    /// nothing built, when the export breaks a rule of its own (a client id or topic
+    /// twice, an invalid session).
+    pub fn import(
+        profile: Profile,
+        config: impl Into<BrokerConfig>,
+        export: BrokerExport,
+        now: Instant,
+    ) -> Result<Broker, StateError> {
+        let mut broker = Broker::new(profile, config);
+        for record in export.sessions {
+            let client = record.client_id.0.clone();
+            if client.is_empty() {
+                return Err(StateError::Invalid(
+                    "a persistent session without a client id",
+                ));
+            }
+            if broker.stored.contains_key(&client) {
+                return Err(StateError::Invalid("a client id twice"));
+            }
+            let filters = record.subscriptions.clone();
+            let mut expires = record.expires;
+            let session = ServerSession::import(record)?;
+            for (filter, qos) in filters {
+                broker.index.insert(&filter, client.clone(), qos);
+            }
+            if expires.is_none() {
+                expires = broker.profile.session_expiry.map(|d| now + d);
+                if let Some(at) = expires {
+                    broker.change(BrokerChange::SessionExpires {
+                        client_id: MqttString(client.clone()),
+                        at: Some(at),
+                    });
+                }
+            }
+            if let Some(at) = expires {
+                broker.expiries.insert((at, client.clone()));
+            }
+            broker.stored.insert(client, Stored { session, expires });
+        }
+        for m in export.retained {
+            let topic = m.topic.clone().into_inner();
+            if broker.retained.insert(topic, m).is_some() {
+                return Err(StateError::Invalid("a retained topic twice"));
+            }
+        }
+        Ok(broker)
     }
 
     fn arm(&mut self, conn: ConnId) {
@@ -469,15 +560,25 @@ impl Broker {
         if self.online.get(&client) == Some(&conn) {
             self.online.remove(&client);
         }
-        let session = c.server.take_session().unwrap_or_default();
+        let mut session = c.server.take_session().unwrap_or_default();
         if clean {
             // MQTT-3.1.2-6: a clean session ends with its connection.
             self.unindex(&client, &session);
         } else {
             // MQTT-3.1.2-4, MQTT-4.1.0-1: a persistent session outlives it.
+            for change in session.session.take_changes() {
+                self.change(BrokerChange::Session {
+                    client_id: MqttString(client.clone()),
+                    change,
+                });
+            }
             let expires = self.profile.session_expiry.map(|d| now + d);
             if let Some(at) = expires {
                 self.expiries.insert((at, client.clone()));
+                self.change(BrokerChange::SessionExpires {
+                    client_id: MqttString(client.clone()),
+                    at: Some(at),
+                });
             }
             self.stored.insert(client, Stored { session, expires });
         }
@@ -498,7 +599,22 @@ impl Broker {
 
     fn on_server_action(&mut self, now: Instant, conn: ConnId, a: ServerAction) {
         match a {
-            ServerAction::Send(packet) => self.actions.push_back(Action::Send { conn, packet }),
+            ServerAction::Send(packet) => {
+                if self.reporting() && matches!(packet, Packet::PubAck(_) | Packet::PubRec(_)) {
+                    // What routing the acknowledged message stored, in other sessions
+                    // or this one, is reported before the acknowledgement.
+                    self.settle(now);
+                }
+                self.actions.push_back(Action::Send { conn, packet })
+            }
+            ServerAction::Change(change) => {
+                if let Some(client) = self.client_of(conn) {
+                    self.change(BrokerChange::Session {
+                        client_id: MqttString(client),
+                        change,
+                    });
+                }
+            }
             ServerAction::Close(reason) => self.actions.push_back(Action::Close { conn, reason }),
             ServerAction::Event(e) => match e {
                 ServerEvent::Connect(req) => self.on_connect(now, conn, req),
@@ -586,14 +702,30 @@ impl Broker {
             if let Some(st) = self.stored.remove(&key) {
                 self.forget_expiry(&key, st.expires);
                 self.unindex(&key, &st.session);
+                self.change(BrokerChange::SessionDiscarded {
+                    client_id: client_id.clone(),
+                });
             }
             None
         } else {
-            let st = self.stored.remove(&key);
-            st.map(|st| {
-                self.forget_expiry(&key, st.expires);
-                st.session
-            })
+            match self.stored.remove(&key) {
+                Some(st) => {
+                    self.forget_expiry(&key, st.expires);
+                    if st.expires.is_some() {
+                        self.change(BrokerChange::SessionExpires {
+                            client_id: client_id.clone(),
+                            at: None,
+                        });
+                    }
+                    Some(st.session)
+                }
+                None => {
+                    self.change(BrokerChange::SessionCreated {
+                        client_id: client_id.clone(),
+                    });
+                    None
+                }
+            }
         };
         let session_present = resumed.is_some();
         let Some(c) = self.conns.get_mut(&conn) else {
@@ -662,7 +794,9 @@ impl Broker {
             let topic = m.topic.as_bytes();
             if m.payload.is_empty() {
                 // MQTT-3.3.1-10, -11
-                self.retained.remove(topic);
+                if self.retained.remove(topic).is_some() {
+                    self.change(BrokerChange::RetainedCleared(m.topic.clone()));
+                }
             } else if self.retained.contains_key(topic)
                 || self
                     .config
@@ -672,6 +806,7 @@ impl Broker {
                 // MQTT-3.3.1-5, -7
                 self.retained
                     .insert(Bytes::copy_from_slice(topic), m.clone());
+                self.change(BrokerChange::RetainedSet(m.clone()));
             } else {
                 self.actions
                     .push_back(Action::Event(BrokerEvent::RetainedNotStored {
@@ -718,7 +853,17 @@ impl Broker {
                 return;
             } else {
                 // MQTT-3.1.2-5: queued while the client is offline.
-                st.session.enqueue(m, self.config.connection.max_queued)
+                // A stored session records no changes: the broker reports them.
+                let copy = self.config.connection.report_changes.then(|| m.clone());
+                let queued = st.session.enqueue(m, self.config.connection.max_queued);
+                if let (Ok(()), Some(m)) = (&queued, copy) {
+                    self.actions
+                        .push_back(Action::Change(BrokerChange::Session {
+                            client_id: MqttString(client.clone()),
+                            change: crate::session::Change::Queued(m),
+                        }));
+                }
+                queued
             }
         } else {
             Ok(())

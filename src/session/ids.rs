@@ -137,6 +137,16 @@ impl PacketIds {
         true
     }
 
+    /// The identifier handed out last (0 before the first): allocation resumes after it.
+    pub fn cursor(&self) -> u16 {
+        self.last
+    }
+
+    /// Makes allocation resume after `last` (for a set restored from an export).
+    pub(crate) fn set_cursor(&mut self, last: u16) {
+        self.last = last;
+    }
+
     /// Frees every identifier.
     pub fn clear(&mut self) {
         self.used = None;

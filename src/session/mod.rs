@@ -24,6 +24,9 @@
 //!   fresh id and DUP=0 where a server's profile says so ([`ResendPolicy`]); a client
 //!   always keeps the id, by which the application knows its message.
 
+mod change;
+pub mod encoding;
+mod export;
 mod ids;
 mod server;
 
@@ -32,6 +35,8 @@ use alloc::vec::Vec;
 
 use bytes::Bytes;
 
+pub use change::{BrokerChange, Change};
+pub use export::{BrokerExport, ClientExport, SessionExport, SessionRecord, StateError};
 pub use ids::PacketIds;
 pub use server::{NotQueued, ServerSession};
 
@@ -154,6 +159,10 @@ pub struct Session {
     by_id: BTreeMap<PacketId, u64>,
     next_seq: u64,
     inbound_qos2: BTreeSet<PacketId>,
+    /// Whether changes are recorded in `journal`.
+    recording: bool,
+    /// Changes not yet taken by the role, oldest first.
+    journal: Vec<Change>,
 }
 
 impl Session {
@@ -194,9 +203,40 @@ impl Session {
         self.inbound_qos2.len()
     }
 
-    /// Takes a free packet id; `None` when all 65 535 are in use.
+    /// Starts or stops recording changes (see [`Change`]).
+    pub(crate) fn set_recording(&mut self, on: bool) {
+        self.recording = on;
+    }
+
+    /// Records `change` if changes are recorded.
+    pub(crate) fn record(&mut self, change: impl FnOnce() -> Change) {
+        if self.recording {
+            self.journal.push(change());
+        }
+    }
+
+    /// Whether changes await [`take_change`](Self::take_change).
+    pub(crate) fn has_changes(&self) -> bool {
+        !self.journal.is_empty()
+    }
+
+    /// The recorded changes, oldest first, leaving none.
+    pub(crate) fn take_changes(&mut self) -> Vec<Change> {
+        core::mem::take(&mut self.journal)
+    }
+
+    /// Takes a free packet id for a message about to be [`push`](Self::push)ed; `None`
+    /// when all 65 535 are in use.
     pub(crate) fn allocate_id(&mut self) -> Option<PacketId> {
         self.ids.allocate()
+    }
+
+    /// Takes a free packet id for a packet that is not session state (a client's
+    /// SUBSCRIBE or UNSUBSCRIBE), reporting [`Change::Allocated`].
+    pub(crate) fn allocate_request_id(&mut self) -> Option<PacketId> {
+        let id = self.ids.allocate()?;
+        self.record(|| Change::Allocated(id));
+        Some(id)
     }
 
     /// Frees an id taken with [`allocate_id`](Self::allocate_id) that no outgoing
@@ -216,6 +256,11 @@ impl Session {
             return false;
         }
         self.ids.insert(id);
+        self.record(|| Change::Added {
+            id,
+            message: message.clone(),
+            sent,
+        });
         self.insert_entry(Outgoing {
             id,
             message,
@@ -241,6 +286,7 @@ impl Session {
     fn remove(&mut self, id: PacketId) -> Option<Outgoing> {
         let entry = self.take(id)?;
         self.ids.release(id);
+        self.record(|| Change::Removed(id));
         Some(entry)
     }
 
@@ -253,7 +299,9 @@ impl Session {
             return None;
         }
         entry.sent = true;
-        Some(entry.message.to_publish(id, false))
+        let publish = entry.message.to_publish(id, false);
+        self.record(|| Change::Sent(id));
+        Some(publish)
     }
 
     /// PUBACK for `id`.
@@ -282,6 +330,7 @@ impl Session {
                 };
                 entry.stage = Stage::Released;
                 self.insert_entry(entry);
+                self.record(|| Change::Released(id));
                 Ack::Released
             }
             Some(o) if o.stage == Stage::Released => Ack::Repeated,
@@ -331,6 +380,7 @@ impl Session {
                         };
                         self.by_id.remove(&old);
                         self.by_id.insert(id, seq);
+                        self.record(|| Change::Renumbered { old, new: id });
                     }
                     let Some(entry) = self.outgoing.get_mut(&seq) else {
                         continue;
@@ -359,7 +409,11 @@ impl Session {
     /// keep the id until PUBREL), false if the id already awaits PUBREL (a repeat:
     /// answer PUBREC again, do not deliver, MQTT-4.3.3-2).
     pub(crate) fn receive_qos2(&mut self, id: PacketId) -> bool {
-        self.inbound_qos2.insert(id)
+        let new = self.inbound_qos2.insert(id);
+        if new {
+            self.record(|| Change::InboundStored(id));
+        }
+        new
     }
 
     /// Whether the inbound QoS 2 id `id` awaits PUBREL.
@@ -370,11 +424,18 @@ impl Session {
     /// PUBREL for `id`: the id is free for a new message (MQTT-4.3.3-2). Returns
     /// whether it was awaiting PUBREL; PUBCOMP is sent either way.
     pub(crate) fn on_pubrel(&mut self, id: PacketId) -> bool {
-        self.inbound_qos2.remove(&id)
+        let was = self.inbound_qos2.remove(&id);
+        if was {
+            self.record(|| Change::InboundReleased(id));
+        }
+        was
     }
 
     /// Forgets the inbound QoS 2 ids (a session that is not resumed).
     pub(crate) fn clear_inbound_qos2(&mut self) {
-        self.inbound_qos2.clear();
+        if !self.inbound_qos2.is_empty() {
+            self.inbound_qos2.clear();
+            self.record(|| Change::InboundCleared);
+        }
     }
 }

@@ -4,8 +4,8 @@ use alloc::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 
-use super::{Message, Session};
-use crate::types::{PacketId, QoS};
+use super::{Change, Message, Session};
+use crate::types::{PacketId, QoS, TopicFilter};
 
 /// A message handed back by [`Server::publish`](crate::server::Server::publish) or
 /// [`ServerSession::enqueue`]: the session's queue was full, or the connection is not
@@ -66,7 +66,33 @@ impl ServerSession {
         if self.queue.len() >= max_queued {
             return Err(NotQueued(message));
         }
+        self.session.record(|| Change::Queued(message.clone()));
         self.queue.push_back(message);
         Ok(())
+    }
+
+    /// Takes the message at the head of the queue.
+    pub(crate) fn dequeue(&mut self) -> Option<Message> {
+        let m = self.queue.pop_front()?;
+        self.session.record(|| Change::Dequeued);
+        Some(m)
+    }
+
+    /// Makes or replaces the subscription to `filter`.
+    pub(crate) fn subscribe(&mut self, filter: &TopicFilter<Bytes>, qos: QoS) {
+        self.subscriptions.insert(filter.clone().into_inner(), qos);
+        self.session.record(|| Change::Subscribed {
+            filter: filter.clone(),
+            qos,
+        });
+    }
+
+    /// Deletes the subscription to `filter`; false if there was none.
+    pub(crate) fn unsubscribe(&mut self, filter: &TopicFilter<Bytes>) -> bool {
+        let removed = self.subscriptions.remove(filter.as_bytes()).is_some();
+        if removed {
+            self.session.record(|| Change::Unsubscribed(filter.clone()));
+        }
+        removed
     }
 }

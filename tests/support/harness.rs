@@ -59,6 +59,7 @@ impl Harness {
                     self.closed.insert(conn.0, *reason);
                 }
                 Action::Event(e) => self.events.push(e.clone()),
+                Action::Change(_) => {}
             }
             self.log.push(a);
         }

@@ -25,6 +25,7 @@ use mqtt_sansio::server::{
     Action as ServerAction, CloseReason, Message, Server, ServerConfig, ServerError, ServerEvent,
     ServerSession,
 };
+use mqtt_sansio::session::{BrokerExport, ClientExport};
 use mqtt_sansio::{
     Binary, ConnAck, Connect, ConnectReturnCode, DecodeError, Decoder, Instant, Login,
     MAX_PACKET_SIZE, MqttString, Packet, PacketId, Profile, Publish, QoS, QosPid, Status, SubAck,
@@ -362,6 +363,8 @@ impl ClientSetup {
                 .map_or(MAX_PACKET_SIZE, |n| usize::from(n).max(2)),
             // Small, so that operation sequences reach the bound.
             max_held_qos0: usize::from(self.max_inflight % 4),
+            // Checked against the export after every input.
+            report_changes: true,
         };
         (profile, config)
     }
@@ -513,6 +516,8 @@ struct ClientRun {
     to_ack: Vec<PacketId>,
     /// The client's read buffer, mirrored.
     shadow: Shadow,
+    /// The first export with every reported change applied: the export, always.
+    durable: ClientExport,
 }
 
 impl ClientRun {
@@ -535,6 +540,7 @@ impl ClientRun {
             received: BTreeSet::new(),
             incoming_qos2: BTreeSet::new(),
             to_ack: Vec::new(),
+            durable: ClientExport::default(),
         }
     }
 
@@ -731,6 +737,11 @@ impl ClientRun {
                     }
                 }
                 ClientAction::Event(e) => self.on_event(e),
+                ClientAction::Change(c) => {
+                    if let Err(e) = self.durable.apply(c) {
+                        panic!("{c:?} does not apply to the export: {e}");
+                    }
+                }
                 ClientAction::Close(reason) => {
                     assert!(self.open, "Close {reason:?} without an open connection");
                     if let mqtt_sansio::client::Reason::Decode(e) = reason {
@@ -751,6 +762,16 @@ impl ClientRun {
     /// The getters agree with the model.
     fn check_state(&self) {
         use mqtt_sansio::ClientState;
+        let export = self.client.export();
+        assert_eq!(
+            self.durable, export,
+            "the changes applied to the first export are not the export"
+        );
+        assert_eq!(
+            ClientExport::from_bytes(&export.to_bytes()),
+            Ok(export),
+            "the export does not survive its encoding"
+        );
         let expected = match (self.open, self.connected) {
             (false, _) => ClientState::Disconnected,
             (true, false) => ClientState::Connecting,
@@ -1588,6 +1609,7 @@ impl ServerRun {
                     }
                     self.closed = true;
                 }
+                ServerAction::Change(c) => panic!("{c:?} reported without report_changes"),
                 ServerAction::Event(e) => match e {
                     ServerEvent::Connect(req) => {
                         assert!(
@@ -1966,6 +1988,8 @@ struct BrokerRun {
     conns: BTreeMap<ConnId, BrokerConn>,
     /// Every client id a connection was accepted for.
     clients: BTreeSet<Bytes>,
+    /// The first export with every reported change applied: the export, always.
+    durable: BrokerExport,
 }
 
 fn conn_id(c: u8) -> ConnId {
@@ -1976,7 +2000,11 @@ impl BrokerRun {
     fn new(setup: &BrokerSetup) -> BrokerRun {
         let (profile, connection) = setup.connection.build();
         let config = BrokerConfig {
-            connection,
+            // Checked against the export after every input.
+            connection: ServerConfig {
+                report_changes: true,
+                ..connection
+            },
             max_sessions: setup.max_sessions.map(|n| usize::from(n % 6)),
             max_retained: setup.max_retained.map(|n| usize::from(n % 6)),
         };
@@ -1988,6 +2016,7 @@ impl BrokerRun {
             log: Vec::new(),
             conns: BTreeMap::new(),
             clients: BTreeSet::new(),
+            durable: BrokerExport::default(),
         }
     }
 
@@ -2049,6 +2078,11 @@ impl BrokerRun {
                     }
                     self.conns.remove(conn);
                 }
+                BrokerAction::Change(c) => {
+                    if let Err(e) = self.durable.apply(c) {
+                        panic!("{c:?} does not apply to the export: {e}");
+                    }
+                }
                 BrokerAction::Event(e) => match e {
                     BrokerEvent::Connected {
                         conn, client_id, ..
@@ -2074,6 +2108,16 @@ impl BrokerRun {
     }
 
     fn check_state(&self) {
+        let export = self.broker.export();
+        assert_eq!(
+            self.durable, export,
+            "the changes applied to the first export are not the export"
+        );
+        assert_eq!(
+            BrokerExport::from_bytes(&export.to_bytes()),
+            Ok(export),
+            "the export does not survive its encoding"
+        );
         assert_eq!(
             self.broker.connections(),
             self.conns.len(),

@@ -5,4 +5,6 @@ pub mod canonical;
 pub mod coverage;
 pub mod decode_tool;
 pub mod harness;
+pub mod sim;
+pub mod state_checks;
 pub mod vectors;
