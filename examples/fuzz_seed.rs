@@ -15,6 +15,9 @@
 //!
 //! File names are a hash of the content, so running it again adds nothing new.
 
+#[path = "../tests/support/noise.rs"]
+mod noise;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -25,6 +28,7 @@ use mqtt_sansio::{
     Binary, ConnAck, Connect, ConnectReturnCode, Login, MqttString, Packet, PacketId, Publish, QoS,
     QosPid, SubAck, SubAckCode, Subscribe, TopicFilter, TopicName, Unsubscribe, Will,
 };
+use noise::noise;
 
 /// Roundtrip seeds kept per packet type.
 const PER_TYPE: usize = 6;
@@ -33,18 +37,6 @@ fn fnv(data: &[u8]) -> u64 {
     data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
-}
-
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 /// Writes `data` under `dir` named by its hash; returns whether the file is new.

@@ -707,15 +707,23 @@ impl Client {
 
     /// The connection is gone: keep the session (clean session 0) or discard it.
     fn end_connection(&mut self) {
-        let clean = match core::mem::replace(&mut self.state, State::Disconnected) {
+        let (clean, accepted) = match core::mem::replace(&mut self.state, State::Disconnected) {
             State::Disconnected => return,
-            State::AwaitingConnAck { link, .. } | State::Connected(link) => link.clean_session,
+            State::AwaitingConnAck { link, .. } => (link.clean_session, false),
+            State::Connected(link) => (link.clean_session, true),
         };
         self.read_buf.clear();
         self.acks.clear();
-        if clean {
+        if clean && accepted {
+            // MQTT-3.1.2-6: a clean session ends with its connection.
             self.discard_session(|_| true);
             self.session.clear_inbound_qos2();
+        } else if clean {
+            // A clean session that CONNACK never accepted may not have reached the
+            // server, which then still holds the earlier session: what went out on it
+            // and the QoS 2 ids it received stay. What was held for this connection
+            // is given up with it.
+            self.discard_session(|o| !o.sent);
         }
         self.discard_requests();
     }
@@ -765,7 +773,8 @@ impl Client {
 
     /// Opens the session on a new network connection: emits CONNECT and waits for
     /// CONNACK. With clean session 1 any session state the client held is discarded
-    /// (and reported as [`Event::Lost`]).
+    /// (and reported as [`Event::Lost`]) once CONNACK accepts the connection: until
+    /// then the server may still hold the session.
     ///
     /// Refused when a connection is open ([`ClientError::AlreadyConnected`]), for an
     /// empty client id with clean session 0 (MQTT-3.1.3-7), and for what the profile
@@ -791,10 +800,11 @@ impl Client {
             self.check_payload(will.message.len())?;
         }
         let now = self.tick(now);
-        if connect.clean_session {
-            self.discard_session(|_| true);
-            self.session.clear_inbound_qos2();
-        }
+        // With clean session 1 the session is discarded when CONNACK accepts the
+        // connection (MQTT-3.1.2-6: both sides discard it), not before: if this CONNECT
+        // never reaches the server, the server still holds the session, and a client
+        // that had forgotten the QoS 2 ids it received would deliver their resends
+        // twice on the next resumed session.
         let requested = connect.keep_alive;
         let effective = if requested == 0 {
             self.profile.effective_keep_alive(0)

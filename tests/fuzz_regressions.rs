@@ -9,7 +9,7 @@
 #[path = "support/fuzz_checks.rs"]
 mod fuzz_checks;
 #[allow(dead_code)]
-#[path = "support/machine_checks.rs"]
+#[path = "support/machine_checks/mod.rs"]
 mod machine_checks;
 #[allow(dead_code)]
 #[path = "support/sim.rs"]

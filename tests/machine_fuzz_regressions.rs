@@ -6,8 +6,10 @@
 //! `tests/fuzz_regressions.rs`.
 
 #[allow(dead_code)]
-#[path = "support/machine_checks.rs"]
+#[path = "support/machine_checks/mod.rs"]
 mod machine_checks;
+#[path = "support/noise.rs"]
+mod noise;
 
 use mqtt_sansio::broker::{Action as BrokerAction, BrokerEvent};
 use mqtt_sansio::client::{Action as ClientAction, Event, Reason};
@@ -15,19 +17,7 @@ use mqtt_sansio::server::{Action as ServerAction, CloseReason};
 use mqtt_sansio::{ConnAck, ConnectReturnCode, Packet, QoS, SubAckCode};
 
 use machine_checks::*;
-
-/// A deterministic byte stream (xorshift), standing in for fuzzer input.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
+use noise::noise;
 
 /// A target's checks, run on one input.
 type Check = fn(&[u8]);

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use mqtt_sansio::{Profile, QoS};
 use proptest::collection::vec;
 use proptest::prelude::*;
+use support::noise::noise;
 use support::sim::{Op, Sim, check_sim, run_sim};
 
 fn delivered(sim: &Sim, node: usize) -> Vec<Bytes> {
@@ -169,17 +170,22 @@ fn a_restart_from_a_checkpoint_plus_changes_is_a_restart_from_the_current_state(
     assert!(count(&sim, 0, "n1:2") >= 1);
 }
 
-/// A deterministic byte stream (xorshift), standing in for fuzzer input.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
+#[test]
+fn a_clean_connect_that_never_reaches_the_broker_keeps_qos2_ids_and_delivers_once() {
+    let mut sim = pair(Profile::mqtt311(), QoS::ExactlyOnce);
+    sim.publish(1, "a", QoS::ExactlyOnce);
+    // The PUBLISH reaches the subscriber (delivered, PUBREC sent), then its link is cut
+    // before the PUBREC arrives.
+    sim.advance(20);
+    assert_eq!(count(&sim, 0, "n1:1"), 1);
+    sim.cut(0);
+    // A clean-session CONNECT that is cut before it arrives: the broker keeps the
+    // session, and so must the client.
+    sim.connect(0, true);
+    sim.cut(0);
+    sim.connect(0, false);
+    sim.advance(200);
+    assert_eq!(count(&sim, 0, "n1:1"), 1, "{}", sim.transcript_text());
 }
 
 #[test]

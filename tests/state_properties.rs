@@ -5,7 +5,7 @@
 //! makes the comparison after each operation), built from random bytes.
 
 #[allow(dead_code)]
-#[path = "support/machine_checks.rs"]
+#[path = "support/machine_checks/mod.rs"]
 mod machine_checks;
 #[allow(dead_code)]
 #[path = "support/state_checks.rs"]

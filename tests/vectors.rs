@@ -18,6 +18,7 @@ use bytes::{Bytes, BytesMut};
 use mqtt_sansio::{DecodeError, Decoder, Packet, Status};
 use support::canonical::{packet_from_json, packet_to_json};
 use support::decode_tool::decode_one;
+use support::fuzz_checks::fields;
 use support::vectors::{Expect, PacketVector, load_packet_vectors, packet_files};
 
 /// Appended after every whole vector: a PINGREQ and a stray byte.
@@ -93,50 +94,14 @@ fn same_error(e: &DecodeError, kind: &str, rule: &str) -> bool {
     e.kind() == kind && e.rule() == rule
 }
 
-/// Every non-empty byte field of a zero-copy packet.
-fn fields(p: &Packet<Bytes>) -> Vec<&[u8]> {
-    let mut out: Vec<&[u8]> = Vec::new();
-    match p {
-        Packet::Connect(c) => {
-            out.push(c.client_id.as_bytes());
-            if let Some(w) = &c.will {
-                out.push(w.topic.as_bytes());
-                out.push(w.message.as_bytes());
-            }
-            if let Some(l) = &c.login {
-                out.push(l.username.as_bytes());
-                if let Some(pw) = &l.password {
-                    out.push(pw.as_bytes());
-                }
-            }
-        }
-        Packet::Publish(p) => {
-            out.push(p.topic.as_bytes());
-            out.push(&p.payload);
-        }
-        _ => {}
-    }
-    out.retain(|f| !f.is_empty());
-    out
-}
-
 /// Asserts that the zero-copy fields of `p` lie inside `base..base + len`.
 fn assert_shares(v: &PacketVector, p: &Packet<Bytes>, base: usize, len: usize) {
-    let mut ranges: Vec<(usize, usize)> = fields(p)
+    // SUBSCRIBE and UNSUBSCRIBE filters included: they are read from the packet's bytes.
+    let ranges: Vec<(usize, usize)> = fields(p)
         .iter()
+        .filter(|f| !f.is_empty())
         .map(|f| (f.as_ptr() as usize, f.len()))
         .collect();
-    match p {
-        Packet::Subscribe(s) => ranges.extend(
-            s.filters_shared()
-                .map(|(f, _)| (f.as_bytes().as_ptr() as usize, f.len())),
-        ),
-        Packet::Unsubscribe(u) => ranges.extend(
-            u.filters_shared()
-                .map(|f| (f.as_bytes().as_ptr() as usize, f.len())),
-        ),
-        _ => {}
-    }
     for (start, n) in ranges {
         assert!(
             start >= base && start + n <= base + len,

@@ -5,7 +5,7 @@
 #[path = "../../tests/support/fuzz_checks.rs"]
 pub mod fuzz_checks;
 
-#[path = "../../tests/support/machine_checks.rs"]
+#[path = "../../tests/support/machine_checks/mod.rs"]
 pub mod machine_checks;
 
 #[path = "../../tests/support/state_checks.rs"]

@@ -77,7 +77,7 @@ fn prefix_lengths(end: usize) -> Vec<usize> {
 }
 
 /// Every text, binary and payload field of a packet, as its bytes.
-fn fields<B: AsRef<[u8]>>(p: &Packet<B>) -> Vec<&[u8]> {
+pub fn fields<B: AsRef<[u8]>>(p: &Packet<B>) -> Vec<&[u8]> {
     let mut out = Vec::new();
     match p {
         Packet::Connect(c) => {

@@ -4,7 +4,9 @@
 pub mod canonical;
 pub mod coverage;
 pub mod decode_tool;
+pub mod fuzz_checks;
 pub mod harness;
+pub mod noise;
 pub mod sim;
 pub mod state_checks;
 pub mod vectors;

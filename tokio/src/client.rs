@@ -668,6 +668,9 @@ impl Driver {
                     let _ = self.messages.send(publish).await;
                 }
                 Action::Event(event) => self.event(event),
+                // Not asked for (`ClientConfig::report_changes` is off): the session
+                // lives in memory only.
+                Action::Change(_) => {}
                 Action::Close(reason) => {
                     self.connected = false;
                     if self.ended.is_none() {

@@ -499,6 +499,9 @@ impl Core {
                     }
                 }
                 Action::Event(event) => log_event(&event),
+                // Not asked for (`ServerConfig::report_changes` is off): state lives in
+                // memory only.
+                Action::Change(_) => {}
             }
         }
     }
