@@ -63,9 +63,14 @@ impl Model {
             })
         };
         match w {
-            Write::Session { client, expires_ms } => {
+            Write::Session {
+                client,
+                expires_ms,
+                cursor,
+            } => {
                 let mut x = s(self, client);
                 x.expires_ms = *expires_ms;
+                x.cursor = *cursor;
                 self.sessions.insert(client.clone(), x);
             }
             Write::SessionGone { client } => {
@@ -208,6 +213,7 @@ fn filled_open(dir: &Path) -> (Store, StoredState) {
         let mut batch = vec![Write::Session {
             client: client.clone(),
             expires_ms: Some(1_000 * i as u64),
+            cursor: i as u16,
         }];
         for n in 0..5u8 {
             batch.extend(write_for(client.clone(), n + 10 * i as u8, u64::from(n)));
@@ -410,7 +416,7 @@ proptest! {
                     let w = match kind {
                         0 => {
                             alive.push(client.clone());
-                            Write::Session { client, expires_ms: (n % 2 == 0).then_some(u64::from(n)) }
+                            Write::Session { client, expires_ms: (n % 2 == 0).then_some(u64::from(n)), cursor: u16::from(n) }
                         }
                         1 => {
                             alive.retain(|a| a != &client);

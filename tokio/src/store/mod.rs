@@ -16,6 +16,7 @@
 //! file `commits` (a second `fsync`): a database that comes back with fewer commits than
 //! the file recorded lost an acknowledged batch and is refused.
 
+mod broker;
 mod db;
 mod record;
 
@@ -26,10 +27,11 @@ use std::path::{Path, PathBuf};
 
 use db::Db;
 
+pub use broker::BrokerStore;
 pub use record::{StoredMessage, StoredOutgoing, StoredSession, StoredState, Write};
 use record::{
-    client_key, client_prefix, decode_expiry, decode_message, decode_outgoing, decode_u64,
-    encode_expiry, encode_message, encode_outgoing, split_key,
+    client_key, client_prefix, decode_message, decode_outgoing, decode_session, decode_u64,
+    encode_message, encode_outgoing, encode_session, split_key,
 };
 
 /// The marker file's name and its only accepted content.
@@ -311,10 +313,14 @@ impl Store {
         pending: &mut BTreeMap<(Table, Vec<u8>), Option<Vec<u8>>>,
     ) -> Result<(), StoreError> {
         let (t, key, value) = match w {
-            Write::Session { client, expires_ms } => (
+            Write::Session {
+                client,
+                expires_ms,
+                cursor,
+            } => (
                 Table::Sessions,
                 client_prefix(client)?,
-                Some(encode_expiry(*expires_ms)),
+                Some(encode_session(*expires_ms, *cursor)),
             ),
             Write::SessionGone { client } => {
                 let prefix = client_prefix(client)?;
@@ -409,8 +415,8 @@ impl Store {
         for (k, v) in self.db.scan(Table::Sessions)? {
             let (client, rest) =
                 split_key(&k).ok_or_else(|| damaged(Table::Sessions, "a bad key"))?;
-            let expires_ms =
-                decode_expiry(&v).ok_or_else(|| damaged(Table::Sessions, "a bad expiry"))?;
+            let (expires_ms, cursor) = decode_session(&v)
+                .ok_or_else(|| damaged(Table::Sessions, "a bad session record"))?;
             if !rest.is_empty() {
                 return Err(damaged(Table::Sessions, "a bad key"));
             }
@@ -420,6 +426,7 @@ impl Store {
                 StoredSession {
                     client,
                     expires_ms,
+                    cursor,
                     ..StoredSession::default()
                 },
             );

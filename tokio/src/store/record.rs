@@ -42,12 +42,14 @@ pub struct StoredOutgoing {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {
     /// A persistent session exists, with this expiry (milliseconds since the Unix epoch;
-    /// `None`: none set).
+    /// `None`: none set) and packet id cursor (the id handed out last).
     Session {
         /// Its client id.
         client: Bytes,
         /// When it expires.
         expires_ms: Option<u64>,
+        /// The packet id handed out last.
+        cursor: u16,
     },
     /// A persistent session and every record it has are gone.
     SessionGone {
@@ -135,6 +137,8 @@ pub struct StoredSession {
     pub client: Bytes,
     /// When it expires (milliseconds since the Unix epoch).
     pub expires_ms: Option<u64>,
+    /// The packet id handed out last.
+    pub cursor: u16,
     /// Its subscriptions, sorted by filter.
     pub subscriptions: Vec<(Bytes, u8)>,
     /// Its outgoing table, by slot.
@@ -228,22 +232,20 @@ pub(super) fn decode_outgoing(v: &[u8]) -> Option<StoredOutgoing> {
     })
 }
 
-pub(super) fn encode_expiry(expires_ms: Option<u64>) -> Vec<u8> {
-    match expires_ms {
-        None => vec![0],
-        Some(ms) => {
-            let mut v = vec![1];
-            v.extend_from_slice(&ms.to_be_bytes());
-            v
-        }
+/// A session's own record: its id cursor, then its expiry if it has one.
+pub(super) fn encode_session(expires_ms: Option<u64>, cursor: u16) -> Vec<u8> {
+    let mut v = cursor.to_be_bytes().to_vec();
+    if let Some(ms) = expires_ms {
+        v.extend_from_slice(&ms.to_be_bytes());
     }
+    v
 }
 
-pub(super) fn decode_expiry(v: &[u8]) -> Option<Option<u64>> {
-    match v {
-        [0] => Some(None),
-        [1, rest @ ..] => Some(Some(u64::from_be_bytes(rest.try_into().ok()?))),
-        _ => None,
+pub(super) fn decode_session(v: &[u8]) -> Option<(Option<u64>, u16)> {
+    let cursor = u16::from_be_bytes([*v.first()?, *v.get(1)?]);
+    match v.get(2..)? {
+        [] => Some((None, cursor)),
+        rest => Some((Some(u64::from_be_bytes(rest.try_into().ok()?)), cursor)),
     }
 }
 
