@@ -19,6 +19,7 @@
 //! | `--topic T` | `loadgen` | the topic every publisher uses and every subscriber subscribes to |
 //! | `--timeout-secs SECS` | 60 | the whole run ends after it, delivered or not |
 //! | `--json` | off | print the result as one JSON line instead of text |
+//! | `--persistent` | off | subscribers connect with clean session 0 (a durable broker stores their messages) |
 //!
 //! The subscribers connect and subscribe first; once every SUBACK is in, the publishers
 //! connect and publish. Each payload carries the publisher's number, the message's
@@ -56,7 +57,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 const USAGE: &str = "usage: loadgen [--host H] [--port P] [--publishers N] [--messages M] \
-[--subscribers S] [--qos 0|1] [--payload BYTES] [--window W] [--topic T] [--timeout-secs SECS] [--json]";
+[--subscribers S] [--qos 0|1] [--payload BYTES] [--window W] [--topic T] [--timeout-secs SECS] [--json] [--persistent]";
 
 /// Publisher number, message number, send time: 4 + 4 + 8 bytes.
 const STAMP: usize = 16;
@@ -74,6 +75,7 @@ struct Options {
     topic: String,
     timeout: Duration,
     json: bool,
+    persistent: bool,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -89,11 +91,16 @@ fn parse_args() -> Result<Options, String> {
         topic: "loadgen".to_string(),
         timeout: Duration::from_secs(60),
         json: false,
+        persistent: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--json" {
             o.json = true;
+            continue;
+        }
+        if flag == "--persistent" {
+            o.persistent = true;
             continue;
         }
         if flag == "-h" || flag == "--help" {
@@ -414,11 +421,12 @@ async fn drive(
     .map_err(|_| "timed out connecting")??;
     stream.set_nodelay(true)?;
     let (mut rd, mut wr): (OwnedReadHalf, OwnedWriteHalf) = stream.into_split();
+    let clean_session = !(conn.o.persistent && id.contains("-sub-"));
     conn.client.connect(
         clock.now(),
         Connect {
             client_id: MqttString::new(Bytes::from(id))?,
-            clean_session: true,
+            clean_session,
             keep_alive: 60,
             will: None,
             login: None,
