@@ -1,5 +1,7 @@
 //! Codec benchmarks: decode (borrowed and zero-copy) and encode of every workload in
-//! `common/workloads.rs`, each beside a memcpy of the same bytes as the floor.
+//! `common/workloads.rs`, each beside a memcpy of the same bytes as the floor. The
+//! single-packet workloads are one packet per call; the mixed stream is decoded and
+//! encoded back to back. `benches/peers` runs the same beside other crates.
 //!
 //! Run: `cargo bench --bench codec -- --warm-up-time 1 --measurement-time 3`
 
@@ -141,6 +143,14 @@ fn encode_single(c: &mut Criterion) {
                 buf.clear();
                 black_box(&packet).encode(&mut buf).unwrap();
                 black_box(&mut buf);
+            })
+        });
+        // A PUBLISH payload above 4 KiB is handed back as a chunk of its own, not copied.
+        g.bench_function("encode_chunked", |b| {
+            b.iter(|| {
+                buf.clear();
+                let chunk = black_box(&packet).encode_chunked(&mut buf, 4097).unwrap();
+                black_box((&mut buf, chunk.cloned()));
             })
         });
         g.finish();

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Prints the peer comparison as one Markdown table: workload x crate, median time,
-and the ratio peer / ours.
+"""Prints the peer comparison as Markdown tables: workload x crate, median time, and
+the ratio peer / ours; then the issue's targets, one packet per call.
 
 Reads the `new/estimates.json` (and `new/benchmark.json`) files that criterion wrote
 under the peers package's target/criterion. Standard library only.
@@ -11,12 +11,18 @@ Usage: python3 benches/report.py [CRITERION_DIR ...]
        python3 benches/report.py --state [CRITERION_DIR]
        (the state machine benches; default: target/criterion of the main crate)
 
+Groups: `decode/W` and `encode/W` are one packet per call; `decode-b2b/W` and
+`encode-b2b/W` are back to back (REPEAT copies per iteration, given per packet, and
+the 4 MiB mixed stream).
+
 Ratios compare like with like, by the form of the input: a peer that decodes from a
 slice (mqttrs, mqtt-protocol) is divided by our borrowed `decode`; one that consumes a
-`BytesMut` (rumqttc) by both our zero-copy forms, `decode_bytes` (a `Bytes` per
-field) and `decode_frame` (one `Bytes` per packet), shown as "bytes / frame". Encoding
-is divided by our encode into the same kind of buffer: `BytesMut` for rumqttc, `Vec<u8>`
-for mqtt-protocol and mqttrs (which writes to a slice). A ratio above 1 means the peer is slower.
+`BytesMut` (rumqttc, ntex-mqtt) by both our zero-copy forms, `decode_bytes` (a `Bytes`
+per field) and `decode_frame` (one `Bytes` per packet), shown as "bytes / frame".
+Encoding is divided by our encode into the same kind of buffer: `BytesMut` for rumqttc,
+`BytesMut` with large payloads as chunks of their own for ntex-mqtt (which does the
+same), `Vec<u8>` for mqtt-protocol and mqttrs (which writes to a slice). A ratio above
+1 means the peer is slower.
 """
 
 import json
@@ -27,13 +33,24 @@ OURS = "mqtt-sansio"
 OURS_BYTES = "mqtt-sansio-bytes"
 OURS_FRAME = "mqtt-sansio-frame"
 OURS_VEC = "mqtt-sansio-vec"
-PEERS = ["rumqttc", "mqttrs", "mqtt-protocol"]
+OURS_CHUNKED = "mqtt-sansio-chunked"
+PEERS = ["rumqttc", "ntex-mqtt", "mqttrs", "mqtt-protocol"]
 # Which of our rows each peer is divided by, per operation.
 BASELINE = {
-    "decode": {"rumqttc": (OURS_BYTES, OURS_FRAME), "mqttrs": OURS, "mqtt-protocol": OURS},
-    # Encoding into the same kind of buffer: rumqttc writes to a BytesMut, mqtt-protocol
-    # to a Vec<u8>, mqttrs to a slice (closest: the Vec).
-    "encode": {"rumqttc": OURS, "mqttrs": OURS_VEC, "mqtt-protocol": OURS_VEC},
+    "decode": {"rumqttc": (OURS_BYTES, OURS_FRAME), "ntex-mqtt": (OURS_BYTES, OURS_FRAME),
+               "mqttrs": OURS, "mqtt-protocol": OURS},
+    # Encoding into the same kind of buffer: rumqttc writes to a BytesMut, ntex-mqtt to
+    # pages that take large payloads as their own, mqtt-protocol to a Vec<u8>, mqttrs
+    # to a slice (closest: the Vec).
+    "encode": {"rumqttc": OURS, "ntex-mqtt": OURS_CHUNKED, "mqttrs": OURS_VEC,
+               "mqtt-protocol": OURS_VEC},
+}
+OPS = ["decode", "encode", "decode-b2b", "encode-b2b"]
+TITLE = {
+    "decode": "decode, one packet per call",
+    "encode": "encode, one packet per call",
+    "decode-b2b": "decode, back to back (32 copies per iteration, per packet; the stream whole)",
+    "encode-b2b": "encode, back to back (32 copies per iteration, per packet; the stream whole)",
 }
 # The peer comparison decodes REPEAT copies of each single-packet workload back to
 # back per iteration (`REPEAT` in benches/common/workloads.rs); its decode cells are
@@ -99,7 +116,9 @@ def fmt_size(n):
 
 
 def table(data, op):
-    cols = (["memcpy", OURS, OURS_BYTES, OURS_FRAME] if op == "decode" else [OURS, OURS_VEC]) + PEERS
+    kind = op.split("-")[0]
+    cols = (["memcpy", OURS, OURS_BYTES, OURS_FRAME] if kind == "decode"
+            else [OURS, OURS_VEC, OURS_CHUNKED]) + PEERS
     head = ["workload", "size"] + cols + ["ours GiB/s", "noise ±"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     names = WORKLOADS + sorted({w for (o, w) in data if o == op} - set(WORKLOADS))
@@ -107,7 +126,7 @@ def table(data, op):
         row = data.get((op, w))
         if not row:
             continue
-        rep = REPEAT if op == "decode" and w not in STREAMS else 1
+        rep = REPEAT if op.endswith("-b2b") and w not in STREAMS else 1
         size = next((v[2] for v in row.values() if v[2]), None)
         size = size // rep if size else size
         cells = [w, fmt_size(size)]
@@ -117,13 +136,14 @@ def table(data, op):
                 continue
             t = row[c][0] / rep
             cell = fmt_time(t)
-            bases = BASELINE[op].get(c) or ()
+            bases = BASELINE[kind].get(c) or ()
             bases = (bases,) if isinstance(bases, str) else bases
             ratios = [f"{row[c][0] / row[b][0]:.2f}×" for b in bases if b in row]
             if ratios:
                 cell += f" ({' / '.join(ratios)})"
             cells.append(cell)
-        ours = min(row[c][0] for c in (OURS, OURS_BYTES, OURS_FRAME, OURS_VEC) if c in row) / rep
+        ours = min(row[c][0] for c in (OURS, OURS_BYTES, OURS_FRAME, OURS_VEC, OURS_CHUNKED)
+                   if c in row) / rep
         cells.append(f"{size / ours * 1e9 / (1 << 30):.2f}" if size else "?")
         cells.append(f"{max(v[1] for v in row.values()) * 100:.1f}%")
         lines.append("| " + " | ".join(cells) + " |")
@@ -197,17 +217,45 @@ def main():
                     best[crate] = v
     if not data:
         sys.exit(f"no estimates.json under {roots}")
-    for op in ("decode", "encode"):
-        print(f"### {op}\n")
+    print(targets(data))
+    print()
+    for op in OPS:
+        print(f"### {TITLE[op]}\n")
         print(table(data, op))
         print()
     print(
         "Median of criterion's samples. Ratio = peer ÷ ours (above 1: the peer is slower); "
         "decode ratios divide the peers that read a slice (mqttrs, mqtt-protocol) by "
-        "`decode` and the one that consumes a `BytesMut` (rumqttc) by `decode_bytes` and by "
-        "`decode_frame` (\"bytes / frame\"). `ours GiB/s` is the fastest of our three forms. `noise ±` is the widest 95% "
-        "confidence half-interval of the median in the row."
+        "`decode` and the ones that consume a `BytesMut` (rumqttc, ntex-mqtt) by "
+        "`decode_bytes` and by `decode_frame` (\"bytes / frame\"). `ours GiB/s` is the "
+        "fastest of our forms. `noise ±` is the widest 95% confidence half-interval of "
+        "the median in the row."
     )
+
+
+def targets(data):
+    """The targets, one packet per call: borrowed decode against mqttrs (at least 1.5x),
+    encode against the fastest peer into the same kind of buffer (at least 1x)."""
+    lines = [
+        "### targets, one packet per call\n",
+        "| workload | decode: mqttrs ÷ ours (≥ 1.5) | encode into a Vec: fastest peer ÷ ours (≥ 1) "
+        "| encode into a BytesMut: fastest peer ÷ ours (≥ 1) |",
+        "|---|---|---|---|",
+    ]
+    for w in WORKLOADS:
+        d, e = data.get(("decode", w)), data.get(("encode", w))
+        if not d or not e:
+            continue
+        cells = [w]
+        cells.append(f"{d['mqttrs'][0] / d[OURS][0]:.2f}" if "mqttrs" in d and OURS in d else "–")
+        vec = [(e[p][0] / e[OURS_VEC][0], p) for p in ("mqttrs", "mqtt-protocol")
+               if p in e and OURS_VEC in e]
+        cells.append(f"{min(vec)[0]:.2f} ({min(vec)[1]})" if vec else "–")
+        bm = [(e[p][0] / e[BASELINE["encode"][p]][0], p) for p in ("rumqttc", "ntex-mqtt")
+              if p in e and BASELINE["encode"][p] in e]
+        cells.append(f"{min(bm)[0]:.2f} ({min(bm)[1]})" if bm else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,10 @@ pub enum DecodeError {
     MalformedRemainingLength,
     /// The packet is larger than the decoder's configured maximum.
     PacketTooLarge,
+    /// A CONNECT whose Remaining Length exceeds that of the largest valid CONNECT
+    /// ([`MAX_CONNECT_REMAINING_LENGTH`](crate::codec::MAX_CONNECT_REMAINING_LENGTH)),
+    /// refused from its fixed header alone.
+    ConnectTooLarge,
     /// A packet with a fixed size (CONNACK, the acks, PINGREQ, PINGRESP, DISCONNECT) has
     /// another Remaining Length.
     InvalidRemainingLength,
@@ -115,6 +119,7 @@ impl DecodeError {
             PublishDupWithQos0 => "MQTT-3.3.1-2",
             MalformedRemainingLength => "§2.2.3",
             PacketTooLarge => "§2.2.3",
+            ConnectTooLarge => "§3.1",
             InvalidRemainingLength => "§2.2.3",
             UnexpectedEnd => "§2.2.3",
             TrailingBytes => "§2.2.3",
@@ -158,6 +163,7 @@ impl DecodeError {
             PublishDupWithQos0 => "publish_dup_with_qos0",
             MalformedRemainingLength => "malformed_remaining_length",
             PacketTooLarge => "packet_too_large",
+            ConnectTooLarge => "connect_too_large",
             InvalidRemainingLength => "invalid_remaining_length",
             UnexpectedEnd => "unexpected_end",
             TrailingBytes => "trailing_bytes",
@@ -202,6 +208,7 @@ impl fmt::Display for DecodeError {
             PublishDupWithQos0 => "QoS 0 PUBLISH with DUP set",
             MalformedRemainingLength => "remaining length longer than 4 bytes",
             PacketTooLarge => "packet larger than the configured maximum",
+            ConnectTooLarge => "CONNECT longer than the largest valid one (327695 bytes)",
             InvalidRemainingLength => "remaining length wrong for a fixed-size packet",
             UnexpectedEnd => "a field runs past the end of the packet",
             TrailingBytes => "bytes left after the last field",

@@ -84,11 +84,10 @@ impl<'a> arbitrary::Arbitrary<'a> for PacketId {
 /// a `u64` ("SWAR"): each flag is a word whose byte high bits mark the bytes found.
 #[derive(Clone, Copy)]
 struct Scan {
-    /// A byte of 0x80 or above: the field is not pure ASCII.
-    non_ascii: u64,
-    /// A 0x00 byte.
-    nul: u64,
-    /// A `+` or `#`.
+    /// Non-zero when some byte is 0x00 or 0x80 and above: the field is not plain
+    /// ASCII without NUL, and gets the exact checks.
+    unusual: u64,
+    /// Non-zero when some byte may be `+` or `#` (never zero when one is).
     wildcard: u64,
 }
 
@@ -99,6 +98,20 @@ const HI: u64 = 0x8080_8080_8080_8080;
 #[inline(always)]
 const fn zero_byte(v: u64) -> u64 {
     v.wrapping_sub(LO) & !v & HI
+}
+
+/// Non-zero exactly when some byte of `v` is 0x00 or at least 0x80. A byte of 0x01 to
+/// 0x7F turns its high bit on in `v - LO` only by a borrow from a 0x00 byte below it.
+#[inline(always)]
+const fn nul_or_non_ascii(v: u64) -> u64 {
+    (v.wrapping_sub(LO) | v) & HI
+}
+
+/// Non-zero exactly when some byte of `v` is `+` (0x2B) or `#` (0x23): they differ in
+/// bit 3 alone, so setting it maps both, and only them, to `+`.
+#[inline(always)]
+const fn any_wildcard(v: u64) -> u64 {
+    zero_byte((v | (LO * 0x08)) ^ (LO * b'+' as u64))
 }
 
 /// The bytes of `v` equal to `+` or `#`, marked by their high bit. A byte just above a
@@ -138,20 +151,18 @@ fn for_each_word(b: &[u8], mut f: impl FnMut(usize, u64)) {
     }
 }
 
-/// Scans `b` for non-ASCII bytes, NUL and (when `WILDCARDS`) wildcards in one
+/// Scans `b` for NUL, non-ASCII bytes and (when `WILDCARDS`) wildcards in one
 /// branch-free pass.
 #[inline]
 fn scan<const WILDCARDS: bool>(b: &[u8]) -> Scan {
     let mut s = Scan {
-        non_ascii: 0,
-        nul: 0,
+        unusual: 0,
         wildcard: 0,
     };
     for_each_word(b, |_, v| {
-        s.non_ascii |= v & HI;
-        s.nul |= zero_byte(v);
+        s.unusual |= nul_or_non_ascii(v);
         if WILDCARDS {
-            s.wildcard |= wildcard_bits(v);
+            s.wildcard |= any_wildcard(v);
         }
     });
     s
@@ -163,11 +174,20 @@ fn check_scanned_text(b: &[u8], s: Scan) -> Result<(), DecodeError> {
     if b.len() > u16::MAX as usize {
         return Err(DecodeError::StringTooLong);
     }
-    // Pure ASCII is the common case, and is valid UTF-8.
-    if s.non_ascii != 0 {
-        core::str::from_utf8(b).map_err(|_| DecodeError::InvalidUtf8)?;
+    // ASCII without NUL is the common case, and is valid. Otherwise the exact checks.
+    if s.unusual != 0 {
+        check_unusual_text(b)?;
     }
-    if s.nul != 0 {
+    Ok(())
+}
+
+/// The text rules for a field that is not plain ASCII without NUL: well-formed UTF-8
+/// first, then no U+0000.
+#[cold]
+#[inline(never)]
+fn check_unusual_text(b: &[u8]) -> Result<(), DecodeError> {
+    core::str::from_utf8(b).map_err(|_| DecodeError::InvalidUtf8)?;
+    if b.contains(&0) {
         return Err(DecodeError::NullCharacter);
     }
     Ok(())
@@ -464,7 +484,9 @@ mod tests {
         // MQTT-1.5.3-1, MQTT-1.5.3-2
         for len in 1..=19 {
             for at in 0..len {
-                for special in [0x00, b'+', b'#', 0x80, 0xC3, 0xFF, 0x01, b'/'] {
+                for special in [
+                    0x00, b'+', b'#', 0x80, 0xC3, 0xFF, 0x01, b'/', b'*', b'"', 0x0B, 0xAB,
+                ] {
                     let mut b = vec![b'x'; len];
                     b[at] = special;
                     agree_with_reference(&b);

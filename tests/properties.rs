@@ -217,6 +217,31 @@ fn the_packet_strategy_reaches_all_fourteen_types() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(CASES))]
 
+    /// Encoding in chunks gives the same bytes as encoding whole: the head written to the
+    /// buffer followed by the returned payload, which is the packet's own (not a copy)
+    /// exactly when it is a PUBLISH payload of at least `min_chunk` bytes.
+    #[test]
+    fn a_chunked_encoding_is_the_whole_encoding_with_the_payload_left_in_place(
+        p in packet(),
+        min_chunk in prop_oneof![Just(0usize), 1usize..64, Just(usize::MAX)],
+    ) {
+        let whole = encode(&p);
+        let mut head = vec![0xEE];
+        let chunk = p.encode_chunked(&mut head, min_chunk).unwrap();
+        prop_assert_eq!(head[0], 0xEE);
+        let mut joined = head[1..].to_vec();
+        match (&p, chunk) {
+            (Packet::Publish(publish), Some(c)) => {
+                prop_assert!(publish.payload.len() >= min_chunk);
+                prop_assert_eq!(c.as_ptr(), publish.payload.as_ptr());
+                joined.extend_from_slice(c);
+            }
+            (Packet::Publish(publish), None) => prop_assert!(publish.payload.len() < min_chunk),
+            (_, c) => prop_assert!(c.is_none()),
+        }
+        prop_assert_eq!(&joined[..], &whole[..]);
+    }
+
     /// Encode then decode gives the packet back, through all three decode forms, using
     /// exactly `encoded_len` bytes; encoding into a `Vec<u8>` gives the same bytes.
     #[test]

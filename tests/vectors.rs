@@ -75,10 +75,12 @@ fn decided_at(kind: &str, input: &[u8]) -> usize {
     match kind {
         "reserved_packet_type" | "invalid_flags" | "publish_qos3" | "publish_dup_with_qos0" => 1,
         "malformed_remaining_length" => 5,
-        "invalid_remaining_length" | "packet_too_large" => match remaining_length(&input[1..]) {
-            Length::Done { used, .. } => 1 + used,
-            _ => panic!("a size error needs a complete Remaining Length"),
-        },
+        "invalid_remaining_length" | "packet_too_large" | "connect_too_large" => {
+            match remaining_length(&input[1..]) {
+                Length::Done { used, .. } => 1 + used,
+                _ => panic!("a size error needs a complete Remaining Length"),
+            }
+        }
         _ => input.len(),
     }
 }

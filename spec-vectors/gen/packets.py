@@ -28,6 +28,7 @@ RULE = {
     "publish_dup_with_qos0": "MQTT-3.3.1-2",
     "malformed_remaining_length": "§2.2.3",
     "packet_too_large": "§2.2.3",
+    "connect_too_large": "§3.1",
     "invalid_remaining_length": "§2.2.3",
     "unexpected_end": "§2.2.3",
     "trailing_bytes": "§2.2.3",
@@ -513,6 +514,35 @@ ok(C, "all-fields", ["MQTT-3.1.3-1", "MQTT-3.1.2-9", "MQTT-3.1.2-19", "MQTT-3.1.
    "will, user name and password, in the order the specification fixes",
    connect(client_id="client-1", clean=False, keep_alive=30, will=("status/c1", b"gone", 2, True),
            username="user", password=b"secret"))
+
+# The largest valid CONNECT: a 10-byte variable header (protocol name MQTT with its
+# prefix, level, flags, keep alive) and five fields of 65 535 bytes with their prefixes:
+# Remaining Length 10 + 5 x (2 + 65 535) = 327 695. Anything longer is refused from the
+# fixed header alone, before the decoder waits for the rest.
+MAX_CONNECT_RL = 10 + 5 * (2 + 65535)
+largest = connect(client_id=Rep("c", 65535), will=(Rep("w", 65535), Rep(b"m", 65535), 1, False),
+                  username=Rep("u", 65535), password=Rep(b"p", 65535))
+largest_body = Buf(MQTT, b"\x04\xce", u16(60), s(Rep("c", 65535)), s(Rep("w", 65535)),
+                   s(Rep(b"m", 65535)), s(Rep("u", 65535)), s(Rep(b"p", 65535)))
+assert len(largest_body) == MAX_CONNECT_RL
+assert frame(0x10, largest_body).json() == largest[0].json()
+ok(C, "largest", ["§3.1", "§1.5.3"], "every field 65 535 bytes long: Remaining Length "
+   "327 695, the largest a valid CONNECT can have", largest)
+vec(C, "largest-header", ["§3.1", "MQTT-6.0.0-2"], "the fixed header of a CONNECT with "
+    "Remaining Length 327 695: a valid CONNECT can be that long, so the decoder waits",
+    Buf(b"\x10", rl(MAX_CONNECT_RL)), {"incomplete": {"needed": MAX_CONNECT_RL}})
+bad(C, "one-byte-too-large-header", ["§2.2.3"], "the fixed header of a CONNECT with "
+    "Remaining Length 327 696, one byte more than any valid CONNECT",
+    Buf(b"\x10", rl(MAX_CONNECT_RL + 1)), "connect_too_large")
+bad(C, "one-byte-too-large", ["§2.2.3"], "a CONNECT of Remaining Length 327 696: the largest "
+    "valid one with a sixth byte after the password; refused for its size",
+    frame(0x10, Buf(largest_body, b"\x00")), "connect_too_large")
+bad(C, "announces-256-mib", ["§2.2.3"], "the fixed header of a CONNECT announcing Remaining "
+    "Length 268 435 455 (ff ff ff 7f), the largest there is", raw("10ffffff7f"),
+    "connect_too_large")
+bad(C, "too-large-under-a-larger-limit", ["§2.2.3"], "a CONNECT header announcing Remaining "
+    "Length 1 000 000 with a packet size limit of 2 MB: the CONNECT bound applies whatever "
+    "the limit", Buf(b"\x10", rl(1000000)), "connect_too_large", max_packet_size=2000000)
 
 def connect_body(name=MQTT, level=4, flags=0x02, keep_alive=u16(60), payload=None):
     return Buf(name, bytes([level]), bytes([flags]), keep_alive,

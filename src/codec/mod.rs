@@ -36,6 +36,17 @@ pub enum Status<T> {
 /// The largest packet 3.1.1 can express: 1 + 4 + 268 435 455 bytes.
 pub const MAX_PACKET_SIZE: usize = 1 + 4 + MAX_REMAINING_LENGTH;
 
+/// The largest Remaining Length of a valid CONNECT: 327 695 bytes (§3.1).
+///
+/// The variable header is always 10 bytes (protocol name `MQTT` with its length prefix,
+/// level, flags, keep alive), and the payload holds at most five fields of at most
+/// 65 535 bytes, each behind a two-byte length prefix (client identifier, will topic,
+/// will message, user name, password): 10 + 5 × (2 + 65 535) = 327 695. Anything longer
+/// breaks a rule of CONNECT whatever its bytes, so a decoder refuses it with
+/// [`DecodeError::ConnectTooLarge`] from the fixed header alone, before buffering it;
+/// a peer that has not authenticated yet cannot make it hold more.
+pub const MAX_CONNECT_REMAINING_LENGTH: usize = 10 + 5 * (2 + 65_535);
+
 /// A decoder with limits. [`decode`] and [`decode_bytes`] use the default one, which
 /// accepts every packet size 3.1.1 allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,9 +82,10 @@ impl FixedHeader {
 
 /// Checks the first byte: the packet type is not reserved and the flags are the ones
 /// the type requires (MQTT-2.2.2-1, MQTT-2.2.2-2, MQTT-3.3.1-2, MQTT-3.3.1-4).
-#[inline]
-fn check_first_byte(b: u8) -> Result<(PacketType, u8), DecodeError> {
-    let t = PacketType::from_u8(b >> 4).ok_or(DecodeError::ReservedPacketType)?;
+const fn check_first_byte(b: u8) -> Result<(PacketType, u8), DecodeError> {
+    let Some(t) = PacketType::from_u8(b >> 4) else {
+        return Err(DecodeError::ReservedPacketType);
+    };
     let flags = b & 0x0F;
     match t.fixed_flags() {
         Some(f) if f != flags => Err(DecodeError::InvalidFlags {
@@ -94,6 +106,38 @@ fn check_first_byte(b: u8) -> Result<(PacketType, u8), DecodeError> {
     }
 }
 
+/// [`FIRST_BYTE`]: a first byte [`check_first_byte`] refuses.
+const REFUSED: u8 = 0xFF;
+/// [`FIRST_BYTE`]: a packet type whose Remaining Length varies.
+const VARIABLE: u8 = 0xFE;
+
+/// For each first byte: [`REFUSED`], [`VARIABLE`], or the Remaining Length its packet
+/// type always has (§3.x.1 of each). Built from [`check_first_byte`], so the two agree.
+static FIRST_BYTE: [u8; 256] = {
+    let mut t = [REFUSED; 256];
+    let mut b = 0;
+    while b < 256 {
+        if let Ok((packet_type, _)) = check_first_byte(b as u8) {
+            t[b] = match packet_type.fixed_remaining_length() {
+                Some(n) => n as u8,
+                None => VARIABLE,
+            };
+        }
+        b += 1;
+    }
+    t
+};
+
+/// The packet type of a first byte that [`FIRST_BYTE`] accepts.
+#[inline(always)]
+fn packet_type_of(first: u8) -> PacketType {
+    match PacketType::from_u8(first >> 4) {
+        Some(t) => t,
+        // Not reached: FIRST_BYTE refuses the reserved types.
+        None => PacketType::Disconnect,
+    }
+}
+
 impl Decoder {
     /// A decoder that accepts packets up to [`MAX_PACKET_SIZE`].
     pub const fn new() -> Self {
@@ -104,6 +148,8 @@ impl Decoder {
 
     /// The same decoder refusing packets (fixed header included) larger than `max`
     /// bytes with [`DecodeError::PacketTooLarge`], as soon as the header tells the size.
+    /// A CONNECT longer than any valid one is refused with
+    /// [`DecodeError::ConnectTooLarge`] whatever the limit (checked first).
     pub const fn with_max_packet_size(self, max: usize) -> Self {
         Decoder {
             max_packet_size: max,
@@ -116,24 +162,33 @@ impl Decoder {
     }
 
     /// Reads and checks the fixed header at the start of `buf`.
-    #[inline]
+    #[inline(always)]
     pub fn fixed_header(&self, buf: &[u8]) -> Result<Status<FixedHeader>, DecodeError> {
-        let Some(&first) = buf.first() else {
+        let Some((&first, rest)) = buf.split_first() else {
             return Ok(Status::Incomplete(2));
         };
-        let (packet_type, flags) = check_first_byte(first)?;
-        let (remaining_length, used) = match prim::remaining_length(&buf[1..])? {
+        // One table lookup checks the type and the flags and gives the fixed
+        // Remaining Length, if any; a refused byte takes the slow path, which names
+        // the error.
+        let class = FIRST_BYTE[first as usize];
+        if class == REFUSED {
+            return Err(check_first_byte(first)
+                .err()
+                .unwrap_or(DecodeError::ReservedPacketType));
+        }
+        let (remaining_length, used) = match prim::remaining_length(rest)? {
             prim::Length::Done(v, used) => (v, used),
             prim::Length::Partial => return Ok(Status::Incomplete(1)),
         };
-        if let Some(fixed) = packet_type.fixed_remaining_length() {
-            if fixed != remaining_length {
-                return Err(DecodeError::InvalidRemainingLength);
-            }
+        if class != VARIABLE && usize::from(class) != remaining_length {
+            return Err(DecodeError::InvalidRemainingLength);
+        }
+        if first == 0x10 && remaining_length > MAX_CONNECT_REMAINING_LENGTH {
+            return Err(DecodeError::ConnectTooLarge);
         }
         let header = FixedHeader {
-            packet_type,
-            flags,
+            packet_type: packet_type_of(first),
+            flags: first & 0x0F,
             header_len: 1 + used,
             remaining_length,
         };
@@ -309,6 +364,46 @@ mod tests {
             Packet::PingResp,
             Packet::Disconnect,
         ]
+    }
+
+    #[test]
+    fn the_largest_valid_connect_has_the_documented_remaining_length_and_one_more_is_refused() {
+        let field = Bytes::from(alloc::vec![b'a'; 65_535]);
+        let largest = Packet::Connect(Connect {
+            client_id: MqttString::new(field.clone()).unwrap(),
+            clean_session: true,
+            keep_alive: 60,
+            will: Some(Will {
+                topic: TopicName::new(field.clone()).unwrap(),
+                message: Binary::new(field.clone()).unwrap(),
+                qos: QoS::AtMostOnce,
+                retain: false,
+            }),
+            login: Some(Login {
+                username: MqttString::new(field.clone()).unwrap(),
+                password: Some(Binary::new(field).unwrap()),
+            }),
+        });
+        let wire = largest.to_bytes().unwrap();
+        let Ok(Status::Complete(h, _)) = Decoder::new().fixed_header(&wire) else {
+            panic!("a valid header");
+        };
+        assert_eq!(h.remaining_length, MAX_CONNECT_REMAINING_LENGTH);
+        assert_eq!(MAX_CONNECT_REMAINING_LENGTH, 327_695);
+        assert!(matches!(decode(&wire), Ok(Status::Complete(_, n)) if n == wire.len()));
+        // The header of one byte more is refused before any of the body arrives, even
+        // by a decoder whose size limit would allow it; a smaller limit is not reached.
+        let header = [0x10, 0x90, 0x80, 0x14];
+        let generous = Decoder::new().with_max_packet_size(1 << 20);
+        assert_eq!(generous.decode(&header), Err(DecodeError::ConnectTooLarge));
+        let mut buf = BytesMut::from(&header[..]);
+        assert_eq!(decode_frame(&mut buf), Err(DecodeError::ConnectTooLarge));
+        assert_eq!(&buf[..], &header);
+        // Other packet types may be that long.
+        assert!(matches!(
+            decode(&[0x30, 0x90, 0x80, 0x14]),
+            Ok(Status::Incomplete(_))
+        ));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use bytes::{BufMut, BytesMut};
 use crate::packet::EncodeBuf;
 use nom::Parser;
 use nom::bytes::complete::take;
-use nom::number::complete::{be_u16, u8 as be_u8};
+use nom::number::complete::be_u16;
 
 use crate::error::DecodeError;
 use crate::types::PacketId;
@@ -25,15 +25,22 @@ fn end(_: NomErr<'_>) -> DecodeError {
 }
 
 /// One byte.
-#[inline]
+#[inline(always)]
 pub(crate) fn u8_(i: &[u8]) -> Result<(&[u8], u8), DecodeError> {
-    be_u8(i).map_err(end)
+    // Split directly: nom's parser measured as an out-of-line call per field.
+    match i.split_first() {
+        Some((&b, rest)) => Ok((rest, b)),
+        None => Err(DecodeError::UnexpectedEnd),
+    }
 }
 
 /// A big-endian u16.
-#[inline]
+#[inline(always)]
 pub(crate) fn u16_(i: &[u8]) -> Result<(&[u8], u16), DecodeError> {
-    be_u16(i).map_err(end)
+    match i.split_first_chunk::<2>() {
+        Some((b, rest)) => Ok((rest, u16::from_be_bytes(*b))),
+        None => Err(DecodeError::UnexpectedEnd),
+    }
 }
 
 /// A field with a two-byte length prefix.
@@ -53,7 +60,7 @@ pub(crate) fn prefixed(i: &[u8]) -> Result<(&[u8], &[u8]), DecodeError> {
 }
 
 /// A non-zero packet identifier.
-#[inline]
+#[inline(always)]
 pub(crate) fn packet_id(i: &[u8]) -> Result<(&[u8], PacketId), DecodeError> {
     let (i, v) = u16_(i)?;
     Ok((i, PacketId::new(v).ok_or(DecodeError::ZeroPacketId)?))

@@ -79,6 +79,7 @@ impl<B> Connect<B> {
 }
 
 impl<B: AsRef<[u8]>> Connect<B> {
+    #[inline]
     pub(crate) fn remaining_length(&self) -> usize {
         let mut n = 10 + 2 + self.client_id.len();
         if let Some(w) = &self.will {
@@ -113,6 +114,7 @@ impl<B: AsRef<[u8]>> Connect<B> {
         f
     }
 
+    #[inline]
     pub(crate) fn encode_body<W: EncodeBuf>(&self, buf: &mut W) {
         // Protocol name, level and flags as one word, then the keep-alive: writes of a
         // fixed size from registers, which compile to plain stores.
@@ -136,13 +138,57 @@ impl<B: AsRef<[u8]>> Connect<B> {
 /// Reads a field that the flags say is present: a packet that ends where the field
 /// should start is reported as the field missing; a field that starts but runs past the
 /// end of the packet is [`DecodeError::UnexpectedEnd`].
-#[inline]
+#[inline(always)]
 fn present(i: &[u8], missing: DecodeError) -> Result<(&[u8], &[u8]), DecodeError> {
-    if i.is_empty() {
-        return Err(missing);
+    // The whole field first: the only case that needs no further look.
+    if let Some((len, rest)) = i.split_first_chunk::<2>() {
+        if let Some((field, rest)) = rest.split_at_checked(u16::from_be_bytes(*len).into()) {
+            return Ok((rest, field));
+        }
     }
-    prim::prefixed(i)
+    Err(if i.is_empty() {
+        missing
+    } else {
+        DecodeError::UnexpectedEnd
+    })
 }
+
+/// The Connect Flags rules (MQTT-3.1.2-3, -13, -14, -15, -22), in the order they are
+/// reported.
+const fn check_flags(flags: u8) -> Result<(), DecodeError> {
+    let will_flag = flags & 0x04 != 0;
+    let will_qos = (flags >> 3) & 0x03;
+    if flags & 0x01 != 0 {
+        return Err(DecodeError::ConnectReservedFlag);
+    }
+    // Without a will, any non-zero will QoS (3 included) breaks MQTT-3.1.2-13;
+    // MQTT-3.1.2-14 forbids 3 when the will flag is set.
+    if !will_flag && will_qos != 0 {
+        return Err(DecodeError::WillQosWithoutWill);
+    }
+    if will_qos == 3 {
+        return Err(DecodeError::WillQos3);
+    }
+    if !will_flag && flags & 0x20 != 0 {
+        return Err(DecodeError::WillRetainWithoutWill);
+    }
+    if flags & 0x40 != 0 && flags & 0x80 == 0 {
+        return Err(DecodeError::PasswordWithoutUsername);
+    }
+    Ok(())
+}
+
+/// For each Connect Flags byte, whether [`check_flags`] accepts it: one lookup on the
+/// decode path instead of five tests.
+static FLAGS_OK: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut f = 0;
+    while f < 256 {
+        t[f] = check_flags(f as u8).is_ok();
+        f += 1;
+    }
+    t
+};
 
 impl<'a> Connect<&'a [u8]> {
     /// Protocol name, level and flags, field by field: what names the error when the
@@ -167,34 +213,32 @@ impl<'a> Connect<&'a [u8]> {
 
     #[inline(always)]
     pub(crate) fn decode_body(i: &'a [u8]) -> Result<Self, DecodeError> {
-        // The 3.1.1 header is seven constant bytes: compare them at once.
-        let (i, flags) = match i.split_first_chunk::<8>() {
-            Some((&[0, 4, b'M', b'Q', b'T', b'T', PROTOCOL_LEVEL, flags], rest)) => (rest, flags),
-            _ => Self::decode_protocol(i)?,
+        // The 3.1.1 header is seven constant bytes, then the flags and keep alive: take
+        // all ten at once.
+        let (i, flags, keep_alive) = match i.split_first_chunk::<10>() {
+            Some((&[0, 4, b'M', b'Q', b'T', b'T', PROTOCOL_LEVEL, flags, hi, lo], rest)) => {
+                (rest, flags, u16::from_be_bytes([hi, lo]))
+            }
+            _ => {
+                let (i, flags) = Self::decode_protocol(i)?;
+                check_flags(flags)?;
+                let (i, keep_alive) = prim::u16_(i)?;
+                (i, flags, keep_alive)
+            }
         };
-        if flags & 0x01 != 0 {
-            return Err(DecodeError::ConnectReservedFlag);
+        if !FLAGS_OK[usize::from(flags)] {
+            check_flags(flags)?;
         }
         let will_flag = flags & 0x04 != 0;
-        let will_qos = (flags >> 3) & 0x03;
+        let will_qos = match (flags >> 3) & 0x03 {
+            1 => QoS::AtLeastOnce,
+            2 => QoS::ExactlyOnce,
+            // 3 is refused above.
+            _ => QoS::AtMostOnce,
+        };
         let will_retain = flags & 0x20 != 0;
-        // Without a will, any non-zero will QoS (3 included) breaks MQTT-3.1.2-13;
-        // MQTT-3.1.2-14 forbids 3 when the will flag is set.
-        if !will_flag && will_qos != 0 {
-            return Err(DecodeError::WillQosWithoutWill);
-        }
-        if will_qos == 3 {
-            return Err(DecodeError::WillQos3);
-        }
-        if !will_flag && will_retain {
-            return Err(DecodeError::WillRetainWithoutWill);
-        }
         let has_user = flags & 0x80 != 0;
         let has_password = flags & 0x40 != 0;
-        if has_password && !has_user {
-            return Err(DecodeError::PasswordWithoutUsername);
-        }
-        let (i, keep_alive) = prim::u16_(i)?;
 
         let (mut i, client_id) = present(i, DecodeError::MissingClientId)?;
         check_text(client_id)?;
@@ -207,7 +251,7 @@ impl<'a> Connect<&'a [u8]> {
             will = Some(Will {
                 topic: TopicName(topic),
                 message: Binary(message),
-                qos: QoS::from_u8(will_qos).ok_or(DecodeError::WillQos3)?,
+                qos: will_qos,
                 retain: will_retain,
             });
         }

@@ -214,6 +214,7 @@ pub struct Server {
 
 impl Server {
     /// A server for a broker following `profile` with `config`; it listens nowhere yet.
+    /// Sessions live in memory: `report_changes` is turned off.
     pub fn new(profile: Profile, config: BrokerConfig) -> Server {
         Server {
             profile,
@@ -292,7 +293,9 @@ impl Server {
             None => (None, None, Clock::new()),
         };
         let mut config = self.config;
-        config.connection.report_changes |= store.is_some();
+        // Durable-state changes are reported (and committed) only with a store; without
+        // one, sessions live in memory.
+        config.connection.report_changes = store.is_some();
         let current: Current = Arc::default();
         if let Some(check) = self.check {
             config.connection.authorizer = Arc::new(WithPeer {
@@ -632,6 +635,15 @@ fn log_event(event: &BrokerEvent) {
         } => tracing::warn!(
             "client {}: message on {} dropped: {reason:?}",
             client_id.as_str(),
+            message.topic.as_str()
+        ),
+        BrokerEvent::SharedDropped {
+            group,
+            message,
+            reason,
+        } => tracing::warn!(
+            "group {}: message on {} dropped: {reason:?}",
+            group.as_str(),
             message.topic.as_str()
         ),
         BrokerEvent::SessionExpired { client_id } => {

@@ -52,6 +52,7 @@ fn b(s: &str) -> Bytes {
 struct Model {
     sessions: BTreeMap<Bytes, StoredSession>,
     retained: BTreeMap<Bytes, StoredMessage>,
+    shared: BTreeMap<Bytes, BTreeMap<u64, StoredMessage>>,
 }
 
 impl Model {
@@ -143,6 +144,24 @@ impl Model {
             Write::RetainedGone { topic } => {
                 self.retained.remove(topic);
             }
+            Write::SharedQueued {
+                group,
+                slot,
+                message,
+            } => {
+                self.shared
+                    .entry(group.clone())
+                    .or_default()
+                    .insert(*slot, message.clone());
+            }
+            Write::SharedQueuedGone { group, slot } => {
+                if let Some(q) = self.shared.get_mut(group) {
+                    q.remove(slot);
+                    if q.is_empty() {
+                        self.shared.remove(group);
+                    }
+                }
+            }
         }
     }
 
@@ -150,6 +169,11 @@ impl Model {
         StoredState {
             sessions: self.sessions.values().cloned().collect(),
             retained: self.retained.values().cloned().collect(),
+            shared: self
+                .shared
+                .iter()
+                .map(|(g, q)| (g.clone(), q.iter().map(|(s, m)| (*s, m.clone())).collect()))
+                .collect(),
         }
     }
 }
@@ -180,6 +204,11 @@ fn write_for(client: Bytes, n: u8, slot: u64) -> Vec<Write> {
             client,
             filter: b(&format!("f/{n}/#")),
             qos: n % 3,
+        },
+        Write::SharedQueued {
+            group: b("$share/g/t/#"),
+            slot: u64::from(n),
+            message: m.clone(),
         },
         Write::Retained {
             message: StoredMessage { retain: true, ..m },
@@ -399,7 +428,7 @@ proptest! {
     #[test]
     fn batches_read_back_as_written(
         batches in proptest::collection::vec(
-            proptest::collection::vec((0u8..3, 0u8..12, 0u64..6, any::<u8>()), 1..12), 1..8)
+            proptest::collection::vec((0u8..3, 0u8..14, 0u64..6, any::<u8>()), 1..12), 1..8)
     ) {
         let dir = TempDir::new();
         let mut model = Model::default();
@@ -423,6 +452,15 @@ proptest! {
                             Write::SessionGone { client }
                         }
                         10 => Write::Retained { message: StoredMessage { retain: true, ..m } },
+                        12 => Write::SharedQueued {
+                            group: b(&format!("$share/g{c}/t")),
+                            slot,
+                            message: m,
+                        },
+                        13 => Write::SharedQueuedGone {
+                            group: b(&format!("$share/g{c}/t")),
+                            slot,
+                        },
                         11 => Write::RetainedGone { topic: b(&format!("t/{}", n % 4)) },
                         _ if !exists => continue,
                         2 => Write::Outgoing { client, slot, entry: StoredOutgoing { id: u16::from(n) + 1, stage: n % 3, message: m } },

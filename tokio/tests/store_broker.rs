@@ -231,6 +231,10 @@ impl Rig {
 }
 
 fn rig(dir: &TempDir) -> Rig {
+    rig_with(dir, Profile::mqtt311())
+}
+
+fn rig_with(dir: &TempDir, profile: Profile) -> Rig {
     let mut config = BrokerConfig::from(ServerConfig {
         max_inflight: 2,
         report_changes: true,
@@ -240,7 +244,7 @@ fn rig(dir: &TempDir) -> Rig {
     let (store, export) = BrokerStore::open(&dir.0, 0).unwrap();
     assert!(export.sessions.is_empty());
     let mut rig = Rig {
-        broker: Broker::new(Profile::mqtt311(), config),
+        broker: Broker::new(profile, config),
         store,
         subs: Default::default(),
         next_conn: 100,
@@ -315,4 +319,40 @@ proptest! {
         let (_, export) = BrokerStore::open(&dir.0, 0).unwrap();
         prop_assert_eq!(export, expected);
     }
+}
+
+#[test]
+fn a_shared_groups_queue_reads_back_as_the_brokers_export() {
+    let dir = TempDir::new();
+    let mut profile = Profile::mqtt311();
+    profile.shared_subscriptions = true;
+    let mut rig = rig_with(&dir, profile);
+    let conn = rig.conn();
+    rig.broker
+        .open(Instant::from_millis(rig.now), conn)
+        .unwrap();
+    rig.input(conn, &connect("member", false));
+    rig.input(conn, &subscribe(1, "$share/g/all/#", 1));
+    rig.now += 10;
+    rig.broker
+        .connection_lost(Instant::from_millis(rig.now), conn);
+    rig.drain();
+    for _ in 0..3 {
+        rig.run(&Step::Publish(1, false));
+    }
+    let expected = rig.broker.export();
+    drop(rig);
+    let (_, export) = BrokerStore::open(&dir.0, 0).unwrap();
+    assert_eq!(export, expected);
+    let queued: usize = export.shared.iter().map(|g| g.queue.len()).sum();
+    let member = export
+        .sessions
+        .iter()
+        .find(|s| s.client_id.as_str() == "member");
+    let held = member.map_or(0, |s| s.queue.len() + s.session.outgoing.len());
+    assert_eq!(
+        queued + held,
+        3,
+        "every message kept, in the group or the member"
+    );
 }

@@ -1,13 +1,21 @@
 //! mqtt-sansio beside its peers, in the same run, on the same bytes
 //! (`../../common/workloads.rs`): rumqttc's 3.1.1 codec (`rumqttc::mqttbytes::v4`),
-//! mqttrs and mqtt-protocol.
+//! ntex-mqtt's v3 codec, mqttrs and mqtt-protocol.
+//!
+//! Two ways of driving every codec, each its own criterion group:
+//!
+//! - `decode/W`, `encode/W`: **one packet per call**, as an application that reads or
+//!   writes one packet at a time does. The headline numbers.
+//! - `decode-b2b/W`, `encode-b2b/W`: **back to back**, `workloads::REPEAT` copies of
+//!   the packet per iteration in one buffer (reported per packet), and the 4 MiB mixed
+//!   stream: the loop of a reader or writer with a full buffer.
 //!
 //! Before anything is timed, every crate decodes every workload and the result is
-//! compared field by field with the values the workload was built from, and every
-//! crate's encoding of it is compared with the workload bytes: each row of the report
-//! does the same work.
+//! compared field by field with the values it was built from (`peers/fields.rs`), and
+//! every crate's encoding of it is compared with the workload bytes: each row does the
+//! same work.
 //!
-//! Run (from `benches/peers`): `cargo bench -- --warm-up-time 1 --measurement-time 3`,
+//! Run (from `benches/peers`): `cargo bench -- --warm-up-time 1 --measurement-time 2`,
 //! then `python3 ../report.py`.
 
 use std::hint::black_box;
@@ -18,405 +26,31 @@ use criterion::measurement::WallTime;
 use criterion::{
     BatchSize, BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main,
 };
+use mqtt::packet::VariablePacket as MpPacket;
 use mqtt::{Decodable, Encodable};
+use mqttrs::Packet as RsPacket;
+use ntex_codec::{Decoder as _, Encoder as _};
+use ntex_mqtt::v3::codec as nx;
+use rumqttc::mqttbytes::v4::Packet as RuPacket;
 
 #[path = "../../common/workloads.rs"]
 mod workloads;
 
-use mqtt::packet::VariablePacket as MpPacket;
-use mqttrs::Packet as RsPacket;
-use rumqttc::mqttbytes::v4::Packet as RuPacket;
+#[path = "peers/fields.rs"]
+mod fields;
 
-/// A crate-neutral view of the fields of the packets the workloads hold.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Fields {
-    Connect {
-        client_id: String,
-        keep_alive: u16,
-        clean_session: bool,
-        will: Option<(String, Vec<u8>, u8, bool)>,
-        username: Option<String>,
-        password: Option<Vec<u8>>,
-    },
-    Publish {
-        dup: bool,
-        qos: u8,
-        retain: bool,
-        packet_id: Option<u16>,
-        topic: String,
-        payload: Vec<u8>,
-    },
-    PubAck(u16),
-    Subscribe(u16, Vec<(String, u8)>),
-    SubAck(u16, Vec<u8>),
-    Unsubscribe(u16, Vec<String>),
-    PingReq,
-}
+use fields::{
+    expected, frame_len, mqtt_protocol_decode, mqttrs_decode, ntex_decode, ntex_encoded,
+    ntex_reader_buf, ours_decode_bytes, rumqttc_decode, verify,
+};
 
-/// What the workload `name` was built from.
-fn expected(name: &str) -> Fields {
-    use workloads::*;
-    let publish = |qos: u8, n: usize| Fields::Publish {
-        dup: false,
-        qos,
-        retain: false,
-        packet_id: (qos > 0).then_some(PUBLISH_ID),
-        topic: TOPIC.into(),
-        payload: payload(n),
-    };
-    match name {
-        "connect" => Fields::Connect {
-            client_id: CLIENT_ID.into(),
-            keep_alive: KEEP_ALIVE,
-            clean_session: true,
-            will: Some((WILL_TOPIC.into(), WILL_MESSAGE.to_vec(), WILL_QOS, true)),
-            username: Some(USERNAME.into()),
-            password: Some(PASSWORD.as_bytes().to_vec()),
-        },
-        "publish_qos0_16B" => publish(0, 16),
-        "publish_qos0_1KiB" => publish(0, 1024),
-        "publish_qos0_64KiB" => publish(0, 64 * 1024),
-        "publish_qos1_1KiB" => publish(1, 1024),
-        "puback" => Fields::PubAck(PUBLISH_ID),
-        "subscribe_10" => Fields::Subscribe(
-            SUBSCRIBE_ID,
-            SUBSCRIBE_FILTERS
-                .iter()
-                .map(|&(f, q)| (f.into(), q))
-                .collect(),
-        ),
-        "suback_10" => Fields::SubAck(SUBSCRIBE_ID, SUBACK_CODES.to_vec()),
-        "unsubscribe_3" => Fields::Unsubscribe(
-            UNSUBSCRIBE_ID,
-            UNSUBSCRIBE_FILTERS.iter().map(|&f| f.into()).collect(),
-        ),
-        "pingreq" => Fields::PingReq,
-        other => panic!("no expectation for {other}"),
-    }
-}
+/// The smallest PUBLISH payload our chunked encode leaves out of the buffer: ntex-mqtt's
+/// rule (it copies up to 4 KiB into its page and adds larger payloads as pages).
+const MIN_CHUNK: usize = 4097;
 
-fn ours<B: AsRef<[u8]> + std::fmt::Debug>(p: &mqtt_sansio::Packet<B>) -> Fields {
-    use mqtt_sansio::{Packet, SubAckCode};
-    match p {
-        Packet::Connect(c) => Fields::Connect {
-            client_id: c.client_id.as_str().into(),
-            keep_alive: c.keep_alive,
-            clean_session: c.clean_session,
-            will: c.will.as_ref().map(|w| {
-                (
-                    w.topic.as_str().into(),
-                    w.message.as_bytes().to_vec(),
-                    w.qos.as_u8(),
-                    w.retain,
-                )
-            }),
-            username: c.login.as_ref().map(|l| l.username.as_str().into()),
-            password: c
-                .login
-                .as_ref()
-                .and_then(|l| l.password.as_ref())
-                .map(|p| p.as_bytes().to_vec()),
-        },
-        Packet::Publish(p) => Fields::Publish {
-            dup: p.dup,
-            qos: p.qos.qos().as_u8(),
-            retain: p.retain,
-            packet_id: p.qos.packet_id().map(|id| id.get()),
-            topic: p.topic.as_str().into(),
-            payload: p.payload.as_ref().to_vec(),
-        },
-        Packet::PubAck(id) => Fields::PubAck(id.get()),
-        Packet::Subscribe(s) => Fields::Subscribe(
-            s.packet_id.get(),
-            s.filters()
-                .map(|(f, q)| (f.as_str().into(), q.as_u8()))
-                .collect(),
-        ),
-        Packet::SubAck(s) => Fields::SubAck(
-            s.packet_id.get(),
-            s.codes().map(SubAckCode::as_u8).collect(),
-        ),
-        Packet::Unsubscribe(u) => Fields::Unsubscribe(
-            u.packet_id.get(),
-            u.filters().map(|f| f.as_str().into()).collect(),
-        ),
-        Packet::PingReq => Fields::PingReq,
-        other => panic!("not in the workloads: {other:?}"),
-    }
-}
-
-fn rumqttc_fields(p: &RuPacket) -> Fields {
-    use rumqttc::mqttbytes::v4::SubscribeReasonCode;
-    match p {
-        RuPacket::Connect(c) => Fields::Connect {
-            client_id: c.client_id.clone(),
-            keep_alive: c.keep_alive,
-            clean_session: c.clean_session,
-            will: c
-                .last_will
-                .as_ref()
-                .map(|w| (w.topic.clone(), w.message.to_vec(), w.qos as u8, w.retain)),
-            username: c.login.as_ref().map(|l| l.username.clone()),
-            password: c.login.as_ref().map(|l| l.password.as_bytes().to_vec()),
-        },
-        RuPacket::Publish(p) => Fields::Publish {
-            dup: p.dup,
-            qos: p.qos as u8,
-            retain: p.retain,
-            packet_id: (p.qos as u8 > 0).then_some(p.pkid),
-            topic: p.topic.clone(),
-            payload: p.payload.to_vec(),
-        },
-        RuPacket::PubAck(a) => Fields::PubAck(a.pkid),
-        RuPacket::Subscribe(s) => Fields::Subscribe(
-            s.pkid,
-            s.filters
-                .iter()
-                .map(|f| (f.path.clone(), f.qos as u8))
-                .collect(),
-        ),
-        RuPacket::SubAck(s) => Fields::SubAck(
-            s.pkid,
-            s.return_codes
-                .iter()
-                .map(|c| match c {
-                    SubscribeReasonCode::Success(q) => *q as u8,
-                    SubscribeReasonCode::Failure => 0x80,
-                })
-                .collect(),
-        ),
-        RuPacket::Unsubscribe(u) => Fields::Unsubscribe(u.pkid, u.topics.clone()),
-        RuPacket::PingReq => Fields::PingReq,
-        other => panic!("not in the workloads: {other:?}"),
-    }
-}
-
-fn mqttrs_qos(q: mqttrs::QoS) -> u8 {
-    match q {
-        mqttrs::QoS::AtMostOnce => 0,
-        mqttrs::QoS::AtLeastOnce => 1,
-        mqttrs::QoS::ExactlyOnce => 2,
-    }
-}
-
-fn mqttrs_fields(p: &RsPacket<'_>) -> Fields {
-    use mqttrs::{QosPid, SubscribeReturnCodes};
-    match p {
-        RsPacket::Connect(c) => Fields::Connect {
-            client_id: c.client_id.into(),
-            keep_alive: c.keep_alive,
-            clean_session: c.clean_session,
-            will: c.last_will.as_ref().map(|w| {
-                (
-                    w.topic.into(),
-                    w.message.to_vec(),
-                    mqttrs_qos(w.qos),
-                    w.retain,
-                )
-            }),
-            username: c.username.map(Into::into),
-            password: c.password.map(<[u8]>::to_vec),
-        },
-        RsPacket::Publish(p) => Fields::Publish {
-            dup: p.dup,
-            qos: mqttrs_qos(p.qospid.qos()),
-            retain: p.retain,
-            packet_id: match p.qospid {
-                QosPid::AtMostOnce => None,
-                QosPid::AtLeastOnce(id) | QosPid::ExactlyOnce(id) => Some(id.get()),
-            },
-            topic: p.topic_name.into(),
-            payload: p.payload.to_vec(),
-        },
-        RsPacket::Puback(id) => Fields::PubAck(id.get()),
-        RsPacket::Subscribe(s) => Fields::Subscribe(
-            s.pid.get(),
-            s.topics
-                .iter()
-                .map(|t| (t.topic_path.clone(), mqttrs_qos(t.qos)))
-                .collect(),
-        ),
-        RsPacket::Suback(s) => Fields::SubAck(
-            s.pid.get(),
-            s.return_codes
-                .iter()
-                .map(|c| match c {
-                    SubscribeReturnCodes::Success(q) => mqttrs_qos(*q),
-                    SubscribeReturnCodes::Failure => 0x80,
-                })
-                .collect(),
-        ),
-        RsPacket::Unsubscribe(u) => Fields::Unsubscribe(u.pid.get(), u.topics.clone()),
-        RsPacket::Pingreq => Fields::PingReq,
-        other => panic!("not in the workloads: {other:?}"),
-    }
-}
-
-fn mqtt_protocol_fields(p: &MpPacket) -> Fields {
-    use mqtt::packet::QoSWithPacketIdentifier as Q;
-    match p {
-        MpPacket::ConnectPacket(c) => Fields::Connect {
-            client_id: c.client_identifier().into(),
-            keep_alive: c.keep_alive(),
-            clean_session: c.clean_session(),
-            will: c
-                .will()
-                .map(|(t, m)| (t.into(), m.to_vec(), c.will_qos(), c.will_retain())),
-            username: c.user_name().map(Into::into),
-            password: c.password().map(|p| p.as_bytes().to_vec()),
-        },
-        MpPacket::PublishPacket(p) => {
-            let (qos, packet_id) = match p.qos() {
-                Q::Level0 => (0, None),
-                Q::Level1(id) => (1, Some(id)),
-                Q::Level2(id) => (2, Some(id)),
-            };
-            Fields::Publish {
-                dup: p.dup(),
-                qos,
-                retain: p.retain(),
-                packet_id,
-                topic: p.topic_name().into(),
-                payload: p.payload().to_vec(),
-            }
-        }
-        MpPacket::PubackPacket(a) => Fields::PubAck(a.packet_identifier()),
-        MpPacket::SubscribePacket(s) => Fields::Subscribe(
-            s.packet_identifier(),
-            s.subscribes()
-                .iter()
-                .map(|(f, q)| (f.to_string(), *q as u8))
-                .collect(),
-        ),
-        MpPacket::SubackPacket(s) => Fields::SubAck(
-            s.packet_identifier(),
-            s.subscribes().iter().map(|&c| c as u8).collect(),
-        ),
-        MpPacket::UnsubscribePacket(u) => Fields::Unsubscribe(
-            u.packet_identifier(),
-            u.subscribes().iter().map(|f| f.to_string()).collect(),
-        ),
-        MpPacket::PingreqPacket(_) => Fields::PingReq,
-        other => panic!("not in the workloads: {other:?}"),
-    }
-}
-
-// One packet through each crate's decoder. Each returns the packet and the bytes used.
-
-fn ours_decode(buf: &[u8]) -> (mqtt_sansio::Packet<&[u8]>, usize) {
-    match mqtt_sansio::decode(buf) {
-        Ok(mqtt_sansio::Status::Complete(p, n)) => (p, n),
-        other => panic!("mqtt-sansio: {other:?}"),
-    }
-}
-
-fn ours_decode_bytes(buf: &mut BytesMut) -> mqtt_sansio::Packet<Bytes> {
-    match mqtt_sansio::decode_bytes(buf) {
-        Ok(mqtt_sansio::Status::Complete(p, _)) => p,
-        other => panic!("mqtt-sansio: {other:?}"),
-    }
-}
-
-fn ours_decode_frame(buf: &mut BytesMut) -> mqtt_sansio::Frame {
-    match mqtt_sansio::decode_frame(buf) {
-        Ok(mqtt_sansio::Status::Complete(f, _)) => f,
-        other => panic!("mqtt-sansio: {other:?}"),
-    }
-}
-
-fn rumqttc_decode(buf: &mut BytesMut) -> RuPacket {
-    RuPacket::read(buf, usize::MAX).expect("rumqttc decodes the workload")
-}
-
-fn mqttrs_decode(buf: &[u8]) -> RsPacket<'_> {
-    mqttrs::decode_slice(buf)
-        .expect("mqttrs decodes the workload")
-        .expect("mqttrs: whole packet")
-}
-
-fn mqtt_protocol_decode(r: &mut &[u8]) -> MpPacket {
-    MpPacket::decode(r).expect("mqtt-protocol decodes the workload")
-}
-
-/// The size of the packet at the front of `buf`. mqttrs's `decode_slice` does not say
-/// how many bytes it used, so a stream reader on top of it has to work this out.
-fn frame_len(buf: &[u8]) -> usize {
-    let mut len = 0usize;
-    for (i, &b) in buf[1..].iter().take(4).enumerate() {
-        len |= ((b & 0x7F) as usize) << (7 * i);
-        if b & 0x80 == 0 {
-            return 2 + i + len;
-        }
-    }
-    panic!("bad remaining length")
-}
-
-/// Every crate decodes `bytes` (one or many packets) to the same fields, and encodes
-/// each packet back to the same bytes. Returns the fields.
-fn verify(name: &str, bytes: &[u8]) -> Vec<Fields> {
-    let mut want = Vec::new();
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        let (p, n) = ours_decode(rest);
-        want.push(ours(&p));
-        assert_eq!(
-            &p.to_owned().to_bytes().unwrap()[..],
-            &rest[..n],
-            "mqtt-sansio re-encodes {name}"
-        );
-        rest = &rest[n..];
-    }
-
-    let mut buf = BytesMut::from(bytes);
-    let mut got = Vec::new();
-    while !buf.is_empty() {
-        got.push(ours(&ours_decode_bytes(&mut buf)));
-    }
-    assert_eq!(got, want, "mqtt-sansio decode_bytes on {name}");
-
-    let mut buf = BytesMut::from(bytes);
-    let mut got = Vec::new();
-    while !buf.is_empty() {
-        got.push(ours(&ours_decode_frame(&mut buf).packet()));
-    }
-    assert_eq!(got, want, "mqtt-sansio decode_frame on {name}");
-
-    let mut buf = BytesMut::from(bytes);
-    let mut got = Vec::new();
-    let mut out = BytesMut::new();
-    while !buf.is_empty() {
-        let p = rumqttc_decode(&mut buf);
-        got.push(rumqttc_fields(&p));
-        p.write(&mut out, usize::MAX).unwrap();
-    }
-    assert_eq!(got, want, "rumqttc on {name}");
-    assert_eq!(&out[..], bytes, "rumqttc re-encodes {name}");
-
-    let mut rest = bytes;
-    let mut got = Vec::new();
-    let mut out = vec![0u8; bytes.len()];
-    let mut at = 0;
-    while !rest.is_empty() {
-        let p = mqttrs_decode(rest);
-        got.push(mqttrs_fields(&p));
-        at += mqttrs::encode_slice(&p, &mut out[at..]).unwrap();
-        rest = &rest[frame_len(rest)..];
-    }
-    assert_eq!(got, want, "mqttrs on {name}");
-    assert_eq!(&out[..at], bytes, "mqttrs re-encodes {name}");
-
-    let mut rest = bytes;
-    let mut got = Vec::new();
-    let mut out = Vec::new();
-    while !rest.is_empty() {
-        let p = mqtt_protocol_decode(&mut rest);
-        got.push(mqtt_protocol_fields(&p));
-        p.encode(&mut out).unwrap();
-    }
-    assert_eq!(got, want, "mqtt-protocol on {name}");
-    assert_eq!(&out[..], bytes, "mqtt-protocol re-encodes {name}");
-    want
-}
+/// Zero-copy decoders get a fresh buffer per call, made outside the timing in batches
+/// of this many (a batch of 64 KiB packets stays within 16 MiB).
+const BATCH: BatchSize = BatchSize::NumIterations(256);
 
 fn memcpy(g: &mut BenchmarkGroup<'_, WallTime>, src: &[u8]) {
     let mut dst = vec![0u8; src.len()];
@@ -428,20 +62,71 @@ fn memcpy(g: &mut BenchmarkGroup<'_, WallTime>, src: &[u8]) {
     });
 }
 
-fn decode_single(c: &mut Criterion) {
+// ---- decode, one packet per call ------------------------------------------------------
+
+fn decode_one(c: &mut Criterion) {
     for (name, bytes) in workloads::single() {
         assert_eq!(verify(name, &bytes), vec![expected(name)], "{name}");
-        let stream = workloads::repeated(&bytes);
+        let bytes = &bytes[..];
         let mut g = c.benchmark_group(format!("decode/{name}"));
-        decode_rows(&mut g, &stream, workloads::REPEAT, workloads::reader_buf);
+        g.throughput(Throughput::Bytes(bytes.len() as u64));
+        memcpy(&mut g, bytes);
+        g.bench_function("mqtt-sansio", |b| {
+            b.iter(|| mqtt_sansio::decode(black_box(bytes)))
+        });
+        g.bench_function("mqtt-sansio-bytes", |b| {
+            b.iter_batched_ref(
+                || workloads::reader_buf(bytes),
+                mqtt_sansio::decode_bytes,
+                BATCH,
+            )
+        });
+        g.bench_function("mqtt-sansio-frame", |b| {
+            b.iter_batched_ref(
+                || workloads::reader_buf(bytes),
+                |buf| match mqtt_sansio::decode_frame(buf) {
+                    Ok(mqtt_sansio::Status::Complete(f, _)) => {
+                        black_box(f.packet());
+                        Some(f)
+                    }
+                    _ => None,
+                },
+                BATCH,
+            )
+        });
+        g.bench_function("rumqttc", |b| {
+            b.iter_batched_ref(
+                || workloads::reader_buf(bytes),
+                |buf| RuPacket::read(buf, usize::MAX),
+                BATCH,
+            )
+        });
+        let codec = nx::Codec::new();
+        g.bench_function("ntex-mqtt", |b| {
+            b.iter_batched_ref(|| ntex_reader_buf(bytes), |buf| codec.decode(buf), BATCH)
+        });
+        g.bench_function("mqttrs", |b| {
+            b.iter(|| mqttrs::decode_slice(black_box(bytes)))
+        });
+        g.bench_function("mqtt-protocol", |b| {
+            b.iter(|| MpPacket::decode(&mut black_box(bytes)))
+        });
         g.finish();
     }
 }
 
-fn decode_stream(c: &mut Criterion) {
+// ---- decode, back to back ---------------------------------------------------------------
+
+fn decode_b2b(c: &mut Criterion) {
+    for (name, bytes) in workloads::single() {
+        let stream = workloads::repeated(&bytes);
+        let mut g = c.benchmark_group(format!("decode-b2b/{name}"));
+        decode_rows(&mut g, &stream, workloads::REPEAT, workloads::reader_buf);
+        g.finish();
+    }
     let (bytes, count) = workloads::mixed_stream();
     assert_eq!(verify("mixed stream", &bytes).len(), count);
-    let mut g = c.benchmark_group("decode/mixed_4MiB");
+    let mut g = c.benchmark_group("decode-b2b/mixed_4MiB");
     decode_rows(&mut g, &bytes, count, |b| BytesMut::from(b));
     g.finish();
 }
@@ -511,6 +196,21 @@ fn decode_rows(
             BatchSize::LargeInput,
         )
     });
+    let codec = nx::Codec::new();
+    g.bench_function("ntex-mqtt", |b| {
+        b.iter_batched_ref(
+            || ntex_bytes::BytesMut::copy_from_slice(bytes),
+            |buf| {
+                let mut n = 0;
+                while let Ok(Some(p)) = codec.decode(buf) {
+                    black_box(&p);
+                    n += 1;
+                }
+                assert_eq!(n, count);
+            },
+            BatchSize::LargeInput,
+        )
+    });
     g.bench_function("mqttrs", |b| {
         b.iter(|| {
             let mut rest = black_box(bytes);
@@ -539,10 +239,13 @@ fn decode_rows(
     });
 }
 
+// ---- encode -------------------------------------------------------------------------------
+
 /// Each crate's packets for `bytes`, decoded once, for the encode benchmarks.
 struct Built<'a> {
     ours: Vec<mqtt_sansio::Packet<Bytes>>,
     rumqttc: Vec<RuPacket>,
+    ntex: Vec<nx::Encoded>,
     mqttrs: Vec<RsPacket<'a>>,
     mqtt_protocol: Vec<MpPacket>,
 }
@@ -551,6 +254,7 @@ fn build(bytes: &[u8]) -> Built<'_> {
     let mut b = Built {
         ours: Vec::new(),
         rumqttc: Vec::new(),
+        ntex: Vec::new(),
         mqttrs: Vec::new(),
         mqtt_protocol: Vec::new(),
     };
@@ -561,6 +265,11 @@ fn build(bytes: &[u8]) -> Built<'_> {
     let mut buf = BytesMut::from(bytes);
     while !buf.is_empty() {
         b.rumqttc.push(rumqttc_decode(&mut buf));
+    }
+    let codec = nx::Codec::new();
+    let mut buf = ntex_bytes::BytesMut::copy_from_slice(bytes);
+    while !buf.is_empty() {
+        b.ntex.push(ntex_encoded(ntex_decode(&codec, &mut buf)));
     }
     let mut rest = bytes;
     while !rest.is_empty() {
@@ -574,10 +283,21 @@ fn build(bytes: &[u8]) -> Built<'_> {
     b
 }
 
-fn encode_group(c: &mut Criterion, name: &str, bytes: &[u8]) {
+/// Every crate encodes the packets of `bytes` into an emptied buffer per iteration: one
+/// packet per call when `bytes` holds one, back to back when it holds several.
+///
+/// - ours into a `BytesMut` (`mqtt-sansio`), a `Vec<u8>` (`-vec`), and a `BytesMut`
+///   with PUBLISH payloads above 4 KiB handed back as chunks of their own, not copied
+///   (`-chunked`, `Packet::encode_chunked`);
+/// - rumqttc into a `BytesMut`; mqtt-protocol into a `Vec<u8>`; mqttrs into a slice;
+/// - ntex-mqtt into its `BytePages`, which copies payloads up to 4 KiB and adds larger
+///   ones as pages of their own; its encoder consumes the packet, so each call gets a
+///   clone made outside the timing, and the pages are taken out after each call, as
+///   its writer does (a page it releases goes back to its page cache).
+fn encode_group(c: &mut Criterion, group: &str, bytes: &[u8]) {
     let built = build(bytes);
     let len = bytes.len();
-    let mut g = c.benchmark_group(format!("encode/{name}"));
+    let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Bytes(len as u64));
     let mut buf = BytesMut::with_capacity(len);
     g.bench_function("mqtt-sansio", |b| {
@@ -599,6 +319,19 @@ fn encode_group(c: &mut Criterion, name: &str, bytes: &[u8]) {
             black_box(&mut vec);
         })
     });
+    let mut chunks: Vec<Bytes> = Vec::with_capacity(built.ours.len());
+    g.bench_function("mqtt-sansio-chunked", |b| {
+        b.iter(|| {
+            buf.clear();
+            chunks.clear();
+            for p in black_box(&built.ours) {
+                if let Some(payload) = p.encode_chunked(&mut buf, MIN_CHUNK).unwrap() {
+                    chunks.push(payload.clone());
+                }
+            }
+            black_box((&mut buf, &mut chunks));
+        })
+    });
     g.bench_function("rumqttc", |b| {
         b.iter(|| {
             buf.clear();
@@ -607,6 +340,35 @@ fn encode_group(c: &mut Criterion, name: &str, bytes: &[u8]) {
             }
             black_box(&mut buf);
         })
+    });
+    let codec = nx::Codec::new();
+    let mut pages = ntex_bytes::BytePages::default();
+    g.bench_function("ntex-mqtt", |b| {
+        if let [one] = &built.ntex[..] {
+            b.iter_batched(
+                || one.clone(),
+                |p| {
+                    codec.encodev(p, &mut pages).unwrap();
+                    while let Some(p) = pages.take() {
+                        black_box(&p);
+                    }
+                },
+                BatchSize::SmallInput,
+            )
+        } else {
+            b.iter_batched(
+                || built.ntex.clone(),
+                |items| {
+                    for p in items {
+                        codec.encodev(p, &mut pages).unwrap();
+                    }
+                    while let Some(p) = pages.take() {
+                        black_box(&p);
+                    }
+                },
+                BatchSize::SmallInput,
+            )
+        }
     });
     let mut out = vec![0u8; len];
     g.bench_function("mqttrs", |b| {
@@ -632,24 +394,34 @@ fn encode_group(c: &mut Criterion, name: &str, bytes: &[u8]) {
     g.finish();
 }
 
-fn encode_all(c: &mut Criterion) {
+fn encode_one(c: &mut Criterion) {
     for (name, bytes) in workloads::single() {
-        encode_group(c, name, &bytes);
+        encode_group(c, &format!("encode/{name}"), &bytes);
+    }
+}
+
+fn encode_b2b(c: &mut Criterion) {
+    for (name, bytes) in workloads::single() {
+        encode_group(
+            c,
+            &format!("encode-b2b/{name}"),
+            &workloads::repeated(&bytes),
+        );
     }
     let (bytes, _) = workloads::mixed_stream();
-    encode_group(c, "mixed_4MiB", &bytes);
+    encode_group(c, "encode-b2b/mixed_4MiB", &bytes);
 }
 
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(50)
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(40)
 }
 
 criterion_group! {
     name = benches;
     config = config();
-    targets = decode_single, decode_stream, encode_all
+    targets = decode_one, encode_one, decode_b2b, encode_b2b
 }
 criterion_main!(benches);

@@ -1,10 +1,13 @@
 //! One workload through one crate, N times, for counting instructions under callgrind
 //! (`benches/callgrind.py` drives it): `ops WORKLOAD N MODE`.
 //!
-//! MODE: `ours`, `ours-bytes`, `ours-frame`, `rumqttc`, `mqttrs`, `mqtt-protocol` (decode),
-//! `enc-ours`, `enc-ours-vec`, `enc-rumqttc`, `enc-mqttrs`, `enc-mqtt-protocol` (encode), and the
-//! baselines `noop` and `bufs` (builds the N input buffers the `BytesMut` decoders
-//! consume, and nothing else). Decoders loop while input is left, so that none makes
+//! MODE: `ours`, `ours-bytes`, `ours-frame`, `rumqttc`, `ntex-mqtt`, `mqttrs`,
+//! `mqtt-protocol` (decode), `enc-ours`, `enc-ours-vec`, `enc-ours-chunked`,
+//! `enc-rumqttc`, `enc-ntex-mqtt`, `enc-mqttrs`, `enc-mqtt-protocol` (encode), and the
+//! baselines `noop`, `bufs` (builds the N input buffers the `BytesMut` decoders
+//! consume, and nothing else) and `ntex-bufs` (the same for ntex-mqtt's `BytesMut`);
+//! `ntex-clones` (the clones of the packets `enc-ntex-mqtt` consumes).
+//! A single-packet workload is one packet per call. Decoders loop while input is left, so that none makes
 //! an extra call on an empty buffer.
 
 use std::hint::black_box;
@@ -12,6 +15,8 @@ use std::hint::black_box;
 use bytes::BytesMut;
 use mqtt::packet::VariablePacket as MpPacket;
 use mqtt::{Decodable, Encodable};
+use ntex_codec::{Decoder as _, Encoder as _};
+use ntex_mqtt::v3::codec as nx;
 use rumqttc::mqttbytes::v4::Packet as RuPacket;
 
 #[path = "../../common/workloads.rs"]
@@ -47,6 +52,16 @@ fn encode_ours<W: mqtt_sansio::EncodeBuf>(bytes: &[u8], n: usize, mut out: W, cl
     }
 }
 
+/// `bytes` in an ntex `BytesMut` whose storage is already shared, as
+/// `workloads::reader_buf` makes for `bytes::BytesMut`.
+fn ntex_reader_buf(bytes: &[u8]) -> ntex_bytes::BytesMut {
+    let mut buf = ntex_bytes::BytesMut::with_capacity(bytes.len() + 1);
+    buf.extend_from_slice(&[0]);
+    buf.extend_from_slice(bytes);
+    drop(buf.split_to(1));
+    buf
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (which, n, mode) = (
@@ -76,10 +91,29 @@ fn main() {
         }
         _ => Vec::new(),
     };
+    let mut ntex_bufs: Vec<ntex_bytes::BytesMut> = match mode {
+        "ntex-mqtt" | "ntex-bufs" if fresh || which == "mixed_4MiB" => (0..n)
+            .map(|_| ntex_bytes::BytesMut::copy_from_slice(bytes))
+            .collect(),
+        "ntex-mqtt" | "ntex-bufs" => (0..n).map(|_| ntex_reader_buf(bytes)).collect(),
+        _ => Vec::new(),
+    };
     match mode {
         "noop" => {}
         "bufs" => {
             black_box(&mut bufs);
+        }
+        "ntex-bufs" => {
+            black_box(&mut ntex_bufs);
+        }
+        "ntex-mqtt" => {
+            let codec = nx::Codec::new();
+            for b in ntex_bufs.iter_mut() {
+                while !b.is_empty() {
+                    let p = codec.decode(black_box(b)).unwrap().unwrap();
+                    black_box(&p);
+                }
+            }
         }
         "ours" => {
             for _ in 0..n {
@@ -153,6 +187,54 @@ fn main() {
             BytesMut::clear,
         ),
         "enc-ours-vec" => encode_ours(bytes, n, Vec::with_capacity(bytes.len()), Vec::clear),
+        "enc-ours-chunked" => {
+            let mut ps = Vec::new();
+            let mut r = bytes;
+            while let Ok(mqtt_sansio::Status::Complete(p, used)) = mqtt_sansio::decode(r) {
+                ps.push(p.to_owned());
+                r = &r[used..];
+            }
+            let mut out = BytesMut::with_capacity(bytes.len());
+            let mut chunks = Vec::with_capacity(ps.len());
+            for _ in 0..n {
+                out.clear();
+                chunks.clear();
+                for p in &ps {
+                    if let Some(c) = p.encode_chunked(black_box(&mut out), 4097).unwrap() {
+                        chunks.push(c.clone());
+                    }
+                }
+                black_box((&out, &chunks));
+            }
+        }
+        "enc-ntex-mqtt" | "ntex-clones" => {
+            let codec = nx::Codec::new();
+            let mut b = ntex_bytes::BytesMut::copy_from_slice(bytes);
+            let mut ps = Vec::new();
+            while !b.is_empty() {
+                ps.push(match codec.decode(&mut b).unwrap().unwrap() {
+                    nx::Decoded::Packet(p, _) => nx::Encoded::Packet(p),
+                    nx::Decoded::Publish(p, payload, _) => nx::Encoded::Publish(p, Some(payload)),
+                    nx::Decoded::PayloadChunk(..) => panic!("whole packets"),
+                });
+            }
+            // The encoder consumes its packets: every round gets clones, which the
+            // baseline `ntex-clones` makes and drops without encoding.
+            let rounds: Vec<Vec<nx::Encoded>> = (0..n).map(|_| ps.clone()).collect();
+            if mode == "ntex-clones" {
+                black_box(rounds);
+                return;
+            }
+            let mut pages = ntex_bytes::BytePages::default();
+            for items in rounds {
+                for p in items {
+                    codec.encodev(p, black_box(&mut pages)).unwrap();
+                }
+                while let Some(p) = pages.take() {
+                    black_box(&p);
+                }
+            }
+        }
         "enc-rumqttc" => {
             let mut b = BytesMut::from(bytes);
             let mut ps = Vec::new();

@@ -4,7 +4,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
 use mqtt_sansio::session::{
-    BrokerChange, BrokerExport, Change, Message, Outgoing, SessionExport, SessionRecord, Stage,
+    BrokerChange, BrokerExport, Change, Message, Outgoing, SessionExport, SessionRecord,
+    SharedQueue, Stage,
 };
 use mqtt_sansio::{Instant, MqttString, PacketId, QoS, TopicFilter, TopicName};
 
@@ -32,6 +33,8 @@ struct Places {
 pub struct BrokerStore {
     store: Store,
     places: BTreeMap<Bytes, Places>,
+    /// Per shared-subscription group: the slots of its queue, and the next one.
+    shared: BTreeMap<Bytes, (VecDeque<u64>, u64)>,
     origin_ms: u64,
     pending: Vec<Write>,
 }
@@ -137,11 +140,30 @@ impl BrokerStore {
         for m in state.retained {
             retained.push(message(m)?);
         }
-        let export = BrokerExport { sessions, retained };
+        let mut shared = Vec::with_capacity(state.shared.len());
+        let mut shared_places = BTreeMap::new();
+        for (group, q) in state.shared {
+            let next = q.last().map_or(0, |(slot, _)| slot + 1);
+            shared_places.insert(group.clone(), (q.iter().map(|(s, _)| *s).collect(), next));
+            let mut queue = Vec::with_capacity(q.len());
+            for (_, m) in q {
+                queue.push(message(m)?);
+            }
+            shared.push(SharedQueue {
+                group: TopicFilter::new(group).map_err(|_| bad("a bad group filter"))?,
+                queue,
+            });
+        }
+        let export = BrokerExport {
+            sessions,
+            retained,
+            shared,
+        };
         Ok((
             BrokerStore {
                 store,
                 places,
+                shared: shared_places,
                 origin_ms,
                 pending: Vec::new(),
             },
@@ -184,6 +206,26 @@ impl BrokerStore {
                 self.pending.push(Write::RetainedGone {
                     topic: topic.clone().into_inner(),
                 });
+            }
+            BrokerChange::SharedQueued { group, message } => {
+                let group = group.clone().into_inner();
+                let (queue, next) = self.shared.entry(group.clone()).or_default();
+                let slot = *next;
+                *next += 1;
+                queue.push_back(slot);
+                self.pending.push(Write::SharedQueued {
+                    group,
+                    slot,
+                    message: stored(message),
+                });
+            }
+            BrokerChange::SharedDequeued(group) => {
+                let group = group.clone().into_inner();
+                if let Some((queue, _)) = self.shared.get_mut(&group) {
+                    if let Some(slot) = queue.pop_front() {
+                        self.pending.push(Write::SharedQueuedGone { group, slot });
+                    }
+                }
             }
         }
     }

@@ -123,10 +123,11 @@ enum Table {
     Inbound,
     Subscriptions,
     Retained,
+    Shared,
 }
 
 impl Table {
-    const ALL: [Table; 7] = [
+    const ALL: [Table; 8] = [
         Table::Meta,
         Table::Sessions,
         Table::Outgoing,
@@ -134,6 +135,7 @@ impl Table {
         Table::Inbound,
         Table::Subscriptions,
         Table::Retained,
+        Table::Shared,
     ];
     /// The tables whose keys start with a client id.
     const PER_SESSION: [Table; 5] = [
@@ -152,6 +154,7 @@ impl Table {
             Table::Inbound => "inbound",
             Table::Subscriptions => "subscriptions",
             Table::Retained => "retained",
+            Table::Shared => "shared",
         }
     }
 }
@@ -398,6 +401,22 @@ impl Store {
                 (Table::Retained, message.topic.to_vec(), Some(v))
             }
             Write::RetainedGone { topic } => (Table::Retained, topic.to_vec(), None),
+            Write::SharedQueued {
+                group,
+                slot,
+                message,
+            } => {
+                let mut v = Vec::with_capacity(4 + message.topic.len() + message.payload.len());
+                encode_message(message, &mut v)?;
+                (
+                    Table::Shared,
+                    client_key(group, &slot.to_be_bytes())?,
+                    Some(v),
+                )
+            }
+            Write::SharedQueuedGone { group, slot } => {
+                (Table::Shared, client_key(group, &slot.to_be_bytes())?, None)
+            }
         };
         pending.insert((t, key), value);
         Ok(())
@@ -479,9 +498,20 @@ impl Store {
                 .ok_or_else(|| damaged(Table::Retained, "a bad message"))?;
             retained.push(m);
         }
+        let mut shared: Vec<(Bytes, Vec<(u64, StoredMessage)>)> = Vec::new();
+        for (k, v) in self.db.scan(Table::Shared)? {
+            let (group, rest) = split_key(&k).ok_or_else(|| damaged(Table::Shared, "a bad key"))?;
+            let slot = decode_u64(rest).ok_or_else(|| damaged(Table::Shared, "a bad slot"))?;
+            let m = decode_message(&v).ok_or_else(|| damaged(Table::Shared, "a bad message"))?;
+            match shared.last_mut() {
+                Some((g, q)) if &g[..] == group => q.push((slot, m)),
+                _ => shared.push((Bytes::copy_from_slice(group), vec![(slot, m)])),
+            }
+        }
         Ok(StoredState {
             sessions: sessions.into_values().collect(),
             retained,
+            shared,
         })
     }
 }

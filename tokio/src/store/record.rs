@@ -128,6 +128,22 @@ pub enum Write {
         /// The topic.
         topic: Bytes,
     },
+    /// A message joined a shared-subscription group's queue at `slot`.
+    SharedQueued {
+        /// The group's filter.
+        group: Bytes,
+        /// Its place.
+        slot: u64,
+        /// The message.
+        message: StoredMessage,
+    },
+    /// The queued message of a group at `slot` is gone.
+    SharedQueuedGone {
+        /// The group's filter.
+        group: Bytes,
+        /// Its place.
+        slot: u64,
+    },
 }
 
 /// One persistent session as loaded.
@@ -156,6 +172,8 @@ pub struct StoredState {
     pub sessions: Vec<StoredSession>,
     /// The retained messages, sorted by topic.
     pub retained: Vec<StoredMessage>,
+    /// The shared-subscription groups' queues, sorted by group; each by slot.
+    pub shared: Vec<(Bytes, Vec<(u64, StoredMessage)>)>,
 }
 
 /// The prefix of every key of one session.
