@@ -356,3 +356,41 @@ fn a_shared_groups_queue_reads_back_as_the_brokers_export() {
         "every message kept, in the group or the member"
     );
 }
+
+#[test]
+fn an_expiry_deadline_is_kept_in_unix_time_and_a_session_expired_meanwhile_is_gone() {
+    let dir = TempDir::new();
+    let profile = Profile::mqtt311()
+        .with_session_expiry(std::time::Duration::from_secs(3600))
+        .expect("an hour is allowed");
+    let mut rig = rig_with(&dir, profile.clone());
+    rig.run(&Step::Connect(0));
+    rig.run(&Step::Drop(0));
+    let at = rig.now;
+    drop(rig);
+    // Read back by a driver whose instant 0 is the same Unix time: the same deadline.
+    let (store, export) = BrokerStore::open(&dir.0, 0).unwrap();
+    drop(store);
+    let sub = export
+        .sessions
+        .iter()
+        .find(|s| s.client_id.as_str() == "sub-0");
+    assert_eq!(
+        sub.and_then(|s| s.expires).map(|e| e.as_millis()),
+        Some(at + 3_600_000)
+    );
+    // By a driver started two hours later: the deadline has passed; the broker drops it.
+    let later = 2 * 3_600_000;
+    let (_, export) = BrokerStore::open(&dir.0, later).unwrap();
+    let config = BrokerConfig::from(ServerConfig::default());
+    let mut broker = Broker::import(profile, config, export, Instant::from_millis(0)).unwrap();
+    assert!(
+        broker.session("sub-0").is_some(),
+        "restored, with its deadline passed"
+    );
+    broker.handle_timeout(Instant::from_millis(1));
+    assert!(
+        broker.session("sub-0").is_none(),
+        "expired while the broker was down"
+    );
+}
