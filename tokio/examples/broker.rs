@@ -7,7 +7,8 @@
 //!     [--ws-listen ADDR] [--wss-listen ADDR]
 //!     [--user NAME:PASSWORD]... [--deny-subscribe FILTER]... [--deny-publish FILTER]...
 //!     [--max-packet-size BYTES] [--max-inflight N] [--max-queued N] [--max-inbound-qos2 N]
-//!     [--max-sessions N] [--max-retained N] [--max-connect-size BYTES] [--write-queue N] [--threads N]
+//!     [--max-sessions N] [--max-retained N] [--max-connect-size BYTES] [--write-queue N]
+//!     [--threads N] [--data-dir DIR]
 //! ```
 //!
 //! | flag | default | meaning |
@@ -32,6 +33,7 @@
 //! | `--max-connect-size BYTES` | 65536 | largest Remaining Length of a connection's first packet (its CONNECT); a larger one closes the connection before its bytes are read |
 //! | `--write-queue N` | 1024 | encoded packets waiting for one connection's socket |
 //! | `--threads N` | 1 | runtime worker threads (1: a single-threaded runtime) |
+//! | `--data-dir DIR` | in memory | keep persistent sessions, their messages and the retained ones in DIR (SQLite), restored at start; PUBACK/PUBREC only after they are stored; a damaged store is refused naming the file |
 //!
 //! Every bound address is printed on stdout (`listening on ADDR`, then `tls listening on
 //! ADDR`, `ws listening on ADDR`, `wss listening on ADDR`), so port 0 picks a free port.
@@ -126,6 +128,9 @@ struct Args {
     /// Runtime worker threads.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Keep the durable state in this directory (restored at start).
+    #[arg(long)]
+    data_dir: Option<std::path::PathBuf>,
 }
 
 fn parse_profile(s: &str) -> Result<Profile, String> {
@@ -254,6 +259,10 @@ async fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     );
     server.set_write_queue(a.write_queue);
     server.set_max_connect_size(a.max_connect_size);
+    if let Some(dir) = &a.data_dir {
+        server.data_dir(dir)?;
+        tracing::info!("durable state in {}", dir.display());
+    }
     let tls = match (&a.tls_cert, &a.tls_key) {
         (Some(cert), Some(key)) => Some(server_tls(cert, key, a.tls_client_ca.as_deref())?),
         (None, None) if a.tls_listen.is_none() && a.wss_listen.is_none() => None,

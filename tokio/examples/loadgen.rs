@@ -19,6 +19,7 @@
 //! | `--topic T` | `loadgen` | the topic every publisher uses and every subscriber subscribes to |
 //! | `--timeout-secs SECS` | 60 | the whole run ends after it, delivered or not |
 //! | `--json` | off | print the result as one JSON line instead of text |
+//! | `--persistent` | off | subscribers connect with clean session 0 (a durable broker stores their messages) |
 //! | `--cafile FILE` | none | connect over TLS (rustls, `ring`), verifying the broker with this CA; `--host` is the name checked |
 //! | `--cert FILE`, `--key FILE` | none | a client certificate for every connection (mutual TLS) |
 //!
@@ -60,7 +61,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const USAGE: &str = "usage: loadgen [--host H] [--port P] [--publishers N] [--messages M] \
-[--subscribers S] [--qos 0|1] [--payload BYTES] [--window W] [--topic T] [--timeout-secs SECS] [--json] \
+[--subscribers S] [--qos 0|1] [--payload BYTES] [--window W] [--topic T] [--timeout-secs SECS] [--json] [--persistent] \
 [--cafile FILE [--cert FILE --key FILE]]";
 
 /// Publisher number, message number, send time: 4 + 4 + 8 bytes.
@@ -79,6 +80,7 @@ struct Options {
     topic: String,
     timeout: Duration,
     json: bool,
+    persistent: bool,
     cafile: Option<PathBuf>,
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
@@ -99,6 +101,7 @@ fn parse_args() -> Result<Options, String> {
         topic: "loadgen".to_string(),
         timeout: Duration::from_secs(60),
         json: false,
+        persistent: false,
         cafile: None,
         cert: None,
         key: None,
@@ -108,6 +111,10 @@ fn parse_args() -> Result<Options, String> {
     while let Some(flag) = args.next() {
         if flag == "--json" {
             o.json = true;
+            continue;
+        }
+        if flag == "--persistent" {
+            o.persistent = true;
             continue;
         }
         if flag == "-h" || flag == "--help" {
@@ -492,11 +499,12 @@ async fn exchange(
     mut wr: impl AsyncWrite + Unpin,
 ) -> Result<(), Box<dyn Error>> {
     let clock = conn.clock;
+    let clean_session = !(conn.o.persistent && id.contains("-sub-"));
     conn.client.connect(
         clock.now(),
         Connect {
             client_id: MqttString::new(Bytes::from(id))?,
-            clean_session: true,
+            clean_session,
             keep_alive: 60,
             will: None,
             login: None,

@@ -96,6 +96,7 @@ mod clock;
 mod error;
 mod options;
 mod server;
+pub mod store;
 mod tls;
 mod transport;
 

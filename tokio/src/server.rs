@@ -12,6 +12,7 @@ use mqtt_sansio::DecodeError;
 use mqtt_sansio::broker::{Action, Broker, BrokerConfig, BrokerEvent, ConnId};
 use mqtt_sansio::codec::{Decoder, Status};
 use mqtt_sansio::server::{Authorizer, Message, PublishDecision};
+use mqtt_sansio::session::BrokerExport;
 use mqtt_sansio::{ConnectReturnCode, Login, MqttString, Profile, QoS, TopicFilter};
 use rustls_pki_types::CertificateDer;
 use tokio::net::TcpListener;
@@ -21,8 +22,12 @@ use tokio_rustls::rustls::ServerConfig;
 
 use crate::Error;
 use crate::clock::Clock;
+use crate::store::{BrokerStore, StoreError};
 use crate::transport::{Accept, Accepted, Reader, Writer};
 
+/// The most inputs handled before the broker's actions are carried out (and, with a
+/// store, committed as one transaction).
+const MAX_BATCH: usize = 256;
 /// How long a closing connection may take to flush what was queued for it.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the TLS and WebSocket handshakes of a new connection may take.
@@ -217,6 +222,8 @@ pub struct Server {
     write_queue: usize,
     max_connect_size: usize,
     counters: Counters,
+    /// With a data directory: the store, what it held, and the clock its instants use.
+    store: Option<(BrokerStore, BrokerExport, Clock)>,
 }
 
 impl Server {
@@ -231,7 +238,36 @@ impl Server {
             write_queue: 1024,
             max_connect_size: DEFAULT_MAX_CONNECT_SIZE,
             counters: Counters::default(),
+            store: None,
         }
+    }
+
+    /// Keeps the durable state (persistent sessions, their subscriptions and messages,
+    /// inbound QoS 2 ids, expiry deadlines, retained messages) in `dir`, restoring what
+    /// it holds (see [`store`](crate::store)). From then on a PUBACK or PUBREC reaches a
+    /// socket only after the changes that store its message are committed; the changes
+    /// of the inputs that arrive together are committed as one transaction. Refused,
+    /// naming the file, when the directory holds a damaged store.
+    pub fn data_dir(&mut self, dir: impl AsRef<std::path::Path>) -> Result<(), StoreError> {
+        let clock = Clock::new();
+        let origin_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let (store, export) = BrokerStore::open(dir.as_ref(), origin_ms)?;
+        // The core checks the export's own rules; a store that breaks them is damaged.
+        if let Err(e) = Broker::import(
+            self.profile.clone(),
+            self.config.clone(),
+            export.clone(),
+            clock.now(),
+        ) {
+            return Err(StoreError::Damaged {
+                path: dir.as_ref().to_path_buf(),
+                detail: format!("its state is not a broker's: {e}"),
+            });
+        }
+        self.store = Some((store, export, clock));
+        Ok(())
     }
 
     /// Binds a listener (port 0: any free port) and returns the address it is bound to.
@@ -281,10 +317,14 @@ impl Server {
     /// Serves until `shutdown` completes; then stops accepting, closes every connection
     /// after flushing what was queued for it (for at most 5 s) and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
-        let clock = Clock::new();
+        let (store, restored, clock) = match self.store {
+            Some((store, export, clock)) => (Some(store), Some(export), clock),
+            None => (None, None, Clock::new()),
+        };
         let mut config = self.config;
-        // Sessions live in memory only: no durable-state changes to report.
-        config.connection.report_changes = false;
+        // Durable-state changes are reported (and committed) only with a store; without
+        // one, sessions live in memory.
+        config.connection.report_changes = store.is_some();
         let current = self.check.map(|check| {
             let current: Current = Arc::default();
             config.connection.authorizer = Arc::new(WithPeer {
@@ -305,8 +345,15 @@ impl Server {
                 self.counters.clone(),
             )));
         }
+        let broker = match restored {
+            Some(export) => Broker::import(self.profile, config, export, clock.now())
+                .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?,
+            None => Broker::new(self.profile, config),
+        };
         let mut core = Core {
-            broker: Broker::new(self.profile, config),
+            broker,
+            store,
+            store_failed: None,
             links: BTreeMap::new(),
             clock,
             input: input_tx,
@@ -327,9 +374,25 @@ impl Server {
                 }
             };
             tokio::select! {
-                Some(input) = input_rx.recv() => core.on_input(input),
+                Some(input) = input_rx.recv() => {
+                    // The inputs that are there already form one batch: one commit.
+                    core.on_input(input);
+                    for _ in 0..MAX_BATCH {
+                        let Ok(input) = input_rx.try_recv() else { break };
+                        core.on_input(input);
+                    }
+                    core.drain();
+                }
                 () = timer => core.on_timeout(),
                 () = &mut shutdown => break,
+            }
+            if let Some(e) = core.store_failed.take() {
+                tracing::error!("stopping: the store failed: {e}");
+                for task in accepting {
+                    task.abort();
+                }
+                core.shutdown().await;
+                return Err(Error::Io(std::io::Error::other(e)));
             }
         }
         for task in accepting {
@@ -409,6 +472,10 @@ struct Link {
 /// The task that owns the broker.
 struct Core {
     broker: Broker,
+    /// With a data directory: where changes are committed before the actions after them.
+    store: Option<BrokerStore>,
+    /// A commit failed: the server stops, acknowledging nothing more.
+    store_failed: Option<StoreError>,
     links: BTreeMap<ConnId, Link>,
     clock: Clock,
     input: mpsc::Sender<Input>,
@@ -462,13 +529,12 @@ impl Core {
                 peer: Arc::new(peer),
             },
         );
-        self.drain();
     }
 
     fn on_input(&mut self, input: Input) {
         let now = self.clock.now();
         match input {
-            Input::Open(accepted, peer) => return self.open(*accepted, peer),
+            Input::Open(accepted, peer) => self.open(*accepted, peer),
             Input::Bytes(conn, bytes) => {
                 Counters::add(&self.counters.0.bytes_received, bytes.len() as u64);
                 if let (Some(current), Some(link)) = (&self.current, self.links.get(&conn)) {
@@ -485,7 +551,6 @@ impl Core {
                 }
             }
         }
-        self.drain();
     }
 
     fn on_timeout(&mut self) {
@@ -502,50 +567,75 @@ impl Core {
         self.closing.push(link.writer_task);
     }
 
-    /// Carries out every action the broker has, in order.
+    /// Carries out every action the broker has, in order; with a store, the changes
+    /// among them are committed (one transaction) before any other action is carried out.
     fn drain(&mut self) {
-        while let Some(action) = self.broker.poll_action() {
-            match action {
-                Action::Send { conn, packet } => {
-                    let Some(link) = self.links.get(&conn) else {
-                        continue;
-                    };
-                    let bytes = match packet.to_bytes() {
-                        Ok(b) => b,
-                        Err(e) => {
-                            tracing::error!("conn {}: cannot encode {packet:?}: {e}", conn.0);
-                            continue;
-                        }
-                    };
-                    match link.writer.try_send(bytes) {
-                        Ok(()) => Counters::add(&self.counters.0.packets_sent, 1),
-                        Err(e) => {
-                            let why = match e {
-                                mpsc::error::TrySendError::Full(_) => "write queue full",
-                                mpsc::error::TrySendError::Closed(_) => "writer gone",
-                            };
-                            tracing::warn!("conn {}: dropped: {why}", conn.0);
-                            Counters::add(&self.counters.0.slow_dropped, 1);
-                            if let Some(link) = self.links.remove(&conn) {
-                                Counters::add_neg(&self.counters.0.open);
-                                link.reader.abort();
-                                link.writer_task.abort();
-                            }
-                            self.broker.connection_lost(self.clock.now(), conn);
-                        }
-                    }
-                }
-                Action::Close { conn, reason } => {
-                    tracing::info!("conn {}: closed by the broker: {reason:?}", conn.0);
-                    if let Some(link) = self.links.remove(&conn) {
-                        self.finish(link);
-                    }
-                }
-                Action::Event(event) => log_event(&event),
-                // Durable-state changes come only with `ServerConfig::report_changes`;
-                // this server keeps its sessions in memory and leaves it off.
-                Action::Change(_) => {}
+        let mut actions = Vec::new();
+        loop {
+            actions.extend(std::iter::from_fn(|| self.broker.poll_action()));
+            if actions.is_empty() {
+                return;
             }
+            if let Some(store) = &mut self.store {
+                for a in &actions {
+                    if let Action::Change(c) = a {
+                        store.note(c);
+                    }
+                }
+                if store.has_pending() {
+                    if let Err(e) = store.commit() {
+                        // Nothing that follows may go out: it may acknowledge what is lost.
+                        self.store_failed = Some(e);
+                        return;
+                    }
+                }
+            }
+            for action in actions.drain(..) {
+                self.act(action);
+            }
+        }
+    }
+
+    fn act(&mut self, action: Action) {
+        match action {
+            Action::Send { conn, packet } => {
+                let Some(link) = self.links.get(&conn) else {
+                    return;
+                };
+                let bytes = match packet.to_bytes() {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::error!("conn {}: cannot encode {packet:?}: {e}", conn.0);
+                        return;
+                    }
+                };
+                match link.writer.try_send(bytes) {
+                    Ok(()) => Counters::add(&self.counters.0.packets_sent, 1),
+                    Err(e) => {
+                        let why = match e {
+                            mpsc::error::TrySendError::Full(_) => "write queue full",
+                            mpsc::error::TrySendError::Closed(_) => "writer gone",
+                        };
+                        tracing::warn!("conn {}: dropped: {why}", conn.0);
+                        Counters::add(&self.counters.0.slow_dropped, 1);
+                        if let Some(link) = self.links.remove(&conn) {
+                            Counters::add_neg(&self.counters.0.open);
+                            link.reader.abort();
+                            link.writer_task.abort();
+                        }
+                        self.broker.connection_lost(self.clock.now(), conn);
+                    }
+                }
+            }
+            Action::Close { conn, reason } => {
+                tracing::info!("conn {}: closed by the broker: {reason:?}", conn.0);
+                if let Some(link) = self.links.remove(&conn) {
+                    self.finish(link);
+                }
+            }
+            Action::Event(event) => log_event(&event),
+            // Committed by `drain` with a store; without one, state lives in memory.
+            Action::Change(_) => {}
         }
     }
 
