@@ -113,6 +113,11 @@ fn saved_broker_inputs_still_pass_the_broker_checks() {
     replay("broker");
 }
 
+#[test]
+fn saved_sim_inputs_still_pass_the_simulator_checks() {
+    assert!(replay("sim") > 0, "fuzz/regressions/sim/ holds inputs");
+}
+
 /// Every `"hex"` string anywhere in a JSON value.
 fn hex_fields(v: &serde_json::Value, out: &mut Vec<String>) {
     match v {

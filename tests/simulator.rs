@@ -189,6 +189,22 @@ fn a_clean_connect_that_never_reaches_the_broker_keeps_qos2_ids_and_delivers_onc
 }
 
 #[test]
+fn a_resubscribe_at_qos0_whose_suback_is_lost_leaves_nothing_owed_at_the_old_qos() {
+    let mut sim = pair(Profile::mqtt311(), QoS::AtLeastOnce);
+    sim.subscribe(0, "a", QoS::AtMostOnce);
+    // The SUBSCRIBE reached the broker (which now grants QoS 0); its SUBACK is lost.
+    sim.advance(15);
+    sim.cut(0);
+    sim.publish(1, "a", QoS::AtLeastOnce);
+    sim.advance(100);
+    sim.connect(0, false);
+    sim.advance(100);
+    // Offline and subscribed at QoS 0: the broker rightly kept nothing for n0.
+    assert_eq!(count(&sim, 0, "n1:1"), 0, "{}", sim.transcript_text());
+    sim.check_nothing_acknowledged_is_lost();
+}
+
+#[test]
 fn pseudo_random_schedules_restart_the_broker_and_check_qos1_and_qos2_deliveries() {
     let (mut restarts, mut checked, mut qos2) = (0, 0, 0);
     for seed in 0..64 {

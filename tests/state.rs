@@ -431,3 +431,37 @@ fn without_report_changes_no_change_is_reported() {
     h.drop_conn(1);
     assert!(!h.log.iter().any(|a| matches!(a, BrokerAction::Change(_))));
 }
+
+#[test]
+fn an_import_beyond_max_sessions_keeps_every_session_and_refuses_only_new_ones() {
+    let mut h = Harness::with_config(Profile::mqtt311(), reporting());
+    for (c, name) in [(1, "a"), (2, "b"), (3, "c")] {
+        h.connect(c, name, false);
+        h.subscribe(c, 1, &[("t", QoS::AtLeastOnce)]);
+        h.drop_conn(c);
+    }
+    h.connect(4, "pub", true);
+    h.send(4, publish("t", QoS::AtLeastOnce, 1, "kept"));
+    let export = h.broker.export();
+    assert_eq!(export.sessions.len(), 3);
+    let mut limited = reporting();
+    limited.max_sessions = Some(2);
+    let mut b = Harness::with_config(Profile::mqtt311(), limited.clone());
+    b.broker = Broker::import(Profile::mqtt311(), limited, export, Instant::ZERO).unwrap();
+    assert_eq!(b.broker.export().sessions.len(), 3);
+    assert_eq!(
+        b.connect(9, "new", false),
+        ConnAck::Refused(mqtt_sansio::ConnectReturnCode::ServerUnavailable)
+    );
+    for (c, name) in [(1, "a"), (2, "b"), (3, "c")] {
+        assert_eq!(
+            b.connect(c, name, false),
+            ConnAck::Accepted {
+                session_present: true
+            }
+        );
+        let got = support::harness::publishes(&b.take(c));
+        assert_eq!(got.len(), 1, "{name}");
+        assert_eq!(&got[0].payload[..], b"kept");
+    }
+}

@@ -5,9 +5,11 @@
 //! sessions (online and stored), the subscription index, the retained messages (a
 //! topic trie, [`RetainedStore`]) and, where the [`Profile`] has them, the
 //! shared-subscription groups and AWS IoT Core's lifecycle events and CONNECT quota.
+//! `state` exports and imports what outlives a connection.
 
 mod lifecycle;
 mod shared;
+mod state;
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::format;
@@ -21,7 +23,7 @@ use crate::server::{
     Action as ServerAction, CloseReason, ConnectRequest, Ignored, Message, NotQueued,
     PolicyViolation, Server, ServerConfig, ServerEvent, ServerSession,
 };
-use crate::session::{BrokerChange, BrokerExport, StateError};
+use crate::session::BrokerChange;
 use crate::time::Instant;
 use crate::topic::{RetainedStore, SubscriptionIndex};
 use crate::types::{MqttString, PacketId, QoS, TopicFilter};
@@ -433,95 +435,6 @@ impl Broker {
     /// The number of retained messages.
     pub fn retained_len(&self) -> usize {
         self.retained.len()
-    }
-
-    fn reporting(&self) -> bool {
-        self.config.connection.report_changes
-    }
-
-    fn change(&mut self, change: BrokerChange) {
-        if self.reporting() {
-            self.actions.push_back(Action::Change(change));
-        }
-    }
-
-    /// Everything that outlives a connection, as plain data: every persistent session
-    /// (connected ones with no expiry) and the retained messages.
-    pub fn export(&self) -> BrokerExport {
-        let mut sessions = BTreeMap::new();
-        for (client, conn) in &self.online {
-            if let Some(c) = self.conns.get(conn) {
-                if matches!(c.accepted, Some((_, false))) {
-                    sessions.insert(client.clone(), c.server.session().export(client, None));
-                }
-            }
-        }
-        for (client, st) in &self.stored {
-            sessions.insert(client.clone(), st.session.export(client, st.expires));
-        }
-        BrokerExport {
-            shared: self.shared.export(),
-            sessions: sessions.into_values().collect(),
-            retained: {
-                let mut all = Vec::with_capacity(self.retained.len());
-                self.retained.for_each(|_, m| all.push(m.clone()));
-                all
-            },
-        }
-    }
-
-    /// A broker with no connection, holding the sessions and retained messages `export`
-    /// describes (a restart). A session without an expiry gets the profile's from
-    /// `now`, reported as a [`BrokerChange::SessionExpires`] action. Refused, with
-    /// nothing built, when the export breaks a rule of its own (a client id or topic
-    /// twice, an invalid session).
-    pub fn import(
-        profile: Profile,
-        config: impl Into<BrokerConfig>,
-        export: BrokerExport,
-        now: Instant,
-    ) -> Result<Broker, StateError> {
-        let mut broker = Broker::new(profile, config);
-        for record in export.sessions {
-            let client = record.client_id.0.clone();
-            if client.is_empty() {
-                return Err(StateError::Invalid(
-                    "a persistent session without a client id",
-                ));
-            }
-            if broker.stored.contains_key(&client) {
-                return Err(StateError::Invalid("a client id twice"));
-            }
-            let filters = record.subscriptions.clone();
-            let mut expires = record.expires;
-            let session = ServerSession::import(record)?;
-            for (filter, qos) in filters {
-                broker.add_subscription(&filter, &client, qos);
-            }
-            if expires.is_none() {
-                expires = broker.profile.session_expiry.map(|d| now + d);
-                if let Some(at) = expires {
-                    broker.change(BrokerChange::SessionExpires {
-                        client_id: MqttString(client.clone()),
-                        at: Some(at),
-                    });
-                }
-            }
-            if let Some(at) = expires {
-                broker.expiries.insert((at, client.clone()));
-            }
-            broker.stored.insert(client, Stored { session, expires });
-        }
-        for m in export.retained {
-            let topic = m.topic.clone().into_inner();
-            if broker.retained.insert(&topic, m).is_some() {
-                return Err(StateError::Invalid("a retained topic twice"));
-            }
-        }
-        for queue in export.shared {
-            broker.shared.restore(queue)?;
-        }
-        Ok(broker)
     }
 
     fn arm(&mut self, conn: ConnId) {

@@ -217,7 +217,8 @@ impl Session {
         }
     }
 
-    /// Whether changes await [`take_change`](Self::take_change).
+    /// Whether changes await [`take_changes`](Self::take_changes).
+    #[inline]
     pub(crate) fn has_changes(&self) -> bool {
         !self.journal.is_empty()
     }
@@ -441,3 +442,6 @@ impl Session {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -110,7 +110,23 @@ pub struct Node {
     publishing: BTreeMap<PacketId, Bytes>,
     /// Incremented whenever the session may have been discarded.
     generation: u64,
+    /// Whether the current (or last) connection asked for a clean session.
+    clean: bool,
     published: u64,
+}
+
+impl Node {
+    fn session_discarded(&mut self) {
+        self.generation += 1;
+        self.subscriptions.clear();
+    }
+
+    /// The node's connection ended: a clean session ends with it (MQTT-3.1.2-6).
+    fn link_ended(&mut self) {
+        if self.clean {
+            self.session_discarded();
+        }
+    }
 }
 
 /// Where a packet in flight goes.
@@ -132,6 +148,8 @@ pub struct Sim {
     pub broker: Broker,
     /// The broker's durable store: the last export, encoded, and the changes since.
     pub store: (Vec<u8>, Vec<BrokerChange>),
+    /// The store read back, kept current change by change.
+    mirror: BrokerExport,
     pub nodes: Vec<Node>,
     pub latency: Duration,
     in_flight: BTreeMap<(Instant, u64), Delivery>,
@@ -160,6 +178,7 @@ impl Sim {
         .into();
         let broker = Broker::new(profile.clone(), config.clone());
         let store = (broker.export().to_bytes(), Vec::new());
+        let mirror = broker.export();
         Sim {
             nodes: (0..nodes)
                 .map(|i| Node {
@@ -171,6 +190,7 @@ impl Sim {
                     subscribing: BTreeMap::new(),
                     publishing: BTreeMap::new(),
                     generation: 0,
+                    clean: false,
                     published: 0,
                 })
                 .collect(),
@@ -179,6 +199,7 @@ impl Sim {
             now: Instant::ZERO,
             broker,
             store,
+            mirror,
             latency: Duration::from_millis(10),
             in_flight: BTreeMap::new(),
             seq: 0,
@@ -216,7 +237,12 @@ impl Sim {
                         self.schedule(Delivery::LostAtClient(i, conn));
                     }
                 }
-                BrokerAction::Change(c) => self.store.1.push(c),
+                BrokerAction::Change(c) => {
+                    if let Err(e) = self.mirror.apply(&c) {
+                        panic!("{c:?} does not apply to the store: {e}");
+                    }
+                    self.store.1.push(c);
+                }
                 BrokerAction::Event(_) => {}
             }
         }
@@ -241,6 +267,7 @@ impl Sim {
                 ClientAction::Deliver(p) => node.delivered.push((p.payload, p.qos.qos())),
                 ClientAction::Close(_) => {
                     if let Some(conn) = node.conn.take() {
+                        node.link_ended();
                         self.schedule(Delivery::LostAtBroker(conn));
                     }
                 }
@@ -255,10 +282,7 @@ impl Sim {
         match e {
             Event::Connected {
                 session_present: false,
-            } => {
-                node.generation += 1;
-                node.subscriptions.clear();
-            }
+            } => node.session_discarded(),
             Event::Subscribed { packet_id, codes } => {
                 if let Some(filter) = node.subscribing.remove(&packet_id) {
                     if let Some(SubAckCode::Granted(q)) = codes.first() {
@@ -353,6 +377,7 @@ impl Sim {
             Delivery::LostAtClient(i, conn) => {
                 if self.nodes[i].conn == Some(conn) {
                     self.nodes[i].conn = None;
+                    self.nodes[i].link_ended();
                     self.nodes[i].client.connection_lost(self.now);
                     self.drain_client(i);
                 }
@@ -379,7 +404,7 @@ impl Sim {
     /// The store describes the broker exactly.
     pub fn check_store(&self) {
         assert_eq!(
-            self.recovered(),
+            self.mirror,
             self.broker.export(),
             "the store is not the broker's state"
         );
@@ -401,10 +426,10 @@ impl Sim {
         if self.nodes[i].client.connect(self.now, connect).is_err() {
             return;
         }
+        self.nodes[i].clean = clean;
         if clean {
             // The broker discards the session when it accepts this connection.
-            self.nodes[i].generation += 1;
-            self.nodes[i].subscriptions.clear();
+            self.nodes[i].session_discarded();
         }
         self.broker
             .open(self.now, conn)
@@ -463,7 +488,22 @@ impl Sim {
         let f = TopicFilter::try_from(filter).expect("valid filter");
         let node = &mut self.nodes[i];
         if let Ok(id) = node.client.subscribe(self.now, &[(f, qos)]) {
+            // Until its SUBACK, the broker may or may not have replaced the
+            // subscription: nothing is expected from the filter meanwhile.
+            node.subscriptions.remove(filter);
             node.subscribing.insert(id, filter);
+            // A publish not yet acknowledged may reach the broker after this
+            // SUBSCRIBE (its PUBLISH lost and resent): it is routed by the new grant.
+            let hash_matches_parent = self.profile.hash_matches_parent;
+            for s in self.sent.values_mut().filter(|s| !s.acked) {
+                if mqtt_sansio::topic::matches(
+                    filter.as_bytes(),
+                    s.topic.as_bytes(),
+                    hash_matches_parent,
+                ) {
+                    s.expected.retain(|&(j, _, _)| j != i);
+                }
+            }
         }
         self.settle_now();
     }
@@ -473,6 +513,7 @@ impl Sim {
         let Some(conn) = self.nodes[i].conn.take() else {
             return;
         };
+        self.nodes[i].link_ended();
         self.in_flight.retain(|_, d| match d {
             Delivery::ToBroker(c, _) | Delivery::LostAtBroker(c) => *c != conn,
             Delivery::ToClient(_, c, _) | Delivery::LostAtClient(_, c) => *c != conn,
@@ -513,15 +554,17 @@ impl Sim {
     pub fn restart_broker(&mut self) {
         for i in 0..self.nodes.len() {
             if self.nodes[i].conn.take().is_some() {
+                self.nodes[i].link_ended();
                 self.nodes[i].client.connection_lost(self.now);
                 self.drain_client(i);
             }
         }
         self.in_flight.clear();
         let export = self.recovered();
+        assert_eq!(export, self.mirror, "the store's bytes read back otherwise");
         self.broker = Broker::import(self.profile.clone(), self.config.clone(), export, self.now)
             .expect("the store imports");
-        self.store = (self.recovered().to_bytes(), Vec::new());
+        self.store = (self.mirror.to_bytes(), Vec::new());
         self.restarts += 1;
         self.transcript
             .push(format!("{} broker restarted", self.now.as_millis()));
@@ -530,7 +573,8 @@ impl Sim {
     }
 
     pub fn checkpoint(&mut self) {
-        self.store = (self.broker.export().to_bytes(), Vec::new());
+        self.mirror = self.broker.export();
+        self.store = (self.mirror.to_bytes(), Vec::new());
     }
 
     /// Rebuilds disconnected node `i` from its export, through its bytes.

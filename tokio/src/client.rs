@@ -5,88 +5,20 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use mqtt_sansio::client::{Action, ClientConfig, ClientError, Event, Lost};
+use mqtt_sansio::client::{Action, ClientError, Event, Lost};
 use mqtt_sansio::reconnect::Backoff;
 use mqtt_sansio::{
-    Connect, Instant, Login, MqttString, PacketId, Profile, Publish, QoS, SubAckCode, TopicFilter,
-    TopicName, packet::Will,
+    Connect, Instant, MqttString, PacketId, Publish, QoS, SubAckCode, TopicFilter, TopicName,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_rustls::rustls;
 
+use crate::Options;
 use crate::clock::Clock;
-use crate::tls::TlsOptions;
 use crate::transport::{self, Reader, Url, Writer};
 use crate::{Error, Timeout};
-
-/// How to connect: where, as whom, and how the client behaves.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// `mqtt://host[:port]` (default port 1883), `mqtts://` (8883), `ws://host[:port][/path]`
-    /// (80, path `/mqtt`) or `wss://` (443).
-    pub url: String,
-    /// The client id; empty asks the server to assign one (needs clean session).
-    pub client_id: String,
-    /// Clean session: start a new session instead of resuming the stored one.
-    pub clean_session: bool,
-    /// Keep-alive interval in seconds (0: off).
-    pub keep_alive: u16,
-    /// The will, published by the server if the connection ends without DISCONNECT.
-    pub will: Option<Will<Bytes>>,
-    /// User name and password.
-    pub login: Option<Login<Bytes>>,
-    /// TLS settings for `mqtts://` and `wss://`.
-    pub tls: TlsOptions,
-    /// The dialect: [`Profile::mqtt311`] or [`Profile::aws_iot_core`].
-    pub profile: Profile,
-    /// The core client's settings (inflight window, manual acks, CONNACK and PINGRESP
-    /// time-outs, …). The session lives in memory: `report_changes` is turned off.
-    pub config: ClientConfig,
-    /// How long opening the connection (TCP, TLS, WebSocket) may take.
-    pub connect_timeout: Duration,
-    /// A SUBSCRIBE or UNSUBSCRIBE not acknowledged within this time fails with
-    /// [`Timeout::Operation`]; so does a QoS 1/2 PUBLISH when
-    /// [`publish_timeout`](Self::publish_timeout) is set. `None`: wait as long as the
-    /// connection lives.
-    pub operation_timeout: Option<Duration>,
-    /// Whether [`operation_timeout`](Self::operation_timeout) applies to PUBLISH too.
-    pub publish_timeout: bool,
-    /// Reconnect after a lost connection, with this backoff; `None`: a lost connection
-    /// closes the client. With clean session 0 the session resumes and what was not
-    /// acknowledged is resent.
-    pub reconnect: Option<Backoff>,
-    /// Incoming messages buffered for [`Messages`]; when it is full the client stops
-    /// reading from the network.
-    pub message_queue: usize,
-}
-
-impl Options {
-    /// Options for `url` with the defaults: a client id made from the process id, clean
-    /// session, keep-alive 30 s, the `mqtt311` profile, connect time-out 10 s, no
-    /// operation time-out, no reconnect, 1024 buffered messages.
-    pub fn new(url: impl Into<String>) -> Options {
-        let profile = Profile::mqtt311();
-        Options {
-            url: url.into(),
-            client_id: format!("mqtt-sansio-{}", std::process::id()),
-            clean_session: true,
-            keep_alive: 30,
-            will: None,
-            login: None,
-            tls: TlsOptions::default(),
-            config: ClientConfig::for_profile(&profile),
-            profile,
-            connect_timeout: Duration::from_secs(10),
-            operation_timeout: None,
-            publish_timeout: false,
-            reconnect: None,
-            message_queue: 1024,
-        }
-    }
-}
 
 /// A handle on a connected client; cheap to clone. When every handle is dropped the
 /// client disconnects.
@@ -104,7 +36,7 @@ pub struct Messages {
 
 impl Messages {
     /// The next message; `None` once the client is closed. Under
-    /// [`ClientConfig::manual_acks`] a QoS 1/2 message must be acknowledged with
+    /// [`ClientConfig::manual_acks`](mqtt_sansio::ClientConfig::manual_acks) a QoS 1/2 message must be acknowledged with
     /// [`Client::ack`].
     pub async fn recv(&mut self) -> Option<Publish<Bytes>> {
         self.rx.recv().await
@@ -266,7 +198,7 @@ impl Client {
             .await
     }
 
-    /// Acknowledges a QoS 1/2 message received under [`ClientConfig::manual_acks`]; the
+    /// Acknowledges a QoS 1/2 message received under [`ClientConfig::manual_acks`](mqtt_sansio::ClientConfig::manual_acks); the
     /// acknowledgements go out in the order the messages arrived. A QoS 0 message needs
     /// none (this returns at once).
     pub async fn ack(&self, message: &Publish<Bytes>) -> Result<(), Error> {
@@ -682,15 +614,15 @@ impl Driver {
                     let _ = self.messages.send(publish).await;
                 }
                 Action::Event(event) => self.event(event),
+                // Durable-state changes come only with `ClientConfig::report_changes`;
+                // this client keeps its session in memory and leaves it off.
+                Action::Change(_) => {}
                 Action::Close(reason) => {
                     self.connected = false;
                     if self.ended.is_none() {
                         self.ended = Some(Error::from_reason(reason));
                     }
                 }
-                // Durable-state changes come only with `ClientConfig::report_changes`;
-                // this client keeps its session in memory and leaves it off.
-                Action::Change(_) => {}
             }
         }
     }
@@ -751,7 +683,9 @@ impl Driver {
             self.out.clear();
             return;
         };
-        match link.writer.write(self.out.split().freeze()).await {
+        let written = link.writer.write(&self.out).await;
+        self.out.clear();
+        match written {
             Ok(()) => {
                 for reply in self.written.drain(..) {
                     let _ = reply.send(Ok(()));

@@ -52,14 +52,29 @@
 //! The **server** has one task that owns the [`Broker`](mqtt_sansio::Broker), one task
 //! per listener that accepts and spawns the TLS and WebSocket handshakes, and per
 //! connection a reader task (socket → core task) and a writer task (bounded queue →
-//! socket, batching up to 64 KiB per write). Why this shape and not a task per
-//! connection sharing a locked broker: every PUBLISH touches the sessions of all its
-//! subscribers, so the broker is one piece of state; with one owner no lock is ever
-//! taken or contended, the broker's output is applied in order, and the socket work
-//! (TLS encryption, WebSocket framing, system calls) runs in the per-connection tasks,
-//! in parallel on a multi-threaded runtime. Measured with the load generator
-//! (`benches/broker-vs-mosquitto.sh`; see the README), this shape keeps the example
-//! broker's throughput.
+//! socket, batching up to 64 KiB per write).
+//!
+//! Why this shape: every PUBLISH touches the sessions of all its subscribers, so the
+//! broker is one piece of state; with one owner no lock is taken, the broker's output is
+//! applied in order, and the socket work (TLS, WebSocket framing, system calls) runs in
+//! the per-connection tasks. The alternative, one task per connection sharing the
+//! broker behind a mutex (`tokio/examples/shape_locked.rs`), was measured against it
+//! with the load generator (`benches/server-shapes.sh`, plain TCP, 2 rounds, on a 2-core
+//! machine that other builds kept at load average 18–60, so single numbers are noisy):
+//!
+//! | workload | one core task, 1 thread | locked, 1 thread | one core task, 2 threads | locked, 2 threads |
+//! |---|---|---|---|---|
+//! | QoS 1, 10 × 2000 → 10 | 482k, 377k msgs/s | 592k, 362k | 307k, 320k | 296k, 401k |
+//! | QoS 1, 100 × 100 → 1 | 135k, 43k | 176k, 49k | 76k, 134k | 208k, 24k |
+//! | QoS 0, 10 × 2000 → 10 | 487k, 307k | 305k, 175k | 653k, 777k | 456k, 219k |
+//!
+//! At QoS 1 the two shapes are within the noise of each other; at QoS 0, where one
+//! PUBLISH fans out to ten sockets, the core task is ahead in every pair (1.4–3.5×; we
+//! have not isolated why: the locked shape encodes and queues the fan-out while it holds
+//! the lock, and on two threads the other tasks wait for it). The example broker before this crate (the same
+//! shape, written by hand) measured 454k, 407k / 34k, 37k / 270k, 358k in the same runs,
+//! so the server keeps its throughput. The example broker runs on one thread by default
+//! (`--threads N` for more).
 //!
 //! ## TLS
 //!
@@ -79,13 +94,15 @@
 mod client;
 mod clock;
 mod error;
+mod options;
 mod server;
 pub mod store;
 mod tls;
 mod transport;
 
-pub use client::{Client, Messages, Options};
+pub use client::{Client, Messages};
 pub use error::{Error, Timeout};
+pub use options::Options;
 pub use server::{Counters, Listener, Peer, PeerCheck, Server, cn_is_client_id};
 pub use tls::{ALPN_AWS_IOT, ALPN_MQTT, TlsOptions, server_tls};
 /// The rustls crate this one uses, for building configurations by hand.

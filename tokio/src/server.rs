@@ -296,14 +296,15 @@ impl Server {
         // Durable-state changes are reported (and committed) only with a store; without
         // one, sessions live in memory.
         config.connection.report_changes = store.is_some();
-        let current: Current = Arc::default();
-        if let Some(check) = self.check {
+        let current = self.check.map(|check| {
+            let current: Current = Arc::default();
             config.connection.authorizer = Arc::new(WithPeer {
                 inner: config.connection.authorizer.clone(),
                 check,
                 current: current.clone(),
             });
-        }
+            current
+        });
         let (input_tx, mut input_rx) = mpsc::channel::<Input>(1024);
         let mut accepting = Vec::new();
         for (tcp, accept, kind) in self.listeners {
@@ -452,7 +453,8 @@ struct Core {
     next_conn: u64,
     /// Writers of closed connections, still flushing.
     closing: Vec<JoinHandle<()>>,
-    current: Current,
+    /// The peer the [`PeerCheck`] sees, when there is one.
+    current: Option<Current>,
     counters: Counters,
 }
 
@@ -497,8 +499,8 @@ impl Core {
             Input::Open(accepted, peer) => self.open(*accepted, peer),
             Input::Bytes(conn, bytes) => {
                 Counters::add(&self.counters.0.bytes_received, bytes.len() as u64);
-                if let Some(link) = self.links.get(&conn) {
-                    let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+                if let (Some(current), Some(link)) = (&self.current, self.links.get(&conn)) {
+                    let mut current = current.lock().unwrap_or_else(|p| p.into_inner());
                     *current = Some(link.peer.clone());
                 }
                 self.broker.handle_bytes(now, conn, &bytes);
@@ -713,7 +715,7 @@ async fn write_loop(
         }
         let closing = rx.is_closed();
         let n = batch.len() as u64;
-        let write = writer.write(batch.split().freeze());
+        let write = writer.write(&batch);
         let result = if closing {
             tokio::time::timeout(FLUSH_TIMEOUT, write)
                 .await
@@ -721,6 +723,7 @@ async fn write_loop(
         } else {
             write.await
         };
+        batch.clear();
         if let Err(e) = result {
             let _ = input.send(Input::Lost(conn, e.to_string())).await;
             return;

@@ -81,14 +81,16 @@ impl Reader {
 
 impl Writer {
     /// Writes all of `bytes` (over WebSocket: as one binary frame).
-    pub(crate) async fn write(&mut self, bytes: Bytes) -> Result<(), Error> {
+    pub(crate) async fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
         match self {
-            Writer::Tcp(w) => Ok(w.write_all(&bytes).await?),
+            Writer::Tcp(w) => Ok(w.write_all(bytes).await?),
             Writer::Stream(w) => {
-                w.write_all(&bytes).await?;
+                w.write_all(bytes).await?;
                 Ok(w.flush().await?)
             }
-            Writer::Ws(w) => Ok(w.send(Message::Binary(bytes)).await?),
+            Writer::Ws(w) => Ok(w
+                .send(Message::Binary(Bytes::copy_from_slice(bytes)))
+                .await?),
         }
     }
 

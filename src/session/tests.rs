@@ -1,0 +1,121 @@
+use super::*;
+use crate::types::TopicName;
+
+fn id(n: u16) -> PacketId {
+    PacketId::new(n).unwrap()
+}
+
+fn message(qos: QoS) -> Message {
+    Message {
+        topic: TopicName::from_static("t").unwrap(),
+        payload: Bytes::from_static(b"m"),
+        qos,
+        retain: false,
+    }
+}
+
+fn recording() -> Session {
+    let mut s = Session::new();
+    s.set_recording(true);
+    s
+}
+
+#[test]
+fn each_ack_of_the_right_kind_moves_its_flow_and_reports_the_change() {
+    let mut s = recording();
+    let one = s.allocate_id().unwrap();
+    assert!(s.push(one, message(QoS::AtLeastOnce), true));
+    let two = s.allocate_id().unwrap();
+    assert!(s.push(two, message(QoS::ExactlyOnce), true));
+    assert_eq!(s.on_pubcomp(two), Ack::Unexpected, "PUBCOMP before PUBREC");
+    assert_eq!(s.on_pubrec(one), Ack::Unexpected, "PUBREC for QoS 1");
+    assert_eq!(s.on_pubrec(two), Ack::Released);
+    assert_eq!(s.on_pubrec(two), Ack::Repeated);
+    assert!(matches!(s.on_puback(one), Ack::Completed(o) if o.id == one));
+    assert!(matches!(s.on_pubcomp(two), Ack::Completed(o) if o.stage == Stage::Released));
+    assert_eq!((s.inflight(), s.ids().len()), (0, 0));
+    let changes: Vec<Change> = s.take_changes();
+    assert_eq!(changes.len(), 5, "{changes:?}");
+    assert!(matches!(changes[2], Change::Released(i) if i == two));
+    assert_eq!(changes[3], Change::Removed(one));
+}
+
+#[test]
+fn a_held_entry_is_not_acknowledged_nor_resent_until_it_is_sent() {
+    let mut s = Session::new();
+    let a = s.allocate_id().unwrap();
+    s.push(a, message(QoS::AtLeastOnce), false);
+    assert_eq!(s.on_puback(a), Ack::Unexpected);
+    assert!(s.resend(ResendPolicy::SameIdWithDup).is_empty());
+    let first = s.send_held(a).unwrap();
+    assert!(!first.dup);
+    assert_eq!(s.send_held(a), None, "sent once");
+    let again = s.resend(ResendPolicy::SameIdWithDup);
+    assert!(matches!(&again[..], [Packet::Publish(p)] if p.dup && p.qos.packet_id() == Some(a)));
+}
+
+#[test]
+fn a_fresh_id_resend_keeps_the_place_frees_the_old_id_and_reports_the_renumbering() {
+    let mut s = recording();
+    let a = s.allocate_id().unwrap();
+    s.push(a, message(QoS::AtLeastOnce), true);
+    let b = s.allocate_id().unwrap();
+    s.push(b, message(QoS::AtLeastOnce), true);
+    s.take_changes();
+    let out = s.resend(ResendPolicy::FreshId);
+    let ids: Vec<PacketId> = out
+        .iter()
+        .map(|p| match p {
+            Packet::Publish(p) => {
+                assert!(!p.dup);
+                p.qos.packet_id().unwrap()
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(ids, [id(3), id(4)]);
+    assert!(!s.ids().contains(a) && !s.ids().contains(b));
+    assert_eq!(
+        s.take_changes(),
+        [
+            Change::Renumbered { old: a, new: id(3) },
+            Change::Renumbered { old: b, new: id(4) }
+        ]
+    );
+}
+
+#[test]
+fn a_qos0_message_or_an_id_in_the_table_is_not_pushed() {
+    let mut s = Session::new();
+    assert!(!s.push(id(1), message(QoS::AtMostOnce), true));
+    assert!(s.push(id(1), message(QoS::AtLeastOnce), true));
+    assert!(!s.push(id(1), message(QoS::ExactlyOnce), true));
+    assert_eq!(s.inflight(), 1);
+}
+
+#[test]
+fn an_inbound_qos2_id_is_new_once_until_pubrel() {
+    let mut s = recording();
+    assert!(s.receive_qos2(id(5)));
+    assert!(!s.receive_qos2(id(5)));
+    assert!(s.awaits_pubrel(id(5)));
+    assert!(s.on_pubrel(id(5)));
+    assert!(!s.on_pubrel(id(5)));
+    assert!(s.receive_qos2(id(5)));
+    assert_eq!(
+        s.take_changes(),
+        [
+            Change::InboundStored(id(5)),
+            Change::InboundReleased(id(5)),
+            Change::InboundStored(id(5))
+        ]
+    );
+}
+
+#[test]
+fn the_window_is_capped_by_the_profile_and_never_zero() {
+    let aws = Profile::aws_iot_core();
+    assert_eq!(window(1_000, &aws), aws.max_inflight);
+    assert_eq!(window(3, &aws), 3);
+    assert_eq!(window(0, &Profile::mqtt311()), 1);
+}

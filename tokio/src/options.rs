@@ -1,0 +1,77 @@
+//! How the async client connects and behaves.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use mqtt_sansio::client::ClientConfig;
+use mqtt_sansio::packet::Will;
+use mqtt_sansio::reconnect::Backoff;
+use mqtt_sansio::{Login, Profile};
+
+use crate::tls::TlsOptions;
+
+/// How to connect: where, as whom, and how the client behaves.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `mqtt://host[:port]` (default port 1883), `mqtts://` (8883), `ws://host[:port][/path]`
+    /// (80, path `/mqtt`) or `wss://` (443).
+    pub url: String,
+    /// The client id; empty asks the server to assign one (needs clean session).
+    pub client_id: String,
+    /// Clean session: start a new session instead of resuming the stored one.
+    pub clean_session: bool,
+    /// Keep-alive interval in seconds (0: off).
+    pub keep_alive: u16,
+    /// The will, published by the server if the connection ends without DISCONNECT.
+    pub will: Option<Will<Bytes>>,
+    /// User name and password.
+    pub login: Option<Login<Bytes>>,
+    /// TLS settings for `mqtts://` and `wss://`.
+    pub tls: TlsOptions,
+    /// The dialect: [`Profile::mqtt311`] or [`Profile::aws_iot_core`].
+    pub profile: Profile,
+    /// The core client's settings (inflight window, manual acks, CONNACK and PINGRESP
+    /// time-outs, …). The session lives in memory: `report_changes` is turned off.
+    pub config: ClientConfig,
+    /// How long opening the connection (TCP, TLS, WebSocket) may take.
+    pub connect_timeout: Duration,
+    /// A SUBSCRIBE or UNSUBSCRIBE not acknowledged within this time fails with
+    /// [`Timeout::Operation`](crate::Timeout::Operation); so does a QoS 1/2 PUBLISH when
+    /// [`publish_timeout`](Self::publish_timeout) is set. `None`: wait as long as the
+    /// connection lives.
+    pub operation_timeout: Option<Duration>,
+    /// Whether [`operation_timeout`](Self::operation_timeout) applies to PUBLISH too.
+    pub publish_timeout: bool,
+    /// Reconnect after a lost connection, with this backoff; `None`: a lost connection
+    /// closes the client. With clean session 0 the session resumes and what was not
+    /// acknowledged is resent.
+    pub reconnect: Option<Backoff>,
+    /// Incoming messages buffered for [`Messages`](crate::Messages); when it is full the client stops
+    /// reading from the network.
+    pub message_queue: usize,
+}
+
+impl Options {
+    /// Options for `url` with the defaults: a client id made from the process id, clean
+    /// session, keep-alive 30 s, the `mqtt311` profile, connect time-out 10 s, no
+    /// operation time-out, no reconnect, 1024 buffered messages.
+    pub fn new(url: impl Into<String>) -> Options {
+        let profile = Profile::mqtt311();
+        Options {
+            url: url.into(),
+            client_id: format!("mqtt-sansio-{}", std::process::id()),
+            clean_session: true,
+            keep_alive: 30,
+            will: None,
+            login: None,
+            tls: TlsOptions::default(),
+            config: ClientConfig::for_profile(&profile),
+            profile,
+            connect_timeout: Duration::from_secs(10),
+            operation_timeout: None,
+            publish_timeout: false,
+            reconnect: None,
+            message_queue: 1024,
+        }
+    }
+}
