@@ -4,7 +4,8 @@
 # stopped by PID on exit; every checker run is bounded by `timeout`.
 #
 #   codec mode vs examples/decode                        all must pass
-#   broker mode vs examples/broker, mqtt311 and aws-iot  all must pass
+#   broker mode vs examples/broker, mqtt311, aws-iot
+#     and aws-iot-2025                                   all must pass
 #   broker mode vs examples/broker configured as the
 #     setup of three vectors says                        all must pass
 #   broker mode vs mosquitto, mqtt311 (and configured
@@ -91,7 +92,7 @@ check codec --decoder "$BIN/decode"
 echo "== conformance: a decoder that mistakes PUBACK for PUBREC fails"
 must_fail "a wrong decoder" codec --decoder "$BIN/decode | sed s/PUBACK/PUBREC/" --only pub_acks/puback-1
 
-for profile in mqtt311 aws-iot; do
+for profile in mqtt311 aws-iot-2025 aws-iot; do
     echo "== conformance: broker vectors vs examples/broker --profile $profile"
     start_example "example-$profile" --profile "$profile"
     check broker --host 127.0.0.1 --port "$PORT" --profile "$profile"
@@ -100,6 +101,13 @@ done
 echo "== conformance: an AWS IoT dialect broker fails an MQTT 3.1.1 vector"
 must_fail "an aws-iot broker on mqtt311 vectors" broker --host 127.0.0.1 --port "$PORT" \
     --only hash-matches-the-parent-level
+echo "== conformance: the seed's AWS dialect fails a vector of AWS IoT Core today"
+must_fail "an aws-iot broker on aws-iot-2025 vectors" broker --host 127.0.0.1 --port "$PORT" \
+    --only aws2025-retained-message-goes-only-to-an-exact-filter
+echo "== conformance: AWS IoT Core today fails a vector of the seed's AWS dialect"
+start_example example-aws-iot-2025-again --profile aws-iot-2025
+must_fail "an aws-iot-2025 broker on aws-iot vectors" broker --host 127.0.0.1 --port "$PORT" \
+    --only aws-retained-publish-closes-the-connection
 
 echo "== conformance: configured broker vectors vs examples/broker"
 start_example example-setup --max-queued 2 --deny-subscribe 'cfg-secret/#' --deny-publish cfg-deny/x

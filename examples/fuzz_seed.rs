@@ -297,6 +297,7 @@ fn exports() -> Vec<Vec<u8>> {
     let broker = BrokerExport {
         sessions: vec![record],
         retained: vec![kept],
+        shared: Vec::new(),
     };
     let mut out = vec![client.to_bytes(), broker.to_bytes()];
     for whole in out.clone() {

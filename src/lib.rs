@@ -84,6 +84,7 @@ pub mod connection;
 pub mod error;
 pub mod packet;
 pub mod profile;
+mod quota;
 pub mod reconnect;
 pub mod server;
 pub mod session;

@@ -1,9 +1,11 @@
 //! Dialects: the OASIS MQTT 3.1.1 standard and AWS IoT Core's departures from it.
 //!
-//! A [`Profile`] is a plain struct of policies. [`Profile::mqtt311`] and
-//! [`Profile::aws_iot_core`] are the two presets; every field is public so that a user
-//! can start from one and change what their broker does differently (AWS's behaviour
-//! has moved over the years, and its published limits are quotas that can be raised).
+//! A [`Profile`] is a plain struct of policies. [`Profile::mqtt311`],
+//! [`Profile::aws_iot_core`] (AWS's MQTT page as it read in 2019–2021) and
+//! [`Profile::aws_iot_core_2025`] (the service as AWS documents it today) are the
+//! presets; every field is public so that a user can start from one and change what
+//! their broker does differently (AWS's behaviour has moved over the years, and its
+//! published limits are quotas that can be raised).
 
 use core::time::Duration;
 
@@ -37,10 +39,83 @@ pub enum ResendPolicy {
     FreshId,
 }
 
+/// Which `$`-prefixed topics a broker treats as reserved for itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReservedTopics {
+    /// None: a `$` topic is an ordinary topic that wildcards in the first level do not
+    /// match (MQTT-4.7.2-1).
+    None,
+    /// AWS IoT Core's reserved namespace: every topic starting with `$` is the
+    /// service's. A client may publish only to Basic Ingest topics
+    /// (`$aws/rules/{rule}/...`) and subscribe only to the lifecycle event topics
+    /// (`$aws/events/...`, when [`Profile::lifecycle_events`] is on); any other PUBLISH or
+    /// SUBSCRIBE to a reserved topic, and RETAIN=1 on any of them, closes the connection.
+    AwsIot,
+}
+
+/// Rate and duration quotas a broker enforces (AWS IoT Core's "Message broker and
+/// protocol limits"). `None` everywhere: no quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Quotas {
+    /// Most PUBLISH a connection may send per second; one beyond it is discarded:
+    /// not acknowledged, not routed, and reported.
+    pub publishes_per_second: Option<u32>,
+    /// Most PUBLISH bytes (topic and payload) a connection may send per second; a
+    /// PUBLISH beyond it is delayed (with everything the connection sends after it)
+    /// until the next second. A peer that sends more than one packet's worth
+    /// meanwhile is closed ([`BufferFull`](crate::server::PolicyViolation::BufferFull)).
+    pub publish_bytes_per_second: Option<u32>,
+    /// Most CONNECT per second for one client id; one beyond it is closed without
+    /// CONNACK.
+    pub connects_per_second_per_client: Option<u32>,
+    /// The longest [`Profile::session_expiry`] a user may set with
+    /// [`Profile::with_session_expiry`]; `None`: any.
+    pub max_session_expiry: Option<Duration>,
+}
+
+impl Quotas {
+    /// No quota at all.
+    pub const NONE: Quotas = Quotas {
+        publishes_per_second: None,
+        publish_bytes_per_second: None,
+        connects_per_second_per_client: None,
+        max_session_expiry: None,
+    };
+}
+
+/// A session expiry longer than the profile's [`Quotas::max_session_expiry`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ExpiryTooLong {
+    /// What was asked.
+    pub asked: Duration,
+    /// The most the profile allows.
+    pub max: Duration,
+}
+
+impl core::fmt::Display for ExpiryTooLong {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "a session expiry of {} s is over the profile's maximum of {} s",
+            self.asked.as_secs(),
+            self.max.as_secs()
+        )
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for ExpiryTooLong {}
+
+/// The Basic Ingest prefix AWS IoT Core leaves out of its topic limits.
+const BASIC_INGEST: &[u8] = b"$aws/rules/";
+/// The prefix of a shared subscription's filter, `$share/{ShareName}/{filter}`.
+pub(crate) const SHARE_PREFIX: &[u8] = b"$share/";
+
 /// A dialect of MQTT 3.1.1: the policies and limits a client or server follows.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Profile {
-    /// The profile's name, for logs and vectors: `mqtt311` or `aws-iot`.
+    /// The profile's name, for logs, vectors and command lines: `mqtt311`, `aws-iot` or
+    /// `aws-iot-2025` (see [`Profile::by_name`]).
     pub name: &'static str,
     /// QoS 2 in PUBLISH, SUBSCRIBE and wills.
     pub qos2: Qos2Policy,
@@ -81,6 +156,21 @@ pub struct Profile {
     /// matches (MQTT-3.3.1-6: yes). AWS IoT Core, where it keeps retained messages,
     /// sends them only to filters naming the topic exactly.
     pub retained_on_wildcard: bool,
+    /// Whether a filter `$share/{ShareName}/{filter}` makes a shared subscription: each
+    /// matching message goes to one member of the group (MQTT 5's shared subscriptions,
+    /// which AWS IoT Core, mosquitto 2, EMQX and HiveMQ also offer on 3.1.1). Off: it is
+    /// an ordinary filter.
+    pub shared_subscriptions: bool,
+    /// Which `$` topics are reserved for the broker.
+    pub reserved_topics: ReservedTopics,
+    /// Whether the Basic Ingest prefix `$aws/rules/{rule}/` is left out of the topic
+    /// length and level limits (AWS IoT Core today).
+    pub basic_ingest: bool,
+    /// Whether the broker publishes AWS IoT Core's lifecycle events (presence and
+    /// subscriptions, under `$aws/events/`).
+    pub lifecycle_events: bool,
+    /// Rate quotas.
+    pub quotas: Quotas,
 }
 
 impl Profile {
@@ -105,6 +195,11 @@ impl Profile {
             keep_alive_grace: (3, 2),
             will_on_takeover: true,
             retained_on_wildcard: true,
+            shared_subscriptions: false,
+            reserved_topics: ReservedTopics::None,
+            basic_ingest: false,
+            lifecycle_events: false,
+            quotas: Quotas::NONE,
         }
     }
 
@@ -131,7 +226,64 @@ impl Profile {
             keep_alive_grace: (3, 2),
             will_on_takeover: true,
             retained_on_wildcard: false,
+            shared_subscriptions: false,
+            reserved_topics: ReservedTopics::None,
+            basic_ingest: false,
+            lifecycle_events: false,
+            quotas: Quotas::NONE,
         }
+    }
+
+    /// AWS IoT Core's message broker as AWS documents it today: the departures of
+    /// [`aws_iot_core`](Self::aws_iot_core) (QoS 0/1 only, fresh ids on resend, `a/#`
+    /// does not match `a`, keep-alive 30–1200 s, 8 filters per SUBSCRIBE, 50
+    /// subscriptions, 100 unacknowledged QoS 1 each way), and since then: retained
+    /// messages stored and sent on SUBSCRIBE only to a filter naming the topic exactly;
+    /// shared subscriptions; the reserved `$` namespace with Basic Ingest outside the
+    /// topic limits; lifecycle events; 100 publishes and 512 KiB per second per
+    /// connection; one CONNECT per second per client id; a persistent session kept an
+    /// hour by default, up to 7 days.
+    pub const fn aws_iot_core_2025() -> Profile {
+        let mut p = Profile::aws_iot_core();
+        p.name = "aws-iot-2025";
+        p.retain = RetainPolicy::Store;
+        p.retained_on_wildcard = false;
+        p.shared_subscriptions = true;
+        p.reserved_topics = ReservedTopics::AwsIot;
+        p.basic_ingest = true;
+        p.lifecycle_events = true;
+        p.quotas = Quotas {
+            publishes_per_second: Some(100),
+            publish_bytes_per_second: Some(512 * 1024),
+            connects_per_second_per_client: Some(1),
+            max_session_expiry: Some(Duration::from_secs(7 * 24 * 3600)),
+        };
+        p
+    }
+
+    /// The preset called `name` (`mqtt311`, `aws-iot`, `aws-iot-2025`), if any.
+    pub fn by_name(name: &str) -> Option<Profile> {
+        Some(match name {
+            "mqtt311" => Profile::mqtt311(),
+            "aws-iot" => Profile::aws_iot_core(),
+            "aws-iot-2025" => Profile::aws_iot_core_2025(),
+            _ => return None,
+        })
+    }
+
+    /// The names [`by_name`](Self::by_name) knows.
+    pub const NAMES: [&'static str; 3] = ["mqtt311", "aws-iot", "aws-iot-2025"];
+
+    /// This profile with persistent sessions kept for `expiry` after their connection
+    /// ends; refused (nothing changes) beyond [`Quotas::max_session_expiry`].
+    pub fn with_session_expiry(mut self, expiry: Duration) -> Result<Profile, ExpiryTooLong> {
+        if let Some(max) = self.quotas.max_session_expiry {
+            if expiry > max {
+                return Err(ExpiryTooLong { asked: expiry, max });
+            }
+        }
+        self.session_expiry = Some(expiry);
+        Ok(self)
     }
 
     /// Whether QoS 2 is supported.
@@ -159,12 +311,34 @@ impl Profile {
         Some(Duration::from_millis(ms))
     }
 
-    /// Whether `topic` (a name or a filter) is within the length and level limits.
+    /// Whether `topic` (a name or a filter) is within the length and level limits. The
+    /// `$share/{ShareName}/` prefix of a shared subscription (when the profile has
+    /// them) and the Basic Ingest prefix `$aws/rules/{rule}/` (when
+    /// [`basic_ingest`](Self::basic_ingest)) are not counted.
     pub fn topic_within_limits(&self, topic: &[u8]) -> bool {
+        let mut topic = topic;
+        if self.shared_subscriptions {
+            if let Some(rest) = topic.strip_prefix(SHARE_PREFIX) {
+                topic = after_level(rest);
+            }
+        }
+        if self.basic_ingest {
+            if let Some(rest) = topic.strip_prefix(BASIC_INGEST) {
+                topic = after_level(rest);
+            }
+        }
         topic.len() <= self.max_topic_len
             && self
                 .max_topic_levels
                 .is_none_or(|max| topic.iter().filter(|&&c| c == b'/').count() <= max)
+    }
+}
+
+/// What follows the first level of `rest` and its `/` (empty if there is none).
+fn after_level(rest: &[u8]) -> &[u8] {
+    match rest.iter().position(|&c| c == b'/') {
+        Some(i) => &rest[i + 1..],
+        None => &[],
     }
 }
 
@@ -203,5 +377,70 @@ mod tests {
         assert!(aws.topic_within_limits(b"a/b/c/d/e/f/g/h"));
         assert!(!aws.topic_within_limits(b"a/b/c/d/e/f/g/h/i"));
         assert!(!aws.topic_within_limits(&[b'a'; 257]));
+    }
+
+    #[test]
+    fn the_2025_preset_changes_only_what_aws_changed_since_the_seed() {
+        let (old, new) = (Profile::aws_iot_core(), Profile::aws_iot_core_2025());
+        assert_eq!(new.retain, RetainPolicy::Store);
+        assert!(!new.retained_on_wildcard);
+        assert!(new.shared_subscriptions && new.lifecycle_events && new.basic_ingest);
+        assert_eq!(new.reserved_topics, ReservedTopics::AwsIot);
+        assert_eq!(new.quotas.publishes_per_second, Some(100));
+        assert_eq!(new.quotas.publish_bytes_per_second, Some(524_288));
+        assert_eq!(new.quotas.connects_per_second_per_client, Some(1));
+        let same = Profile {
+            name: old.name,
+            retain: old.retain,
+            shared_subscriptions: false,
+            reserved_topics: ReservedTopics::None,
+            basic_ingest: false,
+            lifecycle_events: false,
+            quotas: Quotas::NONE,
+            ..new
+        };
+        assert_eq!(same, old);
+        assert_eq!(old.retain, RetainPolicy::Close);
+        assert!(!Profile::mqtt311().shared_subscriptions);
+    }
+
+    #[test]
+    fn every_name_finds_its_preset_and_nothing_else_does() {
+        for name in Profile::NAMES {
+            assert_eq!(Profile::by_name(name).map(|p| p.name), Some(name));
+        }
+        assert_eq!(Profile::by_name("aws"), None);
+    }
+
+    #[test]
+    fn session_expiry_is_configurable_up_to_seven_days_under_the_2025_preset() {
+        let p = Profile::aws_iot_core_2025();
+        assert_eq!(p.session_expiry, Some(Duration::from_secs(3600)));
+        let week = Duration::from_secs(7 * 24 * 3600);
+        assert_eq!(
+            p.clone()
+                .with_session_expiry(week)
+                .map(|p| p.session_expiry),
+            Ok(Some(week))
+        );
+        let over = week + Duration::from_secs(1);
+        assert_eq!(
+            p.with_session_expiry(over),
+            Err(ExpiryTooLong {
+                asked: over,
+                max: week
+            })
+        );
+    }
+
+    #[test]
+    fn basic_ingest_and_share_prefixes_are_left_out_of_the_topic_limits() {
+        let p = Profile::aws_iot_core_2025();
+        assert!(p.topic_within_limits(b"$aws/rules/r/a/b/c/d/e/f/g/h"));
+        assert!(!p.topic_within_limits(b"$aws/rules/r/a/b/c/d/e/f/g/h/i"));
+        assert!(p.topic_within_limits(b"$share/g/a/b/c/d/e/f/g/h"));
+        let long = [b"$aws/rules/r/".as_slice(), &[b'a'; 256]].concat();
+        assert!(p.topic_within_limits(&long));
+        assert!(!Profile::aws_iot_core().topic_within_limits(b"$aws/rules/r/a/b/c/d/e/f"));
     }
 }

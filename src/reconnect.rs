@@ -75,6 +75,14 @@ impl Backoff {
         self.last_connect = Some(now);
     }
 
+    /// The earliest instant the next CONNECT may be sent:
+    /// [`min_connect_interval`](Self::min_connect_interval) after the last one (`None`
+    /// before the first). For a reconnect the application asks for outside the backoff.
+    pub fn earliest_connect(&self) -> Option<Instant> {
+        self.last_connect
+            .map(|last| last.saturating_add(self.min_connect_interval))
+    }
+
     /// The server accepted the connection (CONNACK).
     pub fn connected(&mut self, now: Instant) {
         self.up_since = Some(now);
@@ -207,6 +215,17 @@ mod tests {
         let mut m = Backoff::for_profile(&Profile::mqtt311(), 9);
         m.connecting(at(10_000));
         assert!(m.lost(at(10_000)) <= at(10_500));
+    }
+
+    #[test]
+    fn the_earliest_connect_is_the_interval_after_the_last_connect() {
+        let mut aws = Backoff::for_profile(&Profile::aws_iot_core(), 2);
+        assert_eq!(aws.earliest_connect(), None);
+        aws.connecting(at(7_000));
+        assert_eq!(aws.earliest_connect(), Some(at(8_000)));
+        let mut std = Backoff::for_profile(&Profile::mqtt311(), 2);
+        std.connecting(at(7_000));
+        assert_eq!(std.earliest_connect(), Some(at(7_000)));
     }
 
     #[test]

@@ -26,9 +26,11 @@ use crate::packet::{
     SubAckCode, Subscribe, Unsubscribe, Will,
 };
 use crate::profile::{Profile, Qos2Policy, RetainPolicy};
+use crate::quota::Admit;
 use crate::session::{Ack, Change, window};
 pub use crate::session::{Message, NotQueued, ServerSession};
 use crate::time::Instant;
+use crate::topic::reserved;
 use crate::types::{MqttString, PacketId, QoS, TopicFilter};
 
 /// What an [`Authorizer`] decides about a client's PUBLISH. MQTT 3.1.1 has no negative
@@ -154,6 +156,22 @@ pub enum PolicyViolation {
     NotAuthorized,
     /// More bytes buffered while the CONNECT awaits an answer than one packet can hold.
     BufferFull,
+    /// A PUBLISH or SUBSCRIBE to a reserved topic the broker does not implement
+    /// ([`ReservedTopics`](crate::profile::ReservedTopics)).
+    ReservedTopic,
+    /// RETAIN=1 on a reserved topic.
+    RetainOnReservedTopic,
+    /// A rate quota: more CONNECT per second for one client id than the profile allows.
+    Throttled,
+}
+
+impl From<reserved::Refusal> for PolicyViolation {
+    fn from(r: reserved::Refusal) -> Self {
+        match r {
+            reserved::Refusal::NotImplemented => PolicyViolation::ReservedTopic,
+            reserved::Refusal::Retain => PolicyViolation::RetainOnReservedTopic,
+        }
+    }
 }
 
 /// Why a command to a [`Server`] was refused. A refused command changes nothing.
@@ -248,6 +266,9 @@ pub enum Ignored {
     Qos2Publish,
     /// A SUBSCRIBE asking for QoS 2: no SUBACK, no subscription made.
     Qos2Subscribe,
+    /// A PUBLISH over the connection's rate quota ([`Quotas`](crate::profile::Quotas)):
+    /// not acknowledged, not routed.
+    PublishOverQuota,
 }
 
 /// Something the application (or broker) must know about.
@@ -371,6 +392,10 @@ pub struct Server {
     session: ServerSession,
     accepted: bool,
     actions: VecDeque<Action>,
+    publish_window: crate::quota::PublishWindow,
+    /// A PUBLISH over the byte-rate quota, held until the next window; the bytes after
+    /// it wait in `rx`.
+    delayed: Option<(Instant, Publish<Bytes>)>,
 }
 
 fn protocol(rule: &'static str, expected: &'static str, got: PacketType) -> CloseReason {
@@ -407,6 +432,8 @@ impl Server {
             will: None,
             session: ServerSession::new(),
             accepted: false,
+            publish_window: Default::default(),
+            delayed: None,
             actions: VecDeque::new(),
         }
     }
@@ -473,6 +500,14 @@ impl Server {
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let resume = self.delayed.as_ref().map(|(at, _)| *at);
+        match (self.deadline(), resume) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
         match &self.state {
             State::AwaitingConnect { deadline } | State::AwaitingAnswer { deadline, .. } => {
                 Some(*deadline)
@@ -485,9 +520,16 @@ impl Server {
         }
     }
 
-    /// Time has passed: closes the connection if its deadline is reached.
+    /// Time has passed: closes the connection if its deadline is reached, and resumes
+    /// a PUBLISH held by the byte-rate quota when its window has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let Some(deadline) = self.poll_timeout() else {
+        if self.delayed.as_ref().is_some_and(|(at, _)| now >= *at) {
+            if let Some((at, p)) = self.delayed.take() {
+                self.handle_publish(at.max(now), p);
+                self.process(now);
+            }
+        }
+        let Some(deadline) = self.deadline() else {
             return;
         };
         if now < deadline {
@@ -561,6 +603,14 @@ impl Server {
             }
             return;
         }
+        if self.delayed.is_some() {
+            // Input waits while a PUBLISH is delayed by the byte-rate quota; a peer
+            // that keeps sending beyond one packet's worth meanwhile is closed.
+            if self.rx.len() > self.decoder_limit() {
+                self.close(CloseReason::Policy(PolicyViolation::BufferFull));
+            }
+            return;
+        }
         self.process(now);
     }
 
@@ -570,6 +620,9 @@ impl Server {
 
     fn process(&mut self, now: Instant) {
         loop {
+            if self.delayed.is_some() {
+                return;
+            }
             if !matches!(
                 self.state,
                 State::AwaitingConnect { .. } | State::Connected { .. }
@@ -613,7 +666,8 @@ impl Server {
                 // Time does not run backwards: an instant earlier than one already
                 // seen counts as that one, so the keep-alive deadline never moves back.
                 *last_rx = (*last_rx).max(now);
-                self.handle_connected(packet);
+                let now = *last_rx;
+                self.handle_connected(now, packet);
             }
             _ => {}
         }
@@ -639,6 +693,9 @@ impl Server {
             }
             if !p.topic_within_limits(w.topic.as_bytes()) {
                 return self.close(CloseReason::Policy(PolicyViolation::TopicTooLong));
+            }
+            if let Err(r) = reserved::check_publish(p, w.topic.as_bytes(), w.retain) {
+                return self.close(CloseReason::Policy(r.into()));
             }
         }
         if let Err(code) = self
@@ -797,14 +854,14 @@ impl Server {
         self.close(protocol("MQTT-4.8.0-1", "a packet a client sends", got));
     }
 
-    fn handle_connected(&mut self, packet: Packet<Bytes>) {
+    fn handle_connected(&mut self, now: Instant, packet: Packet<Bytes>) {
         match packet {
             Packet::Connect(_) => self.close(protocol(
                 "MQTT-3.1.0-2",
                 "no second CONNECT",
                 PacketType::Connect,
             )),
-            Packet::Publish(p) => self.handle_publish(p),
+            Packet::Publish(p) => self.handle_publish(now, p),
             Packet::PubAck(id) => {
                 let ack = self.session.session.on_puback(id);
                 self.on_ack(PacketType::PubAck, id, ack);
@@ -847,7 +904,7 @@ impl Server {
         }
     }
 
-    fn handle_publish(&mut self, p: Publish<Bytes>) {
+    fn handle_publish(&mut self, now: Instant, p: Publish<Bytes>) {
         let profile = &self.profile;
         if !profile.topic_within_limits(p.topic.as_bytes()) {
             return self.close(CloseReason::Policy(PolicyViolation::TopicTooLong));
@@ -857,6 +914,18 @@ impl Server {
         }
         if p.retain && profile.retain == RetainPolicy::Close {
             return self.close(CloseReason::Policy(PolicyViolation::Retain));
+        }
+        if let Err(r) = reserved::check_publish(profile, p.topic.as_bytes(), p.retain) {
+            return self.close(CloseReason::Policy(r.into()));
+        }
+        let size = p.topic.as_bytes().len() + p.payload.len();
+        match self.publish_window.admit(now, &profile.quotas, size) {
+            Admit::Yes => {}
+            Admit::OverCount => return self.event(ServerEvent::Ignored(Ignored::PublishOverQuota)),
+            Admit::OverBytes { resume } => {
+                self.delayed = Some((resume, p));
+                return;
+            }
         }
         if let QosPid::ExactlyOnce(_) = p.qos {
             match profile.qos2 {
@@ -912,6 +981,11 @@ impl Server {
                     return self.close(CloseReason::Policy(PolicyViolation::Qos2));
                 }
             }
+        }
+        if s.filters()
+            .any(|(f, _)| reserved::check_subscribe(&self.profile, f.as_bytes()).is_err())
+        {
+            return self.close(CloseReason::Policy(PolicyViolation::ReservedTopic));
         }
         let mut codes = Vec::new();
         let mut granted = Vec::new();

@@ -326,11 +326,16 @@ impl Player<'_> {
 
 fn play(v: &Value, prefix: &str) {
     let id = v["id"].as_str().expect("id");
-    let profile = match v["profile"].as_str() {
-        Some("mqtt311") => Profile::mqtt311(),
-        Some("aws-iot") => Profile::aws_iot_core(),
-        other => panic!("{id}: unknown profile {other:?}"),
-    };
+    let name = v["profile"].as_str().unwrap_or_default();
+    let mut profile =
+        Profile::by_name(name).unwrap_or_else(|| panic!("{id}: unknown profile {name:?}"));
+    if let Some(on) = v
+        .get("setup")
+        .and_then(|s| s.get("shared_subscriptions"))
+        .and_then(Value::as_bool)
+    {
+        profile.shared_subscriptions = on;
+    }
     let mut p = Player {
         id,
         prefix,
@@ -427,5 +432,42 @@ fn every_aws_departure_has_a_vector() {
         "aws-takeover-closes-the-older-connection",
     ] {
         assert!(aws.contains(departure), "missing {departure}");
+    }
+}
+
+#[test]
+fn every_point_of_aws_iot_core_today_has_a_vector_citing_its_aws_page() {
+    let vs: BTreeMap<String, Value> = vectors()
+        .into_iter()
+        .filter(|(_, v)| v["profile"] == "aws-iot-2025")
+        .map(|(_, v)| (v["id"].as_str().unwrap_or_default().to_string(), v))
+        .collect();
+    for (id, v) in &vs {
+        let source = v["source"].as_str().unwrap_or_default();
+        assert!(
+            source.starts_with("https://docs.aws.amazon.com/"),
+            "{id}: no AWS page in source: {source:?}"
+        );
+    }
+    for point in [
+        "aws2025-retained-message-goes-only-to-an-exact-filter",
+        "aws2025-empty-retained-payload-deletes",
+        "aws2025-retain-on-a-reserved-topic-closes-the-connection",
+        "aws2025-shared-subscription-gives-each-message-to-one-member",
+        "aws2025-shared-messages-wait-while-every-member-is-offline",
+        "aws2025-publish-to-an-unimplemented-reserved-topic-closes",
+        "aws2025-subscribe-to-an-unimplemented-reserved-topic-closes",
+        "aws2025-basic-ingest-prefix-is-outside-the-topic-limits",
+        "aws2025-publishes-over-100-per-second-are-discarded",
+        "aws2025-publish-bytes-over-512-kib-per-second-are-delayed",
+        "aws2025-one-connect-per-second-per-client-id",
+        "aws2025-at-most-eight-filters-per-subscribe",
+        "aws2025-at-most-fifty-subscriptions",
+        "aws2025-keep-alive-is-clamped-to-thirty-seconds",
+        "aws2025-persistent-session-expires-after-an-hour",
+        "aws2025-presence-events-announce-connect-and-disconnect",
+        "aws2025-subscription-events-announce-subscribe-and-unsubscribe",
+    ] {
+        assert!(vs.contains_key(point), "missing {point}");
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example conformance -- broker --host 127.0.0.1 --port 1883 \
-//!     [--profile mqtt311|aws-iot] [--only ID ...] [--slow] [--json FILE] [--known FILE]
+//!     [--profile mqtt311|aws-iot|aws-iot-2025] [--only ID ...] [--slow] [--json FILE] [--known FILE]
 //! cargo run --release --example conformance -- codec --decoder 'COMMAND' [--json FILE]
 //! ```
 //!
@@ -33,7 +33,7 @@ use std::time::Duration;
 use report::Report;
 
 const USAGE: &str = "usage:
-  conformance broker --host H --port P [--profile mqtt311|aws-iot] [--only ID ...]
+  conformance broker --host H --port P [--profile mqtt311|aws-iot|aws-iot-2025] [--only ID ...]
                      [--slow] [--timeout-ms N] [--late-ms N] [--quiet-ms N]
                      [--prefix S] [--vectors DIR]
                      [--json FILE] [--known FILE]
@@ -104,8 +104,8 @@ fn main() {
             }
             "--profile" if mode == "broker" => {
                 broker.profile = value(&mut args, "--profile");
-                if !["mqtt311", "aws-iot"].contains(&broker.profile.as_str()) {
-                    usage("--profile is mqtt311 or aws-iot");
+                if !mqtt_sansio::Profile::NAMES.contains(&broker.profile.as_str()) {
+                    usage("--profile is mqtt311, aws-iot or aws-iot-2025");
                 }
             }
             "--slow" if mode == "broker" => broker.slow = true,

@@ -57,8 +57,9 @@ def distinct(*names): return {"distinct": list(names)}
 def conn(n, cid, clean=True, sp=False, **kw): return [op(n), send(n, C(cid, clean, **kw)), exp(n, CA(0, sp))]
 def sub(n, pid, *fs, codes=None):
     return [send(n, SUB(pid, *fs)), exp(n, SA(pid, *(codes if codes is not None else [q for _, q in fs])))]
-def vec(id, rules, desc, steps, profile="mqtt311", prefixable=True, setup=None):
+def vec(id, rules, desc, steps, profile="mqtt311", prefixable=True, setup=None, source=None):
     v = {"id": id, "rules": rules, "description": desc, "profile": profile}
+    if source: v["source"] = source
     if not prefixable: v["prefixable"] = False
     if setup: v["setup"] = setup
     flat = []
@@ -345,6 +346,107 @@ vec("aws-will-at-qos2-closes-without-connack", ["MQTT-3.2.2-6"],
 vec("aws-takeover-closes-the-older-connection", ["MQTT-3.1.4-2"],
     "AWS IoT Core: a second connection with the same client id is accepted and the older one is closed.",
     [conn(1, "t"), op(2), send(2, C("t")), exp(2, CA(0)), closed(1), send(2, PING), exp(2, PONG)], profile=A)
+
+
+# AWS IoT Core as AWS documents it today (the aws-iot-2025 profile). Each vector names
+# the AWS page its rule comes from in "source".
+N = "aws-iot-2025"
+AWS_DOC = "https://docs.aws.amazon.com/iot/latest/developerguide/"
+MQTT_PAGE = AWS_DOC + "mqtt.html"
+RESERVED = AWS_DOC + "reserved-topics.html"
+INGEST = AWS_DOC + "iot-basic-ingest.html"
+LIFECYCLE = AWS_DOC + "life-cycle-events.html"
+QUOTAS = "https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits"
+def anyp(topic, qos=0, var="p"):
+    d = {"type": "PUBLISH", "topic": topic, "qos": qos, "payload_hex": "?" + var}
+    if qos: d["packet_id"] = "?" + var + "id"
+    return d
+vec("aws2025-retained-message-goes-only-to-an-exact-filter", ["MQTT-3.3.1-6"],
+    "AWS IoT Core today: a retained message is stored and sent on SUBSCRIBE to a filter naming its topic exactly, never to a wildcard filter.",
+    [conn(1, "pub"), send(1, P("rx/t", 1, 1, "v1", retain=True)), exp(1, PA(1)),
+     conn(2, "exact"), sub(2, 1, ("rx/t", 1)), exp(2, P("rx/t", 1, "?a", "v1", retain=True)),
+     conn(3, "wild"), sub(3, 1, ("rx/+", 1), ("rx/#", 1)), nothing(3)], profile=N, source=MQTT_PAGE + "#mqtt-retain")
+vec("aws2025-empty-retained-payload-deletes", ["MQTT-3.3.1-10", "MQTT-3.3.1-11"],
+    "AWS IoT Core today: a retained PUBLISH with an empty payload deletes the retained message of its topic.",
+    [conn(1, "pub"), send(1, P("rd/t", 1, 1, "v1", retain=True)), exp(1, PA(1)),
+     send(1, P("rd/t", 1, 2, "", retain=True)), exp(1, PA(2)),
+     conn(2, "exact"), sub(2, 1, ("rd/t", 1)), nothing(2)], profile=N, source=MQTT_PAGE + "#mqtt-retain")
+vec("aws2025-retain-on-a-reserved-topic-closes-the-connection", ["MQTT-4.8.0-1"],
+    "AWS IoT Core today: RETAIN=1 on a reserved ($) topic, even a Basic Ingest one, closes the connection.",
+    [conn(1, "pub"), send(1, P("$aws/rules/r/t", 1, 1, "v", retain=True)), closed(1)],
+    profile=N, prefixable=False, source=MQTT_PAGE + "#mqtt-retain")
+vec("aws2025-shared-subscription-gives-each-message-to-one-member", [],
+    "AWS IoT Core today: two members of $share/g/sh/t each get one of two messages, never both; a plain subscriber gets both.",
+    [conn(1, "m1"), sub(1, 1, ("$share/g/sh/t", 0)), conn(2, "m2"), sub(2, 1, ("$share/g/sh/t", 0)),
+     conn(3, "plain"), sub(3, 1, ("sh/t", 0)),
+     conn(4, "pub"), send(4, P("sh/t", 0, None, "m1")), send(4, P("sh/t", 0, None, "m2")),
+     exp(1, anyp("sh/t", var="a")), exp(2, anyp("sh/t", var="b")), distinct("a", "b"),
+     exp(3, P("sh/t", payload="m1"), P("sh/t", payload="m2")), nothing(1), nothing(2)],
+    profile=N, prefixable=False, source=MQTT_PAGE + "#mqtt5-shared-subscription")
+vec("aws2025-shared-messages-wait-while-every-member-is-offline", ["MQTT-3.1.2-5"],
+    "AWS IoT Core today: a QoS 1 message for a shared group whose only member (a persistent session) is offline is queued and delivered when it reconnects.",
+    [conn(1, "m1", clean=False), sub(1, 1, ("$share/g/sq/t", 1)), close(1),
+     conn(2, "pub"), send(2, P("sq/t", 1, 1, "held")), exp(2, PA(1)), adv(1000),
+     conn(3, "m1", clean=False, sp=True), exp(3, P("sq/t", 1, "?a", "held"))],
+    profile=N, prefixable=False, source=MQTT_PAGE + "#mqtt5-shared-subscription")
+vec("aws2025-publish-to-an-unimplemented-reserved-topic-closes", ["MQTT-4.8.0-1"],
+    "AWS IoT Core today: a PUBLISH to a reserved topic the broker does not implement ($aws/things/.../shadow/update here) closes the connection.",
+    [conn(1, "c"), send(1, P("$aws/things/t/shadow/update", 1, 1, "{}")), closed(1)],
+    profile=N, prefixable=False, source=RESERVED)
+vec("aws2025-subscribe-to-an-unimplemented-reserved-topic-closes", ["MQTT-4.8.0-1"],
+    "AWS IoT Core today: a SUBSCRIBE to a reserved filter the broker does not implement closes the connection without SUBACK.",
+    [conn(1, "c"), send(1, SUB(1, ("$aws/things/t/#", 0))), closed(1)],
+    profile=N, prefixable=False, source=RESERVED)
+vec("aws2025-basic-ingest-prefix-is-outside-the-topic-limits", ["MQTT-4.8.0-1"],
+    "AWS IoT Core today: $aws/rules/{rule}/ does not count toward the 7-slash limit: 7 slashes after it are accepted, 8 close the connection.",
+    [conn(1, "c"), send(1, P("$aws/rules/r/a/b/c/d/e/f/g/h", 1, 1, "x")), exp(1, PA(1)),
+     send(1, P("$aws/rules/r/a/b/c/d/e/f/g/h/i", 1, 2, "x")), closed(1)],
+    profile=N, prefixable=False, source=INGEST)
+vec("aws2025-publishes-over-100-per-second-are-discarded", ["MQTT-3.3.5-2"],
+    "AWS IoT Core today: of 101 QoS 1 PUBLISH written at once, 100 are acknowledged and routed; the 101st is discarded (no PUBACK, not routed); a second later publishing works again. Timing: the 101 arrive within one second.",
+    [conn(1, "s"), sub(1, 1, ("pr/t", 0)), conn(2, "p"),
+     send(2, *[P("pr/t", 1, i, "x") for i in range(1, 102)]),
+     exp(2, *[PA(i) for i in range(1, 101)]), exp(1, *[P("pr/t", payload="x")] * 100), nothing(2), nothing(1),
+     adv(1000), send(2, P("pr/t", 1, 102, "y")), exp(2, PA(102))], profile=N, source=QUOTAS)
+vec("aws2025-publish-bytes-over-512-kib-per-second-are-delayed", ["MQTT-3.3.5-2"],
+    "AWS IoT Core today: of five 128 KiB PUBLISH written at once, the three within 512 KiB are acknowledged at once and the other two a second later. Timing: the five arrive within one second; the last two are acknowledged between 0.2 s and 2 s later.",
+    [conn(1, "p"), send(1, *[P("pb/t", 1, i, rep("78", 131072)) for i in range(1, 6)]),
+     exp(1, PA(1), PA(2), PA(3)), nothing(1), adv(1000), exp(1, PA(4), PA(5))], profile=N, source=QUOTAS)
+vec("aws2025-one-connect-per-second-per-client-id", ["MQTT-3.1.4-2"],
+    "AWS IoT Core today: a second CONNECT with the same client id within a second is closed without CONNACK and the first connection stays; a second later it takes over.",
+    [conn(1, "cr"), op(2), send(2, C("cr")), closed(2), send(1, PING), exp(1, PONG),
+     adv(1000), conn(3, "cr"), closed(1)], profile=N, source=QUOTAS)
+vec("aws2025-at-most-eight-filters-per-subscribe", ["MQTT-3.8.4-1"],
+    "AWS IoT Core today: in a SUBSCRIBE of 9 filters the ninth is refused with 0x80.",
+    [conn(1, "c"), sub(1, 1, *[("f8/%d" % i, 1) for i in range(9)], codes=[1] * 8 + [128])], profile=N, source=QUOTAS)
+vec("aws2025-at-most-fifty-subscriptions", ["MQTT-3.8.4-1"],
+    "AWS IoT Core today: a connection holds at most 50 subscriptions; the 51st filter is refused.",
+    [conn(1, "c")] + [sub(1, i + 1, *[("s50/%d/%d" % (i, j), 0) for j in range(5)]) for i in range(10)]
+    + [sub(1, 11, ("s50/extra", 0), codes=[128])], profile=N, source=QUOTAS)
+vec("aws2025-keep-alive-is-clamped-to-thirty-seconds", ["MQTT-3.1.2-24"],
+    "AWS IoT Core today: a keep-alive of 5 s is treated as 30 s, so the connection is closed after 45 s of silence.",
+    [conn(1, "c", ka=5), adv(44900), nothing(1), adv(100), closed(1)], profile=N, source=MQTT_PAGE)
+vec("aws2025-persistent-session-expires-after-an-hour", ["MQTT-3.1.2-4"],
+    "AWS IoT Core today: a persistent session is kept an hour after its connection ends (by default); after that the client starts afresh.",
+    [conn(1, "px", clean=False), close(1), adv(3_599_000), conn(2, "px", clean=False, sp=True), close(2),
+     adv(3_600_000), conn(3, "px", clean=False, sp=False)], profile=N, source=QUOTAS)
+vec("aws2025-presence-events-announce-connect-and-disconnect", [],
+    "AWS IoT Core today: a subscriber of $aws/events/presence/connected/{clientId} and .../disconnected/{clientId} gets one JSON message when that client connects and one when it disconnects.",
+    [conn(1, "watcher"), sub(1, 1, ("$aws/events/presence/connected/lc-dev", 0), ("$aws/events/presence/disconnected/lc-dev", 0)),
+     conn(2, "lc-dev"), exp(1, anyp("$aws/events/presence/connected/lc-dev", var="c")),
+     send(2, DISC), closed(2), exp(1, anyp("$aws/events/presence/disconnected/lc-dev", var="d")), nothing(1)],
+    profile=N, prefixable=False, source=LIFECYCLE)
+vec("aws2025-subscription-events-announce-subscribe-and-unsubscribe", [],
+    "AWS IoT Core today: a subscriber of $aws/events/subscriptions/+/{clientId} gets one JSON message for each SUBSCRIBE and UNSUBSCRIBE of that client.",
+    [conn(1, "watcher"), sub(1, 1, ("$aws/events/subscriptions/+/ls-dev", 0)),
+     conn(2, "ls-dev"), sub(2, 1, ("ls/a", 0)), exp(1, anyp("$aws/events/subscriptions/subscribed/ls-dev", var="s")),
+     send(2, UNSUB(2, "ls/a")), exp(2, UA(2)), exp(1, anyp("$aws/events/subscriptions/unsubscribed/ls-dev", var="u")), nothing(1)],
+    profile=N, prefixable=False, source=LIFECYCLE)
+vec("shared-subscriptions-are-ordinary-filters-without-the-knob", ["MQTT-4.7.2-1"],
+    "MQTT 3.1.1 (shared subscriptions off, the default): $share/g/t is an ordinary filter, so a message on t reaches no one and one on $share/g/t reaches the subscriber.",
+    [conn(1, "m"), sub(1, 1, ("$share/g/t", 0)), conn(2, "pub"), send(2, P("t", payload="no")),
+     send(2, P("$share/g/t", payload="yes")), exp(1, P("$share/g/t", payload="yes")), nothing(1)], prefixable=False,
+    setup={"shared_subscriptions": False})
 
 
 def render(v):

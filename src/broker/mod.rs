@@ -2,7 +2,12 @@
 //! messages and wills, still without touching a socket or a clock.
 //!
 //! The [`Broker`] owns one [`Server`] per connection and the state they share: the
-//! sessions (online and stored), the subscription index and the retained messages.
+//! sessions (online and stored), the subscription index, the retained messages (a
+//! topic trie, [`RetainedStore`]) and, where the [`Profile`] has them, the
+//! shared-subscription groups and AWS IoT Core's lifecycle events and CONNECT quota.
+
+mod lifecycle;
+mod shared;
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::format;
@@ -13,12 +18,12 @@ use bytes::Bytes;
 use crate::packet::{Packet, PacketType};
 use crate::profile::{Profile, RetainPolicy};
 use crate::server::{
-    Action as ServerAction, CloseReason, ConnectRequest, Ignored, Message, NotQueued, Server,
-    ServerConfig, ServerEvent, ServerSession,
+    Action as ServerAction, CloseReason, ConnectRequest, Ignored, Message, NotQueued,
+    PolicyViolation, Server, ServerConfig, ServerEvent, ServerSession,
 };
 use crate::session::{BrokerChange, BrokerExport, StateError};
 use crate::time::Instant;
-use crate::topic::SubscriptionIndex;
+use crate::topic::{RetainedStore, SubscriptionIndex};
 use crate::types::{MqttString, PacketId, QoS, TopicFilter};
 
 /// The caller's name for one network connection. The broker never invents one: the
@@ -88,6 +93,17 @@ pub enum BrokerEvent {
         conn: ConnId,
         /// The message.
         message: Message,
+    },
+    /// A message for a shared-subscription group was dropped by a bound: every member
+    /// was offline and the group's queue was full (or the message was QoS 0), or the
+    /// group's last member left with messages queued.
+    SharedDropped {
+        /// The group's filter, `$share/{ShareName}/{filter}`.
+        group: TopicFilter<Bytes>,
+        /// The message.
+        message: Message,
+        /// Which bound.
+        reason: DropReason,
     },
     /// An acknowledgement on `conn` for an id with nothing of its kind in flight. It
     /// was ignored.
@@ -251,7 +267,10 @@ pub struct Broker {
     stored: BTreeMap<Bytes, Stored>,
     expiries: BTreeSet<(Instant, Bytes)>,
     index: SubscriptionIndex<Bytes>,
-    retained: BTreeMap<Bytes, Message>,
+    retained: RetainedStore<Message>,
+    shared: shared::SharedGroups,
+    lifecycle: lifecycle::Lifecycle,
+    connect_rate: crate::quota::ConnectRate,
     timers: BTreeSet<(Instant, ConnId)>,
     armed: BTreeMap<ConnId, Instant>,
     dirty: BTreeSet<ConnId>,
@@ -266,13 +285,16 @@ impl Broker {
         let config = config.into();
         Broker {
             index: SubscriptionIndex::new(profile.hash_matches_parent),
+            shared: shared::SharedGroups::new(profile.hash_matches_parent),
+            lifecycle: lifecycle::Lifecycle::default(),
+            connect_rate: Default::default(),
             profile,
             config,
             conns: BTreeMap::new(),
             online: BTreeMap::new(),
             stored: BTreeMap::new(),
             expiries: BTreeSet::new(),
-            retained: BTreeMap::new(),
+            retained: RetainedStore::new(),
             timers: BTreeSet::new(),
             armed: BTreeMap::new(),
             dirty: BTreeSet::new(),
@@ -402,6 +424,12 @@ impl Broker {
         self.retained.get(topic.as_bytes())
     }
 
+    /// The number of messages waiting in the shared-subscription group `group`
+    /// (`$share/{ShareName}/{filter}`) for one of its members to come online.
+    pub fn shared_queued(&self, group: &str) -> usize {
+        self.shared.queued(group.as_bytes())
+    }
+
     /// The number of retained messages.
     pub fn retained_len(&self) -> usize {
         self.retained.len()
@@ -432,8 +460,13 @@ impl Broker {
             sessions.insert(client.clone(), st.session.export(client, st.expires));
         }
         BrokerExport {
+            shared: self.shared.export(),
             sessions: sessions.into_values().collect(),
-            retained: self.retained.values().cloned().collect(),
+            retained: {
+                let mut all = Vec::with_capacity(self.retained.len());
+                self.retained.for_each(|_, m| all.push(m.clone()));
+                all
+            },
         }
     }
 
@@ -463,7 +496,7 @@ impl Broker {
             let mut expires = record.expires;
             let session = ServerSession::import(record)?;
             for (filter, qos) in filters {
-                broker.index.insert(&filter, client.clone(), qos);
+                broker.add_subscription(&filter, &client, qos);
             }
             if expires.is_none() {
                 expires = broker.profile.session_expiry.map(|d| now + d);
@@ -481,9 +514,12 @@ impl Broker {
         }
         for m in export.retained {
             let topic = m.topic.clone().into_inner();
-            if broker.retained.insert(topic, m).is_some() {
+            if broker.retained.insert(&topic, m).is_some() {
                 return Err(StateError::Invalid("a retained topic twice"));
             }
+        }
+        for queue in export.shared {
+            broker.shared.restore(queue)?;
         }
         Ok(broker)
     }
@@ -520,6 +556,10 @@ impl Broker {
                 while let Some(a) = c.server.poll_action() {
                     rest.push(a);
                 }
+                let reason = rest.iter().find_map(|a| match a {
+                    ServerAction::Close(r) => Some(*r),
+                    _ => None,
+                });
                 let mut detached = false;
                 for a in rest {
                     let ends = matches!(
@@ -527,13 +567,13 @@ impl Broker {
                         ServerAction::Close(_) | ServerAction::Event(ServerEvent::Will(_))
                     );
                     if ends && !detached {
-                        self.detach(now, conn);
+                        self.detach(now, conn, reason);
                         detached = true;
                     }
                     self.on_server_action(now, conn, a);
                 }
                 if !detached {
-                    self.detach(now, conn);
+                    self.detach(now, conn, reason);
                 }
                 return;
             }
@@ -546,11 +586,15 @@ impl Broker {
     }
 
     /// Forgets a closed connection: its session is stored (persistent) or dropped with
-    /// its subscriptions (clean).
-    fn detach(&mut self, now: Instant, conn: ConnId) {
+    /// its subscriptions (clean). `reason` is why the server closed it (`None`: the
+    /// transport ended).
+    fn detach(&mut self, now: Instant, conn: ConnId, reason: Option<CloseReason>) {
         let Some(mut c) = self.conns.remove(&conn) else {
             return;
         };
+        if let Some(m) = self.lifecycle.disconnected(now, conn, reason) {
+            self.route(now, m);
+        }
         if let Some(old) = self.armed.remove(&conn) {
             self.timers.remove(&(old, conn));
         }
@@ -586,7 +630,7 @@ impl Broker {
 
     fn unindex(&mut self, client: &Bytes, session: &ServerSession) {
         for (filter, _) in session.subscriptions() {
-            self.index.remove(filter, client);
+            self.remove_subscription(filter, client);
         }
     }
 
@@ -622,8 +666,12 @@ impl Broker {
                 ServerEvent::Subscribed(list) => self.on_subscribed(now, conn, list),
                 ServerEvent::Unsubscribed(list) => {
                     if let Some(client) = self.client_of(conn) {
-                        for f in list {
-                            self.index.remove(f.as_bytes(), &client);
+                        for f in &list {
+                            self.remove_subscription(f.as_bytes(), &client);
+                        }
+                        let topics: Vec<&str> = list.iter().map(|f| f.as_str()).collect();
+                        if let Some(m) = self.lifecycle.subscriptions(now, conn, false, &topics) {
+                            self.route(now, m);
                         }
                     }
                 }
@@ -668,6 +716,13 @@ impl Broker {
             (req.client_id.clone(), false)
         };
         let key = client_id.0.clone();
+        if !self.connect_rate.admit(now, &self.profile.quotas, &key) {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.server
+                    .close_with(now, CloseReason::Policy(PolicyViolation::Throttled));
+            }
+            return;
+        }
         let known = self.online.contains_key(&key) || self.stored.contains_key(&key);
         let full = self
             .config
@@ -732,7 +787,7 @@ impl Broker {
             return;
         };
         c.accepted = Some((key.clone(), req.clean_session));
-        self.online.insert(key, conn);
+        self.online.insert(key.clone(), conn);
         self.actions
             .push_back(Action::Event(BrokerEvent::Connected {
                 conn,
@@ -743,6 +798,20 @@ impl Broker {
         let _ = c
             .server
             .accept_as(now, assigned.then_some(client_id), resumed);
+        if self.profile.lifecycle_events {
+            let principal = req.login.as_ref().map(|l| l.username.as_str());
+            if let Some(m) = self.lifecycle.connected(now, conn, &key, principal) {
+                self.route(now, m);
+            }
+        }
+        self.flush_shared(now, &key);
+    }
+
+    fn session_of(&self, client: &Bytes) -> Option<&ServerSession> {
+        if let Some(conn) = self.online.get(client) {
+            return self.conns.get(conn).map(|c| c.server.session());
+        }
+        self.stored.get(client).map(|s| &s.session)
     }
 
     fn forget_expiry(&mut self, key: &Bytes, at: Option<Instant>) {
@@ -755,8 +824,12 @@ impl Broker {
         let Some(client) = self.client_of(conn) else {
             return;
         };
+        let topics: Vec<TopicFilter<Bytes>> = list.iter().map(|(f, _)| f.clone()).collect();
         for (filter, qos) in list {
-            self.index.insert(&filter, client.clone(), qos);
+            if !self.add_subscription(&filter, &client, qos) {
+                // A shared subscription gets no retained messages (MQTT 5 §4.8.2).
+                continue;
+            }
             // MQTT-3.3.1-6, MQTT-3.8.4-3: retained messages matching the (new or
             // replaced) subscription go out with RETAIN=1 (MQTT-3.3.1-8).
             let hmp = self.profile.hash_matches_parent;
@@ -764,11 +837,10 @@ impl Broker {
                 if !self.profile.retained_on_wildcard {
                     continue;
                 }
+                let mut found = Vec::new();
                 self.retained
-                    .values()
-                    .filter(|m| crate::topic::matches(filter.as_bytes(), m.topic.as_bytes(), hmp))
-                    .cloned()
-                    .collect()
+                    .for_each_match(filter.as_bytes(), hmp, |_, m| found.push(m.clone()));
+                found
             } else {
                 self.retained
                     .get(filter.as_bytes())
@@ -785,6 +857,10 @@ impl Broker {
                 self.deliver(now, &client, out);
             }
         }
+        let names: Vec<&str> = topics.iter().map(|f| f.as_str()).collect();
+        if let Some(m) = self.lifecycle.subscriptions(now, conn, true, &names) {
+            self.route(now, m);
+        }
     }
 
     /// Routes an application message to every matching session (MQTT-4.5.0-1) and
@@ -797,15 +873,14 @@ impl Broker {
                 if self.retained.remove(topic).is_some() {
                     self.change(BrokerChange::RetainedCleared(m.topic.clone()));
                 }
-            } else if self.retained.contains_key(topic)
+            } else if self.retained.contains(topic)
                 || self
                     .config
                     .max_retained
                     .is_none_or(|max| self.retained.len() < max)
             {
                 // MQTT-3.3.1-5, -7
-                self.retained
-                    .insert(Bytes::copy_from_slice(topic), m.clone());
+                self.retained.insert(topic, m.clone());
                 self.change(BrokerChange::RetainedSet(m.clone()));
             } else {
                 self.actions
@@ -829,6 +904,9 @@ impl Broker {
                 ..m.clone()
             };
             self.deliver(now, &client, out);
+        }
+        if self.profile.shared_subscriptions {
+            self.route_shared(now, &m);
         }
     }
 

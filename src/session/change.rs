@@ -105,4 +105,15 @@ pub enum BrokerChange {
     RetainedSet(Message),
     /// The retained message of this topic was cleared.
     RetainedCleared(TopicName<Bytes>),
+    /// A message joined the end of a shared-subscription group's queue (every member
+    /// was offline).
+    SharedQueued {
+        /// The group's filter, `$share/{ShareName}/{filter}`.
+        group: TopicFilter<Bytes>,
+        /// The message.
+        message: Message,
+    },
+    /// The oldest message of a shared-subscription group's queue left it (handed to a
+    /// member that came online, or dropped and reported).
+    SharedDequeued(TopicFilter<Bytes>),
 }

@@ -6,9 +6,11 @@
 //! ```text
 //! export   = "MQSX" version:u8(=1) kind:u8 body
 //!            kind 1: body = session                     (a ClientExport)
-//!            kind 2: body = n:u32 record{n} n:u32 message{n}   (a BrokerExport:
-//!                           sessions ascending by client id, then retained messages
-//!                           ascending by topic)
+//!            kind 2: body = n:u32 record{n} n:u32 message{n} n:u32 shared{n}
+//!                           (a BrokerExport: sessions ascending by client id,
+//!                           retained messages ascending by topic, shared-group
+//!                           queues ascending by group)
+//! shared   = group:str n:u32 message{n}                 (n > 0, oldest first)
 //! record   = client_id:str expires subscriptions session queue
 //! expires  = 0x00 | 0x01 at:u64                         (milliseconds, caller's clock)
 //! subscriptions = n:u32 (filter:str qos:u8){n}          (ascending by filter)
@@ -32,7 +34,9 @@ use alloc::vec::Vec;
 use bytes::{BufMut, Bytes};
 
 use super::StateError;
-use super::{BrokerExport, ClientExport, Message, Outgoing, SessionExport, SessionRecord, Stage};
+use super::{
+    BrokerExport, ClientExport, Message, Outgoing, SessionExport, SessionRecord, SharedQueue, Stage,
+};
 use crate::codec::prim::{packet_id, prefixed, put_prefixed, u8_, u16_};
 use crate::error::DecodeError;
 use crate::time::Instant;
@@ -134,6 +138,14 @@ impl BrokerExport {
         for m in &self.retained {
             put_message(&mut out, m);
         }
+        put_count(&mut out, self.shared.len());
+        for q in &self.shared {
+            put_prefixed(&mut out, q.group.as_bytes());
+            put_count(&mut out, q.queue.len());
+            for m in &q.queue {
+                put_message(&mut out, m);
+            }
+        }
         out
     }
 
@@ -165,6 +177,24 @@ impl BrokerExport {
                 ));
             }
             export.retained.push(m);
+        }
+        for _ in 0..r.u32()? {
+            let group = TopicFilter::new(r.str()?).map_err(StateError::Field)?;
+            if export
+                .shared
+                .last()
+                .is_some_and(|l| l.group.as_bytes() >= group.as_bytes())
+            {
+                return Err(StateError::Invalid("shared queues not ascending by group"));
+            }
+            let mut queue = Vec::new();
+            for _ in 0..r.u32()? {
+                queue.push(r.message()?);
+            }
+            if queue.is_empty() {
+                return Err(StateError::Invalid("an empty shared queue"));
+            }
+            export.shared.push(SharedQueue { group, queue });
         }
         r.finish()?;
         Ok(export)

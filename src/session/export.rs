@@ -56,6 +56,18 @@ pub struct BrokerExport {
     pub sessions: Vec<SessionRecord>,
     /// The retained messages, ascending by topic.
     pub retained: Vec<Message>,
+    /// The messages queued in shared-subscription groups while every member was
+    /// offline, ascending by group; no group with an empty queue.
+    pub shared: Vec<SharedQueue>,
+}
+
+/// The messages waiting in one shared-subscription group for a member to come online.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedQueue {
+    /// The group's filter, `$share/{ShareName}/{filter}`.
+    pub group: TopicFilter<Bytes>,
+    /// The messages, oldest first; never empty.
+    pub queue: Vec<Message>,
 }
 
 /// Why exported state could not be read, imported or changed. Nothing was changed.
@@ -259,6 +271,31 @@ impl BrokerExport {
                     .binary_search_by(|r| r.topic.as_bytes().cmp(topic.as_bytes()))
                     .map_err(|_| no("no such retained message"))?;
                 self.retained.remove(i);
+            }
+            BrokerChange::SharedQueued { group, message } => {
+                match self
+                    .shared
+                    .binary_search_by(|q| q.group.as_bytes().cmp(group.as_bytes()))
+                {
+                    Ok(i) => self.shared[i].queue.push(message.clone()),
+                    Err(i) => self.shared.insert(
+                        i,
+                        SharedQueue {
+                            group: group.clone(),
+                            queue: alloc::vec![message.clone()],
+                        },
+                    ),
+                }
+            }
+            BrokerChange::SharedDequeued(group) => {
+                let i = self
+                    .shared
+                    .binary_search_by(|q| q.group.as_bytes().cmp(group.as_bytes()))
+                    .map_err(|_| no("no such shared queue"))?;
+                self.shared[i].queue.remove(0);
+                if self.shared[i].queue.is_empty() {
+                    self.shared.remove(i);
+                }
             }
         }
         Ok(())

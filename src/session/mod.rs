@@ -36,7 +36,9 @@ use alloc::vec::Vec;
 use bytes::Bytes;
 
 pub use change::{BrokerChange, Change};
-pub use export::{BrokerExport, ClientExport, SessionExport, SessionRecord, StateError};
+pub use export::{
+    BrokerExport, ClientExport, SessionExport, SessionRecord, SharedQueue, StateError,
+};
 pub use ids::PacketIds;
 pub use server::{NotQueued, ServerSession};
 

@@ -1,8 +1,12 @@
-//! Topic matching and the subscription index.
+//! Topic matching, the subscription index, the retained-message store and the
+//! reserved-topic rules.
 
 mod index;
+pub mod reserved;
+mod retained;
 
 pub use index::SubscriptionIndex;
+pub use retained::RetainedStore;
 
 /// Whether `filter` matches `name` (§4.7): `+` matches one level, `#` the remaining
 /// levels including none (when `hash_matches_parent`), and a filter starting with a

@@ -1,4 +1,4 @@
-"""The load generator (examples/loadgen.rs) against the example broker and mosquitto:
+"""The load generator (tokio/examples/loadgen.rs) against the example broker and mosquitto:
 every message reaches every subscriber, within a bounded time."""
 
 import json

@@ -2,7 +2,7 @@
 //! and WebSocket over TLS.
 //!
 //! ```text
-//! cargo run --release --example broker -- [--listen 127.0.0.1:1883] [--profile aws-iot|mqtt311]
+//! cargo run --release --example broker -- [--listen 127.0.0.1:1883] [--profile aws-iot|aws-iot-2025|mqtt311]
 //!     [--tls-listen ADDR --tls-cert FILE --tls-key FILE [--tls-client-ca FILE] [--require-cn-client-id]]
 //!     [--ws-listen ADDR] [--wss-listen ADDR]
 //!     [--user NAME:PASSWORD]... [--deny-subscribe FILTER]... [--deny-publish FILTER]...
@@ -19,7 +19,7 @@
 //! | `--require-cn-client-id` | off | refuse (CONNACK 5) a CONNECT whose client id is not its certificate's subject CN |
 //! | `--ws-listen ADDR` | none | a WebSocket listener (sub-protocol `mqtt`, any path) |
 //! | `--wss-listen ADDR` | none | a WebSocket listener over TLS |
-//! | `--profile P` | `aws-iot` | `aws-iot` (AWS IoT Core's dialect) or `mqtt311` (the standard) |
+//! | `--profile P` | `aws-iot` | `aws-iot` (AWS IoT Core's dialect, 2019–2021), `aws-iot-2025` (AWS IoT Core as documented today) or `mqtt311` (the standard) |
 //! | `--user NAME:PASSWORD` | anyone | with one or more, CONNECT needs a matching login: none gets CONNACK 5, a wrong one CONNACK 4 (repeatable) |
 //! | `--deny-subscribe FILTER` | none | refuse subscriptions FILTER matches (repeatable) |
 //! | `--deny-publish FILTER` | none | acknowledge and drop publishes FILTER matches (repeatable) |
@@ -86,7 +86,7 @@ struct Args {
     /// A WebSocket-over-TLS listener.
     #[arg(long)]
     wss_listen: Option<SocketAddr>,
-    /// aws-iot or mqtt311.
+    /// aws-iot (AWS IoT Core, 2019–2021), aws-iot-2025 (AWS IoT Core as documented today) or mqtt311.
     #[arg(long, default_value = "aws-iot", value_parser = parse_profile)]
     profile: Profile,
     /// NAME:PASSWORD; with one or more a login is needed (repeatable).
@@ -125,11 +125,7 @@ struct Args {
 }
 
 fn parse_profile(s: &str) -> Result<Profile, String> {
-    match s {
-        "aws-iot" => Ok(Profile::aws_iot_core()),
-        "mqtt311" => Ok(Profile::mqtt311()),
-        _ => Err("aws-iot or mqtt311".into()),
-    }
+    Profile::by_name(s).ok_or_else(|| format!("one of {}", Profile::NAMES.join(", ")))
 }
 
 fn parse_user(s: &str) -> Result<(String, String), String> {

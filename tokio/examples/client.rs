@@ -5,7 +5,7 @@
 //! cargo run --release --example client -- pub|sub [--url URL | --host H --port P] --topic T --qos Q
 //!     [--message M] [--count N] [--client-id ID] [--clean-session true|false]
 //!     [--retain] [--keep-alive SECS] [--max-inflight N] [--drop-after K]
-//!     [--profile mqtt311|aws-iot] [--username U --password P]
+//!     [--profile mqtt311|aws-iot|aws-iot-2025] [--username U --password P]
 //!     [--cafile FILE] [--cert FILE --key FILE] [--tls-alpn PROTO]... [--insecure]
 //! ```
 //!
@@ -91,7 +91,7 @@ struct Args {
     /// Drop the connection after K publishes, reconnect and finish.
     #[arg(long)]
     drop_after: Option<u64>,
-    /// mqtt311 or aws-iot.
+    /// mqtt311, aws-iot or aws-iot-2025.
     #[arg(long, default_value = "mqtt311", value_parser = parse_profile)]
     profile: Profile,
     /// User name.
@@ -127,11 +127,7 @@ fn parse_qos(s: &str) -> Result<QoS, String> {
 }
 
 fn parse_profile(s: &str) -> Result<Profile, String> {
-    match s {
-        "aws-iot" => Ok(Profile::aws_iot_core()),
-        "mqtt311" => Ok(Profile::mqtt311()),
-        _ => Err("aws-iot or mqtt311".into()),
-    }
+    Profile::by_name(s).ok_or_else(|| format!("one of {}", Profile::NAMES.join(", ")))
 }
 
 fn options(a: &Args) -> Result<Options, Box<dyn std::error::Error>> {

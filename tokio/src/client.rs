@@ -43,7 +43,7 @@ pub struct Options {
     /// The dialect: [`Profile::mqtt311`] or [`Profile::aws_iot_core`].
     pub profile: Profile,
     /// The core client's settings (inflight window, manual acks, CONNACK and PINGRESP
-    /// time-outs, …).
+    /// time-outs, …). The session lives in memory: `report_changes` is turned off.
     pub config: ClientConfig,
     /// How long opening the connection (TCP, TLS, WebSocket) may take.
     pub connect_timeout: Duration,
@@ -169,8 +169,11 @@ impl Client {
             login: options.login.clone(),
         };
         let (messages_tx, messages_rx) = mpsc::channel(options.message_queue.max(1));
+        // The session lives in memory only: no durable-state changes to report.
+        let mut config = options.config.clone();
+        config.report_changes = false;
         let mut driver = Driver {
-            core: mqtt_sansio::Client::with_config(options.profile.clone(), options.config.clone()),
+            core: mqtt_sansio::Client::with_config(options.profile.clone(), config),
             clock: Clock::new(),
             url,
             tls,
@@ -190,7 +193,9 @@ impl Client {
             disconnect: None,
             reconnect: None,
             session_present: Arc::default(),
+            first_connect: Instant::ZERO,
         };
+        driver.first_connect = driver.clock.now();
         driver.establish().await?;
         let (tx, rx) = mpsc::channel(64);
         let client = Client {
@@ -337,6 +342,8 @@ struct Driver {
     /// The application asked for a new connection.
     reconnect: Option<Reply<bool>>,
     session_present: Arc<AtomicBool>,
+    /// When the first CONNECT was sent.
+    first_connect: Instant,
 }
 
 impl Driver {
@@ -374,10 +381,14 @@ impl Driver {
     /// The driver's life: serve the connection, reconnect when it is lost and
     /// reconnecting is on, until the application disconnects or drops every handle.
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        let mut backoff = self.options.reconnect.clone();
-        if let Some(b) = backoff.as_mut() {
-            b.connected(self.clock.now());
-        }
+        // Reconnects follow the backoff; every CONNECT, the application's reconnects
+        // included, keeps the profile's interval (AWS IoT Core: one per second).
+        let automatic = self.options.reconnect.is_some();
+        let mut backoff = self.options.reconnect.clone().unwrap_or_else(|| {
+            Backoff::for_profile(&self.options.profile, u64::from(std::process::id()))
+        });
+        backoff.connecting(self.first_connect);
+        backoff.connected(self.clock.now());
         let mut buf = BytesMut::with_capacity(16 * 1024);
         loop {
             while self.ended.is_none() {
@@ -396,20 +407,23 @@ impl Driver {
                 break;
             }
             if let Some(reply) = self.reconnect.take() {
+                if let Some(at) = backoff.earliest_connect() {
+                    tokio::time::sleep_until(self.clock.to_tokio(at)).await;
+                }
+                backoff.connecting(self.clock.now());
                 let result = self.establish().await;
                 let ok = result.is_ok();
                 let _ = reply.send(result.map(|()| self.session_present.load(Ordering::Relaxed)));
                 if ok {
-                    if let Some(b) = backoff.as_mut() {
-                        b.connected(self.clock.now());
-                    }
+                    backoff.connected(self.clock.now());
                     continue;
                 }
             }
-            let Some(b) = backoff.as_mut() else {
+            if !automatic {
                 tracing::info!("connection ended: {why}");
                 break;
-            };
+            }
+            let b = &mut backoff;
             if !why.is_transient() && !matches!(why, Error::Tls(_) | Error::WebSocket(_)) {
                 tracing::info!("connection ended for good: {why}");
                 break;
@@ -668,15 +682,15 @@ impl Driver {
                     let _ = self.messages.send(publish).await;
                 }
                 Action::Event(event) => self.event(event),
-                // Not asked for (`ClientConfig::report_changes` is off): the session
-                // lives in memory only.
-                Action::Change(_) => {}
                 Action::Close(reason) => {
                     self.connected = false;
                     if self.ended.is_none() {
                         self.ended = Some(Error::from_reason(reason));
                     }
                 }
+                // Durable-state changes come only with `ClientConfig::report_changes`;
+                // this client keeps its session in memory and leaves it off.
+                Action::Change(_) => {}
             }
         }
     }

@@ -207,6 +207,7 @@ pub struct Server {
 
 impl Server {
     /// A server for a broker following `profile` with `config`; it listens nowhere yet.
+    /// Sessions live in memory: `report_changes` is turned off.
     pub fn new(profile: Profile, config: BrokerConfig) -> Server {
         Server {
             profile,
@@ -253,6 +254,8 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
         let clock = Clock::new();
         let mut config = self.config;
+        // Sessions live in memory only: no durable-state changes to report.
+        config.connection.report_changes = false;
         let current: Current = Arc::default();
         if let Some(check) = self.check {
             config.connection.authorizer = Arc::new(WithPeer {
@@ -499,8 +502,8 @@ impl Core {
                     }
                 }
                 Action::Event(event) => log_event(&event),
-                // Not asked for (`ServerConfig::report_changes` is off): state lives in
-                // memory only.
+                // Durable-state changes come only with `ServerConfig::report_changes`;
+                // this server keeps its sessions in memory and leaves it off.
                 Action::Change(_) => {}
             }
         }
@@ -542,6 +545,15 @@ fn log_event(event: &BrokerEvent) {
         } => tracing::warn!(
             "client {}: message on {} dropped: {reason:?}",
             client_id.as_str(),
+            message.topic.as_str()
+        ),
+        BrokerEvent::SharedDropped {
+            group,
+            message,
+            reason,
+        } => tracing::warn!(
+            "group {}: message on {} dropped: {reason:?}",
+            group.as_str(),
             message.topic.as_str()
         ),
         BrokerEvent::SessionExpired { client_id } => {

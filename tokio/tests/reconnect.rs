@@ -1,7 +1,8 @@
 //! Lost connections: the client reconnects with the core's backoff, resumes its session
 //! and resends what was not acknowledged; operation time-outs; a client without
 //! reconnect reports what it gave up. A proxy between client and server cuts the
-//! connections or swallows what the server sends, as a failing network would.
+//! connections or swallows what the server sends, as a failing network would. Also
+//! manual acknowledgements.
 
 mod support;
 
@@ -242,5 +243,60 @@ async fn a_refused_connect_is_a_typed_error_and_a_dead_port_a_network_error() {
     o.clean_session = false;
     let e = Client::connect(o).await.unwrap_err();
     assert!(matches!(e, Error::Rejected(_)), "{e:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn manual_acks_are_sent_by_ack_and_refused_without_manual_mode() {
+    let server = serve(vec![Listener::Tcp(any_port())], None).await;
+    let port = server.addrs[0].port();
+    let mut o = options(port, "manual");
+    o.config.manual_acks = true;
+    let (manual, mut inbox) = Client::connect(o).await.unwrap();
+    manual
+        .subscribe(&[("m/#", QoS::AtLeastOnce)])
+        .await
+        .unwrap();
+    let (auto, mut auto_inbox) = Client::connect(options(port, "auto")).await.unwrap();
+    auto.subscribe(&[("m/#", QoS::AtLeastOnce)]).await.unwrap();
+    auto.publish("m/1", QoS::AtLeastOnce, false, "one")
+        .await
+        .unwrap();
+    let m = tokio::time::timeout(LIMIT, inbox.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    manual.ack(&m).await.unwrap();
+    // A second ack of the same message owes nothing.
+    let again = manual.ack(&m).await;
+    assert!(matches!(again, Err(Error::Rejected(_))), "{again:?}");
+    let a = tokio::time::timeout(LIMIT, auto_inbox.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let refused = auto.ack(&a).await;
+    assert!(matches!(refused, Err(Error::Rejected(_))), "{refused:?}");
+    manual.disconnect().await.unwrap();
+    auto.disconnect().await.unwrap();
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn under_the_aws_profile_a_reconnect_waits_a_second_after_the_last_connect() {
+    let server = serve(vec![Listener::Tcp(any_port())], None).await;
+    let mut o = options(server.addrs[0].port(), "quota");
+    o.profile = Profile::aws_iot_core();
+    o.config = mqtt_sansio::ClientConfig::for_profile(&o.profile);
+    let (client, _) = Client::connect(o).await.unwrap();
+    let start = std::time::Instant::now();
+    client.reconnect().await.unwrap();
+    client.reconnect().await.unwrap();
+    // Three CONNECTs for one client id: at least two seconds between the first and the last.
+    assert!(
+        start.elapsed() >= Duration::from_millis(1_900),
+        "{:?}",
+        start.elapsed()
+    );
+    client.disconnect().await.unwrap();
     server.stop().await;
 }
