@@ -1,38 +1,18 @@
 //! The durable store: what a committed batch leaves on disk, read back after reopening,
 //! and damaged stores refused naming the path.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::io::{Seek, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use mqtt_sansio_tokio::store::{
     Store, StoreError, StoredMessage, StoredOutgoing, StoredSession, StoredState, Write,
 };
 use proptest::prelude::*;
-
-/// A fresh directory under the system's temporary one, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "mqtt-sansio-store-test-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use support::TempDir;
 
 fn msg(topic: &str, payload: &str, qos: u8) -> StoredMessage {
     StoredMessage {
@@ -224,7 +204,7 @@ fn filled(dir: &Path) -> StoredState {
 /// The files of a store as `kill -9` leaves them: copied while it is open (its
 /// write-ahead log not folded into the database), into `to`.
 fn crash_image(to: &Path) -> StoredState {
-    let from = TempDir::new();
+    let from = TempDir::new("store");
     let (store, state) = filled_open(&from.0);
     std::fs::create_dir_all(to).unwrap();
     for f in files(&from.0) {
@@ -257,7 +237,7 @@ fn filled_open(dir: &Path) -> (Store, StoredState) {
 
 #[test]
 fn a_committed_batch_is_read_back_after_reopening() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("store");
     let state = filled(&dir.0);
     let store = Store::open(&dir.0).expect("reopen");
     assert_eq!(store.load().expect("load"), state);
@@ -267,7 +247,7 @@ fn a_committed_batch_is_read_back_after_reopening() {
 
 #[test]
 fn a_session_gone_takes_every_record_it_had_including_those_of_the_same_batch() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("store");
     filled(&dir.0);
     let mut store = Store::open(&dir.0).expect("reopen");
     let mut batch = write_for(b("bb"), 99, 77);
@@ -285,7 +265,7 @@ fn a_session_gone_takes_every_record_it_had_including_those_of_the_same_batch() 
 
 #[test]
 fn a_marker_of_another_format_is_refused_naming_it() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("store");
     filled(&dir.0);
     std::fs::write(dir.0.join("mqtt-sansio-store"), b"something else\n").unwrap();
     match Store::open(&dir.0) {
@@ -298,7 +278,7 @@ fn a_marker_of_another_format_is_refused_naming_it() {
 
 #[test]
 fn a_removed_database_is_refused_rather_than_started_empty() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("store");
     filled(&dir.0);
     std::fs::remove_file(dir.0.join("store.sqlite")).unwrap();
     let e = Store::open(&dir.0).expect_err("refused");
@@ -309,7 +289,7 @@ fn a_removed_database_is_refused_rather_than_started_empty() {
 
 #[test]
 fn a_crash_image_opens_with_everything_committed() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("store");
     let state = crash_image(&dir.0);
     assert!(
         dir.0.join("store.sqlite-wal").is_file(),
@@ -320,7 +300,7 @@ fn a_crash_image_opens_with_everything_committed() {
 
 #[test]
 fn a_damaged_last_commit_in_the_log_is_refused_not_dropped() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("store");
     crash_image(&dir.0);
     let log = dir.0.join("store.sqlite-wal");
     let end = std::fs::metadata(&log).unwrap().len();
@@ -340,7 +320,7 @@ fn a_damaged_last_commit_in_the_log_is_refused_not_dropped() {
 
 #[test]
 fn a_damaged_count_of_commits_is_refused_naming_it() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("store");
     filled(&dir.0);
     std::fs::write(dir.0.join("commits"), [0u8; 16]).unwrap();
     let e = Store::open(&dir.0).expect_err("refused");
@@ -382,7 +362,7 @@ fn refused_or_whole(dir: &Path, state: &StoredState, what: &str) {
 #[test]
 fn a_truncated_file_is_refused_naming_the_store_or_changes_nothing() {
     for victim in 0.. {
-        let dir = TempDir::new();
+        let dir = TempDir::new("store");
         let state = crash_image(&dir.0);
         let all = files(&dir.0);
         let Some(f) = all.get(victim) else { break };
@@ -410,7 +390,7 @@ proptest! {
     fn random_bytes_over_a_file_are_refused_or_change_nothing(
         victim in 0usize..64, at in 0.0f64..1.0, junk in proptest::collection::vec(any::<u8>(), 1..32)
     ) {
-        let dir = TempDir::new();
+        let dir = TempDir::new("store");
         let state = crash_image(&dir.0);
         let all = files(&dir.0);
         let f = &all[victim % all.len()];
@@ -430,7 +410,7 @@ proptest! {
         batches in proptest::collection::vec(
             proptest::collection::vec((0u8..3, 0u8..14, 0u64..6, any::<u8>()), 1..12), 1..8)
     ) {
-        let dir = TempDir::new();
+        let dir = TempDir::new("store");
         let mut model = Model::default();
         {
             let mut store = Store::open(&dir.0).unwrap();

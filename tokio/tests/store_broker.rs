@@ -1,8 +1,7 @@
 //! A broker's durable-state changes written to the store, one transaction per input,
 //! read back as the broker's own export.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod support;
 
 use bytes::Bytes;
 use mqtt_sansio::broker::Action;
@@ -11,27 +10,7 @@ use mqtt_sansio::server::ServerConfig;
 use mqtt_sansio::{Broker, BrokerConfig, ConnId, Instant, Packet, Profile};
 use mqtt_sansio_tokio::store::BrokerStore;
 use proptest::prelude::*;
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "mqtt-sansio-store-broker-test-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use support::TempDir;
 
 fn frame(first: u8, body: &[u8]) -> Vec<u8> {
     let mut out = vec![first];
@@ -260,7 +239,7 @@ fn rig_with(dir: &TempDir, profile: Profile) -> Rig {
 
 #[test]
 fn every_kind_of_record_reads_back_as_the_brokers_export() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("store-broker");
     let mut rig = rig(&dir);
     use Step::*;
     for s in [
@@ -309,7 +288,7 @@ proptest! {
     /// After any inputs, the store read back is the broker's export.
     #[test]
     fn the_store_read_back_is_the_brokers_export(steps in proptest::collection::vec(step(), 1..40)) {
-        let dir = TempDir::new();
+        let dir = TempDir::new("store-broker");
         let mut rig = rig(&dir);
         for s in &steps {
             rig.run(s);
@@ -323,7 +302,7 @@ proptest! {
 
 #[test]
 fn a_shared_groups_queue_reads_back_as_the_brokers_export() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("store-broker");
     let mut profile = Profile::mqtt311();
     profile.shared_subscriptions = true;
     let mut rig = rig_with(&dir, profile);
@@ -359,7 +338,7 @@ fn a_shared_groups_queue_reads_back_as_the_brokers_export() {
 
 #[test]
 fn an_expiry_deadline_is_kept_in_unix_time_and_a_session_expired_meanwhile_is_gone() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("store-broker");
     let profile = Profile::mqtt311()
         .with_session_expiry(std::time::Duration::from_secs(3600))
         .expect("an hour is allowed");

@@ -20,18 +20,35 @@ use tokio::task::JoinHandle;
 /// What a test may wait for before it fails instead of hanging.
 pub const LIMIT: Duration = Duration::from_secs(15);
 
-/// A directory of PEM files, removed when dropped.
-pub struct Pki {
-    pub dir: PathBuf,
-}
+static NEXT: AtomicU32 = AtomicU32::new(0);
 
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+/// A fresh directory under the system's temporary one (not created), removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// A path no other test of this process uses; `what` names it for a reader.
+    pub fn new(what: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "mqtt-sansio-tokio-{what}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        TempDir(p)
     }
 }
 
-static NEXT: AtomicU32 = AtomicU32::new(0);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A directory of PEM files, removed when dropped.
+pub struct Pki {
+    pub dir: PathBuf,
+    _owner: TempDir,
+}
 
 fn make_ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -48,13 +65,10 @@ impl Pki {
     /// expired in 2020); `client.pem` (CN `device-1`); `rogue-ca.pem` and `rogue.pem`
     /// (a CA nobody trusts and a server certificate it issued). Each with its `.key`.
     pub fn new() -> Pki {
-        let dir = std::env::temp_dir().join(format!(
-            "mqtt-sansio-tokio-pki-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
+        let owner = TempDir::new("pki");
+        let dir = owner.0.clone();
         std::fs::create_dir_all(&dir).unwrap();
-        let pki = Pki { dir };
+        let pki = Pki { dir, _owner: owner };
         let ca = make_ca("test CA");
         let rogue = make_ca("rogue CA");
         pki.write("ca.pem", &ca.pem());
