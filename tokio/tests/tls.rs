@@ -11,7 +11,7 @@ use mqtt_sansio_tokio::rustls::{self, CertificateError};
 use mqtt_sansio_tokio::{
     ALPN_AWS_IOT, Client, Error, Listener, Options, TlsOptions, cn_is_client_id, server_tls,
 };
-use support::{LIMIT, Pki, any_port, serve};
+use support::{LIMIT, Pki, Running, any_port, serve};
 
 fn tls_options(pki: &Pki, client_cert: bool) -> TlsOptions {
     TlsOptions {
@@ -140,12 +140,24 @@ async fn the_broker_sees_the_alpn_protocol_and_the_sni_name_the_client_sent() {
     server.stop().await;
 }
 
+/// A TLS broker presenting the PKI's `name.pem`/`name.key`, and the URL that reaches it
+/// as `localhost`.
+async fn serving_certificate(pki: &Pki, name: &str) -> (Running, String) {
+    let config = server_tls(
+        &pki.path(&format!("{name}.pem")),
+        &pki.path(&format!("{name}.key")),
+        None,
+    )
+    .unwrap();
+    let server = serve(vec![Listener::Tls(any_port(), config)], None).await;
+    let url = format!("mqtts://localhost:{}", server.addrs[0].port());
+    (server, url)
+}
+
 #[tokio::test]
 async fn a_server_certificate_from_an_unknown_ca_fails_with_unknown_issuer() {
     let pki = Pki::new();
-    let config = server_tls(&pki.path("rogue.pem"), &pki.path("rogue.key"), None).unwrap();
-    let server = serve(vec![Listener::Tls(any_port(), config)], None).await;
-    let url = format!("mqtts://localhost:{}", server.addrs[0].port());
+    let (server, url) = serving_certificate(&pki, "rogue").await;
     let e = connect(url, "x", tls_options(&pki, false))
         .await
         .unwrap_err();
@@ -164,9 +176,7 @@ async fn a_server_certificate_from_an_unknown_ca_fails_with_unknown_issuer() {
 #[tokio::test]
 async fn an_expired_server_certificate_fails_as_expired() {
     let pki = Pki::new();
-    let config = server_tls(&pki.path("expired.pem"), &pki.path("expired.key"), None).unwrap();
-    let server = serve(vec![Listener::Tls(any_port(), config)], None).await;
-    let url = format!("mqtts://localhost:{}", server.addrs[0].port());
+    let (server, url) = serving_certificate(&pki, "expired").await;
     let e = connect(url, "x", tls_options(&pki, false))
         .await
         .unwrap_err();
@@ -185,9 +195,7 @@ async fn an_expired_server_certificate_fails_as_expired() {
 #[tokio::test]
 async fn a_certificate_for_another_host_fails_with_a_name_mismatch_unless_insecure() {
     let pki = Pki::new();
-    let config = server_tls(&pki.path("other.pem"), &pki.path("other.key"), None).unwrap();
-    let server = serve(vec![Listener::Tls(any_port(), config)], None).await;
-    let url = format!("mqtts://localhost:{}", server.addrs[0].port());
+    let (server, url) = serving_certificate(&pki, "other").await;
     let e = connect(url.clone(), "x", tls_options(&pki, false))
         .await
         .unwrap_err();
