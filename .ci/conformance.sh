@@ -7,7 +7,7 @@
 #   broker mode vs examples/broker, mqtt311, aws-iot
 #     and aws-iot-2025                                   all must pass
 #   broker mode vs examples/broker configured as the
-#     setup of three vectors says                        all must pass
+#     setup of four vectors says                         all must pass
 #   broker mode vs mosquitto, mqtt311 (and configured
 #     with credentials)                                  only failures listed in
 #                                                        tests/fixtures/conformance-mosquitto-2.0.11.json
@@ -114,6 +114,11 @@ start_example example-setup --max-queued 2 --deny-subscribe 'cfg-secret/#' --den
 check broker --host 127.0.0.1 --port "$PORT" --prefix cfg- --only \
     offline-queue-bound-drops-beyond-it suback-failure-code-for-a-refused-filter \
     unauthorized-publish-is-acked-or-closed
+
+echo "== conformance: the QoS 1 retry limit vs examples/broker --profile aws-iot-2025 --qos1-retry-ms 2000"
+start_example example-retry --profile aws-iot-2025 --qos1-retry-ms 2000
+check broker --host 127.0.0.1 --port "$PORT" --profile aws-iot-2025 --prefix rl- --only \
+    aws2025-qos1-retry-limit-is-configurable
 
 if [ ! -x "$MOSQUITTO" ]; then
     if [ "${MQTT_INTEROP:-}" = 1 ]; then

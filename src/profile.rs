@@ -71,6 +71,14 @@ pub struct Quotas {
     /// The longest [`Profile::session_expiry`] a user may set with
     /// [`Profile::with_session_expiry`]; `None`: any.
     pub max_session_expiry: Option<Duration>,
+    /// How long after its first sending an unacknowledged outgoing QoS 1 PUBLISH is
+    /// kept and resent; once that old, the server drops it and reports the drop
+    /// ([`DropReason::RetryExpired`](crate::broker::DropReason::RetryExpired)), on a
+    /// timer and when its session resumes. AWS IoT Core: one hour ("Maximum retry
+    /// interval for delivering QoS 1 messages"). `None`: kept until acknowledged or its
+    /// session ends. QoS 2 flows are never dropped: their receiver keeps the packet id
+    /// until PUBREL (MQTT-4.3.3-2), so reusing it would make a new message a repeat.
+    pub qos1_retry_limit: Option<Duration>,
 }
 
 impl Quotas {
@@ -80,6 +88,7 @@ impl Quotas {
         publish_bytes_per_second: None,
         connects_per_second_per_client: None,
         max_session_expiry: None,
+        qos1_retry_limit: None,
     };
 }
 
@@ -242,7 +251,8 @@ impl Profile {
     /// shared subscriptions; the reserved `$` namespace with Basic Ingest outside the
     /// topic limits; lifecycle events; 100 publishes and 512 KiB per second per
     /// connection; one CONNECT per second per client id; a persistent session kept an
-    /// hour by default, up to 7 days.
+    /// hour by default, up to 7 days; an unacknowledged QoS 1 message resent for up to
+    /// an hour, then dropped and reported.
     pub const fn aws_iot_core_2025() -> Profile {
         let mut p = Profile::aws_iot_core();
         p.name = "aws-iot-2025";
@@ -257,6 +267,7 @@ impl Profile {
             publish_bytes_per_second: Some(512 * 1024),
             connects_per_second_per_client: Some(1),
             max_session_expiry: Some(Duration::from_secs(7 * 24 * 3600)),
+            qos1_retry_limit: Some(Duration::from_secs(3600)),
         };
         p
     }
@@ -284,6 +295,13 @@ impl Profile {
         }
         self.session_expiry = Some(expiry);
         Ok(self)
+    }
+
+    /// This profile with unacknowledged outgoing QoS 1 messages dropped `limit` after
+    /// their first sending (`None`: never; see [`Quotas::qos1_retry_limit`]).
+    pub const fn with_qos1_retry_limit(mut self, limit: Option<Duration>) -> Profile {
+        self.quotas.qos1_retry_limit = limit;
+        self
     }
 
     /// Whether QoS 2 is supported.
@@ -389,6 +407,9 @@ mod tests {
         assert_eq!(new.quotas.publishes_per_second, Some(100));
         assert_eq!(new.quotas.publish_bytes_per_second, Some(524_288));
         assert_eq!(new.quotas.connects_per_second_per_client, Some(1));
+        assert_eq!(new.quotas.qos1_retry_limit, Some(Duration::from_secs(3600)));
+        assert_eq!(old.quotas.qos1_retry_limit, None);
+        assert_eq!(Profile::mqtt311().quotas.qos1_retry_limit, None);
         let same = Profile {
             name: old.name,
             retain: old.retain,
@@ -402,6 +423,22 @@ mod tests {
         assert_eq!(same, old);
         assert_eq!(old.retain, RetainPolicy::Close);
         assert!(!Profile::mqtt311().shared_subscriptions);
+    }
+
+    #[test]
+    fn the_qos1_retry_limit_is_configurable_and_off_by_default() {
+        let short = Some(Duration::from_secs(2));
+        let p = Profile::aws_iot_core_2025().with_qos1_retry_limit(short);
+        assert_eq!(p.quotas.qos1_retry_limit, short);
+        let off = p.with_qos1_retry_limit(None);
+        assert_eq!(off.quotas.qos1_retry_limit, None);
+        assert_eq!(
+            Profile::mqtt311()
+                .with_qos1_retry_limit(short)
+                .quotas
+                .qos1_retry_limit,
+            short
+        );
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! AWS IoT Core as documented today (`Profile::aws_iot_core_2025`), point by point, in
 //! simulated time: retained messages, shared subscriptions, reserved topics, quotas and
-//! lifecycle events; and the same knobs on the mqtt311 profile.
+//! lifecycle events; and the same knobs on the mqtt311 profile. The retry limit on
+//! unacknowledged QoS 1 messages is in `aws_2025/retry.rs`.
 
+#[path = "aws_2025/retry.rs"]
+mod retry;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -336,6 +336,13 @@ fn play(v: &Value, prefix: &str) {
     {
         profile.shared_subscriptions = on;
     }
+    if let Some(ms) = v
+        .get("setup")
+        .and_then(|s| s.get("qos1_retry_ms"))
+        .and_then(Value::as_u64)
+    {
+        profile = profile.with_qos1_retry_limit(Some(std::time::Duration::from_millis(ms)));
+    }
     let mut p = Player {
         id,
         prefix,

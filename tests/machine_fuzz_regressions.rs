@@ -42,7 +42,7 @@ fn pseudo_random_inputs_keep_every_invariant_of_every_machine() {
 
 fn client_setup() -> ClientSetup {
     ClientSetup {
-        aws: false,
+        preset: Preset::Mqtt311,
         connack_timeout_ms: 5_000,
         pingresp_timeout_ms: 2_000,
         max_inflight: 4,
@@ -255,7 +255,7 @@ fn a_client_with_a_zero_pingresp_timeout_settles_its_timers_under_the_checks() {
 
 fn server_setup(aws: bool) -> ServerSetup {
     ServerSetup {
-        aws,
+        preset: if aws { Preset::AwsIot } else { Preset::Mqtt311 },
         connect_timeout_ms: 10_000,
         max_queued: 2,
         max_inflight: 1,
@@ -528,6 +528,63 @@ fn a_broker_routes_queues_offline_takes_over_and_times_out_under_the_checks() {
         )
     });
     assert!(granted);
+}
+
+#[test]
+fn the_aws_2025_retry_limit_drops_online_and_stored_messages_under_the_checks() {
+    let publish = |id| ClientPacket::Publish {
+        topic: 1,
+        qos: QoS::AtLeastOnce,
+        id,
+        dup: false,
+        retain: false,
+        payload: Payload(3),
+    };
+    let input = BrokerInput {
+        setup: BrokerSetup {
+            connection: ServerSetup {
+                preset: Preset::AwsIot2025,
+                ..server_setup(false)
+            },
+            max_sessions: None,
+            max_retained: None,
+        },
+        ops: vec![
+            BrokerOp::Open(0),
+            broker_peer(0, ClientPacket::Connect(connect(1, false, 0))),
+            broker_peer(0, ClientPacket::Subscribe(0, vec![(3, QoS::AtLeastOnce)])),
+            BrokerOp::Open(1),
+            broker_peer(1, ClientPacket::Connect(connect(2, true, 0))),
+            broker_peer(1, publish(1)),
+            // Both connections time out at 30 minutes; the session is stored.
+            BrokerOp::Advance(Step::Seconds(3000), true),
+            BrokerOp::Open(2),
+            broker_peer(2, ClientPacket::Connect(connect(1, false, 0))),
+            // An hour after the first sending, on the resumed connection.
+            BrokerOp::Advance(Step::Seconds(700), true),
+            BrokerOp::Open(3),
+            broker_peer(3, ClientPacket::Connect(connect(2, true, 0))),
+            broker_peer(3, publish(2)),
+            BrokerOp::Advance(Step::Seconds(10), true),
+            BrokerOp::ConnectionClosed(2),
+            // An hour after the second sending, in the stored session.
+            BrokerOp::Advance(Step::Seconds(3600), true),
+        ],
+    };
+    check_broker_input(&input);
+    let log = run_broker(&input);
+    let drops = broker_actions(&log)
+        .filter(|a| {
+            matches!(
+                a,
+                BrokerAction::Event(BrokerEvent::Dropped {
+                    reason: mqtt_sansio::broker::DropReason::RetryExpired { .. },
+                    ..
+                })
+            )
+        })
+        .count();
+    assert_eq!(drops, 2, "one drop online, one stored");
 }
 
 #[test]

@@ -291,3 +291,128 @@ fn a_server_resends_per_its_profile_and_a_client_always_keeps_the_id() {
     assert_eq!(out.len(), 1);
     assert_eq!(republished(&out[0]), (true, Some(id)));
 }
+
+// ----- first-send times, in the state and its encoding -----
+
+#[test]
+fn both_roles_record_when_an_entry_was_first_sent_and_a_client_export_keeps_it() {
+    use mqtt_sansio::session::{Change, ClientExport};
+    let later = Instant::from_secs(7);
+    // A server sends at once.
+    let (mut s, _) = connected_server(Profile::mqtt311(), ServerConfig::default(), None);
+    s.publish(later, message(QoS::AtLeastOnce)).unwrap();
+    let first = s
+        .session()
+        .session()
+        .outgoing()
+        .next()
+        .map(|o| o.first_sent);
+    assert_eq!(first, Some(Some(later)));
+    // A client holds until CONNACK: no time until it is sent.
+    let config = ClientConfig {
+        report_changes: true,
+        ..ClientConfig::default()
+    };
+    let mut c = Client::with_config(Profile::mqtt311(), config.clone());
+    c.connect(NOW, connect(false)).unwrap();
+    let id = c
+        .publish(NOW, topic(), QoS::AtLeastOnce, false, "m")
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.export().session.outgoing[0].first_sent, None);
+    let mut durable = c.export();
+    client_drain(&mut c);
+    c.handle_packet(
+        later,
+        Packet::ConnAck(ConnAck::Accepted {
+            session_present: false,
+        }),
+    )
+    .unwrap();
+    for a in client_drain(&mut c) {
+        if let ClientAction::Change(change) = a {
+            assert!(!matches!(change, Change::Sent { at, .. } if at != later));
+            durable.apply(&change).unwrap();
+        }
+    }
+    let export = c.export();
+    assert_eq!(durable, export, "the changes give the export");
+    assert_eq!(export.session.outgoing[0].first_sent, Some(later));
+    assert_eq!(export.session.outgoing[0].id, id);
+    let read = ClientExport::from_bytes(&export.to_bytes()).unwrap();
+    assert_eq!(read, export);
+    let again = Client::import(Profile::mqtt311(), config, read).unwrap();
+    assert_eq!(again.export(), export);
+}
+
+#[test]
+fn an_export_of_version_1_reads_without_first_send_times_and_is_written_as_version_2() {
+    use mqtt_sansio::session::{BrokerExport, ClientExport, SessionRecord, encoding};
+    let (mut s, _) = connected_server(Profile::mqtt311(), ServerConfig::default(), None);
+    s.publish(NOW, message(QoS::AtLeastOnce)).unwrap();
+    let mut session = s.session().session().export();
+    // What version 1 could hold: no time.
+    session.outgoing[0].first_sent = None;
+    let client = ClientExport {
+        session: session.clone(),
+    };
+    let mut v1 = client.to_bytes();
+    assert_eq!(v1[4], encoding::VERSION);
+    v1[4] = encoding::VERSION_1;
+    assert_eq!(ClientExport::from_bytes(&v1), Ok(client.clone()));
+
+    let broker = BrokerExport {
+        sessions: vec![SessionRecord {
+            client_id: MqttString::try_from("c1").unwrap(),
+            expires: None,
+            subscriptions: Vec::new(),
+            session,
+            queue: Vec::new(),
+        }],
+        retained: Vec::new(),
+        shared: Vec::new(),
+    };
+    let mut v1 = broker.to_bytes();
+    v1[4] = encoding::VERSION_1;
+    // Version 1 with the shared-group section, and from before it was added.
+    assert_eq!(BrokerExport::from_bytes(&v1), Ok(broker.clone()));
+    let without_shared = &v1[..v1.len() - 4];
+    assert_eq!(BrokerExport::from_bytes(without_shared), Ok(broker.clone()));
+    // Version 2 always has the section.
+    let v2 = broker.to_bytes();
+    assert_eq!(
+        BrokerExport::from_bytes(&v2[..v2.len() - 4]),
+        Err(mqtt_sansio::session::StateError::Truncated)
+    );
+}
+
+#[test]
+fn a_first_send_time_is_refused_in_version_1_and_on_an_unsent_entry() {
+    use mqtt_sansio::session::{ClientExport, StateError, encoding};
+    let (mut s, _) = connected_server(Profile::mqtt311(), ServerConfig::default(), None);
+    s.publish(Instant::from_secs(3), message(QoS::AtLeastOnce))
+        .unwrap();
+    let client = ClientExport {
+        session: s.session().session().export(),
+    };
+    let v2 = client.to_bytes();
+    assert_eq!(ClientExport::from_bytes(&v2), Ok(client.clone()));
+    // The entry's flags follow magic, version, kind, cursor (2) and count (4).
+    let flags = 4 + 1 + 1 + 2 + 4 + 2;
+    assert_eq!(v2[flags], 0b110, "sent, with a time");
+    let mut v1 = v2.clone();
+    v1[4] = encoding::VERSION_1;
+    assert_eq!(
+        ClientExport::from_bytes(&v1),
+        Err(StateError::Invalid("unknown entry flags"))
+    );
+    let mut unsent = v2.clone();
+    unsent[flags] = 0b100;
+    assert_eq!(
+        ClientExport::from_bytes(&unsent),
+        Err(StateError::Invalid("a first-send time on an unsent entry"))
+    );
+    let mut export = client.clone();
+    export.session.outgoing[0].sent = false;
+    assert!(Client::import(Profile::mqtt311(), ClientConfig::default(), export).is_err());
+}

@@ -264,18 +264,20 @@ fn every_prefix_of_an_export_is_truncated_and_every_flipped_byte_is_read_or_refu
 }
 
 #[test]
-fn a_header_that_is_not_version_1_of_the_right_kind_is_refused_by_name() {
+fn a_header_that_is_not_version_1_or_2_of_the_right_kind_is_refused_by_name() {
     let bytes = client_with_state().export().to_bytes();
     assert_eq!(
         ClientExport::from_bytes(b"JUNKJUNK"),
         Err(StateError::NotAnExport)
     );
-    let mut v2 = bytes.clone();
-    v2[4] = 2;
-    assert_eq!(
-        ClientExport::from_bytes(&v2),
-        Err(StateError::UnsupportedVersion(2))
-    );
+    for version in [0, 3, 0xFF] {
+        let mut other = bytes.clone();
+        other[4] = version;
+        assert_eq!(
+            ClientExport::from_bytes(&other),
+            Err(StateError::UnsupportedVersion(version))
+        );
+    }
     assert_eq!(BrokerExport::from_bytes(&bytes), Err(StateError::WrongKind));
     let mut trailing = bytes.clone();
     trailing.push(0);

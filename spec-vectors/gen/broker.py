@@ -430,6 +430,18 @@ vec("aws2025-persistent-session-expires-after-an-hour", ["MQTT-3.1.2-4"],
     "AWS IoT Core today: a persistent session is kept an hour after its connection ends (by default); after that the client starts afresh.",
     [conn(1, "px", clean=False), close(1), adv(3_599_000), conn(2, "px", clean=False, sp=True), close(2),
      adv(3_600_000), conn(3, "px", clean=False, sp=False)], profile=N, source=QUOTAS)
+vec("aws2025-unacknowledged-qos1-is-resent-for-an-hour-then-dropped", [],
+    "AWS IoT Core today: a QoS 1 message a persistent subscriber never acknowledges is resent when it resumes within the hour after the message was first sent (its id may change) and not once that hour has passed, even if it was resent meanwhile. Timing: the first resume 30 minutes after the first sending, the second an hour after it.",
+    [conn(1, "qr", clean=False, ka=0), sub(1, 1, ("qr/t", 1)), conn(2, "pub"), send(2, P("qr/t", 1, 1, "m")), exp(2, PA(1)),
+     exp(1, P("qr/t", 1, "?a", "m")), close(1), adv(1_800_000),
+     conn(3, "qr", clean=False, sp=True, ka=0), exp(3, P("qr/t", 1, "?b", "m")), close(3), adv(1_800_000),
+     conn(4, "qr", clean=False, sp=True, ka=0), nothing(4)], profile=N, source=QUOTAS)
+vec("aws2025-qos1-retry-limit-is-configurable", [],
+    "AWS IoT Core today, with the retry limit on unacknowledged QoS 1 messages set to 2 s (setup qos1_retry_ms): the message is resent on a resume 1 s after its first sending and not on one 2 s after it. Timing: the first resume between 0.5 s and 1.5 s after the first sending, the second at least 2 s after it.",
+    [conn(1, "qs", clean=False, ka=0), sub(1, 1, ("qs/t", 1)), conn(2, "pub"), send(2, P("qs/t", 1, 1, "m")), exp(2, PA(1)),
+     exp(1, P("qs/t", 1, "?a", "m")), close(1), adv(1000),
+     conn(3, "qs", clean=False, sp=True, ka=0), exp(3, P("qs/t", 1, "?b", "m")), close(3), adv(1000),
+     conn(4, "qs", clean=False, sp=True, ka=0), nothing(4)], profile=N, source=QUOTAS, setup={"qos1_retry_ms": 2000})
 vec("aws2025-presence-events-announce-connect-and-disconnect", [],
     "AWS IoT Core today: a subscriber of $aws/events/presence/connected/{clientId} and .../disconnected/{clientId} gets one JSON message when that client connects and one when it disconnects.",
     [conn(1, "watcher"), sub(1, 1, ("$aws/events/presence/connected/lc-dev", 0), ("$aws/events/presence/disconnected/lc-dev", 0)),

@@ -8,6 +8,7 @@
 //! `state` exports and imports what outlives a connection.
 
 mod lifecycle;
+mod retry;
 mod shared;
 mod state;
 
@@ -41,6 +42,13 @@ pub enum DropReason {
     /// A QoS 0 message for a session whose client is offline: 3.1.1 lets a server keep
     /// such messages (MQTT-3.1.2-5) but does not require it, and this broker does not.
     OfflineQos0,
+    /// The message was sent with `packet_id` and not acknowledged within the profile's
+    /// [`qos1_retry_limit`](crate::profile::Quotas::qos1_retry_limit) of its first
+    /// sending (AWS IoT Core: an hour); it left the session, which will not resend it.
+    RetryExpired {
+        /// The packet id it had.
+        packet_id: PacketId,
+    },
 }
 
 /// Something the broker's owner may want to log or count.
@@ -273,6 +281,7 @@ pub struct Broker {
     shared: shared::SharedGroups,
     lifecycle: lifecycle::Lifecycle,
     connect_rate: crate::quota::ConnectRate,
+    retry: retry::RetryDeadlines,
     timers: BTreeSet<(Instant, ConnId)>,
     armed: BTreeMap<ConnId, Instant>,
     dirty: BTreeSet<ConnId>,
@@ -290,6 +299,7 @@ impl Broker {
             shared: shared::SharedGroups::new(profile.hash_matches_parent),
             lifecycle: lifecycle::Lifecycle::default(),
             connect_rate: Default::default(),
+            retry: Default::default(),
             profile,
             config,
             conns: BTreeMap::new(),
@@ -357,7 +367,8 @@ impl Broker {
         }
     }
 
-    /// Time has passed: keep-alive and connect deadlines, and session expiry.
+    /// Time has passed: keep-alive and connect deadlines, session expiry, and the
+    /// retry limit on unacknowledged QoS 1 messages.
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(&(at, conn)) = self.timers.first() {
             if at > now {
@@ -378,6 +389,7 @@ impl Broker {
                 break;
             };
             if let Some(st) = self.stored.remove(&client) {
+                self.retry.forget(&client);
                 self.unindex(&client, &st.session);
                 self.change(BrokerChange::SessionDiscarded {
                     client_id: MqttString(client.clone()),
@@ -388,6 +400,7 @@ impl Broker {
                     }));
             }
         }
+        self.expire_stored_retries(now);
         self.settle(now);
     }
 
@@ -401,10 +414,10 @@ impl Broker {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let conn = self.timers.first().map(|(t, _)| *t);
         let session = self.expiries.first().map(|(t, _)| *t);
-        match (conn, session) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [conn, session, self.retry.first()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The number of open connections.
@@ -537,7 +550,9 @@ impl Broker {
                     at: Some(at),
                 });
             }
-            self.stored.insert(client, Stored { session, expires });
+            self.stored
+                .insert(client.clone(), Stored { session, expires });
+            self.arm_retry(&client);
         }
     }
 
@@ -604,6 +619,15 @@ impl Broker {
                         packet_type,
                         packet_id,
                     })),
+                ServerEvent::RetryExpired { packet_id, message } => {
+                    if let Some(client) = self.client_of(conn) {
+                        self.actions.push_back(Action::Event(BrokerEvent::Dropped {
+                            client_id: MqttString(client),
+                            message,
+                            reason: DropReason::RetryExpired { packet_id },
+                        }));
+                    }
+                }
             },
         }
     }
@@ -727,7 +751,9 @@ impl Broker {
         self.stored.get(client).map(|s| &s.session)
     }
 
+    /// Forgets the deadlines of a session leaving the stored ones.
     fn forget_expiry(&mut self, key: &Bytes, at: Option<Instant>) {
+        self.retry.forget(key);
         if let Some(at) = at {
             self.expiries.remove(&(at, key.clone()));
         }

@@ -91,7 +91,10 @@ impl Broker {
             if let Some(at) = expires {
                 broker.expiries.insert((at, client.clone()));
             }
-            broker.stored.insert(client, Stored { session, expires });
+            broker
+                .stored
+                .insert(client.clone(), Stored { session, expires });
+            broker.arm_retry(&client);
         }
         for m in export.retained {
             let topic = m.topic.clone().into_inner();

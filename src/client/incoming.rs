@@ -13,7 +13,7 @@ impl Client {
         self.tick(now);
         if let State::AwaitingConnAck { .. } = self.state {
             match packet {
-                Packet::ConnAck(ack) => self.on_connack(ack),
+                Packet::ConnAck(ack) => self.on_connack(now, ack),
                 other => self.close(protocol(
                     "MQTT-3.2.0-1",
                     "CONNACK",
@@ -52,7 +52,7 @@ impl Client {
         Ok(())
     }
 
-    fn on_connack(&mut self, ack: ConnAck) {
+    fn on_connack(&mut self, now: Instant, ack: ConnAck) {
         let State::AwaitingConnAck { link, .. } = &self.state else {
             return;
         };
@@ -96,7 +96,7 @@ impl Client {
             match held {
                 Held::Qos0(p) => self.send(Packet::Publish(p)),
                 Held::Publish(id) => {
-                    if let Some(p) = self.session.send_held(id) {
+                    if let Some(p) = self.session.send_held(id, now) {
                         self.send(Packet::Publish(p));
                     }
                 }

@@ -682,7 +682,7 @@ impl Client {
         } else {
             self.held.push_back(Held::Publish(id));
         }
-        self.session.push(id, message, connected);
+        self.session.push(id, message, connected.then_some(now));
         Ok(Some(id))
     }
 

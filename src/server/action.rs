@@ -179,6 +179,16 @@ pub enum ServerEvent {
         /// Its packet id.
         packet_id: PacketId,
     },
+    /// A QoS 1 message sent with `packet_id` was not acknowledged within the profile's
+    /// [`qos1_retry_limit`](crate::profile::Quotas::qos1_retry_limit) of its first
+    /// sending: it left the session (a [`Change::Removed`](crate::session::Change::Removed)
+    /// before this event says so) and is not resent.
+    RetryExpired {
+        /// The packet id it had.
+        packet_id: PacketId,
+        /// The message.
+        message: Message,
+    },
 }
 
 /// What a server asks its caller to do.

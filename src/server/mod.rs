@@ -238,9 +238,38 @@ impl Server {
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let resume = self.delayed.as_ref().map(|(at, _)| *at);
-        match (self.deadline(), resume) {
+        let next = match (self.deadline(), resume) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
+        };
+        match (next, self.retry_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// When the profile's retry limit next drops an unacknowledged QoS 1 message.
+    fn retry_deadline(&self) -> Option<Instant> {
+        let limit = self.profile.quotas.qos1_retry_limit?;
+        if !self.is_connected() {
+            return None;
+        }
+        self.session.session.retry_deadline(limit)
+    }
+
+    /// Drops the unacknowledged QoS 1 messages the profile's retry limit has reached at
+    /// `now` ([`Quotas::qos1_retry_limit`](crate::profile::Quotas::qos1_retry_limit)),
+    /// each reported as a change and a [`ServerEvent::RetryExpired`]. The caller fills
+    /// the window they leave.
+    fn expire_retries(&mut self, now: Instant) {
+        let Some(limit) = self.profile.quotas.qos1_retry_limit else {
+            return;
+        };
+        for o in self.session.session.expire_retries(now, limit) {
+            self.event(ServerEvent::RetryExpired {
+                packet_id: o.id,
+                message: o.message,
+            });
         }
     }
 
@@ -257,14 +286,19 @@ impl Server {
         }
     }
 
-    /// Time has passed: closes the connection if its deadline is reached, and resumes
-    /// a PUBLISH held by the byte-rate quota when its window has passed.
+    /// Time has passed: closes the connection if its deadline is reached, resumes a
+    /// PUBLISH held by the byte-rate quota when its window has passed, and drops the
+    /// unacknowledged QoS 1 messages the profile's retry limit has reached.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.delayed.as_ref().is_some_and(|(at, _)| now >= *at) {
             if let Some((at, p)) = self.delayed.take() {
                 self.handle_publish(at.max(now), p);
                 self.process(now);
             }
+        }
+        if self.retry_deadline().is_some_and(|at| now >= at) {
+            self.expire_retries(now);
+            self.fill_window(now);
         }
         let Some(deadline) = self.deadline() else {
             return;
@@ -492,8 +526,9 @@ impl Server {
             last_rx: now,
         };
         self.send(Packet::ConnAck(ConnAck::Accepted { session_present }));
+        self.expire_retries(now);
         self.resend();
-        self.fill_window();
+        self.fill_window(now);
         if !self.rx.is_empty() && !self.profile.send_before_connack {
             self.close(CloseReason::Policy(PolicyViolation::SentBeforeConnAck));
             return Ok(());
@@ -534,7 +569,7 @@ impl Server {
     }
 
     /// Sends queued messages while the inflight window has room.
-    fn fill_window(&mut self) {
+    fn fill_window(&mut self, now: Instant) {
         while self.session.session.inflight() < self.window() && !self.session.queue.is_empty() {
             let Some(id) = self.session.session.allocate_id() else {
                 return;
@@ -544,7 +579,7 @@ impl Server {
                 return;
             };
             self.send(Packet::Publish(m.to_publish(id, false)));
-            self.session.session.push(id, m, true);
+            self.session.session.push(id, m, Some(now));
         }
     }
 
@@ -553,7 +588,7 @@ impl Server {
     /// QoS 1/2 in its session (for [`take_session`](Self::take_session)) and drops
     /// QoS 0. When the queue is full, or the connection is not accepted yet, the
     /// message comes back and nothing changes.
-    pub fn publish(&mut self, _now: Instant, message: Message) -> Result<(), NotQueued> {
+    pub fn publish(&mut self, now: Instant, message: Message) -> Result<(), NotQueued> {
         if self.is_closed() && self.accepted {
             if message.qos == QoS::AtMostOnce {
                 return Ok(());
@@ -580,12 +615,12 @@ impl Server {
             }
             if let Some(id) = self.session.session.allocate_id() {
                 self.send(Packet::Publish(message.to_publish(id, false)));
-                self.session.session.push(id, message, true);
+                self.session.session.push(id, message, Some(now));
                 return Ok(());
             }
         }
         self.session.enqueue(message, self.config.max_queued)?;
-        self.fill_window();
+        self.fill_window(now);
         Ok(())
     }
 
@@ -603,15 +638,15 @@ impl Server {
             Packet::Publish(p) => self.handle_publish(now, p),
             Packet::PubAck(id) => {
                 let ack = self.session.session.on_puback(id);
-                self.on_ack(PacketType::PubAck, id, ack);
+                self.on_ack(now, PacketType::PubAck, id, ack);
             }
             Packet::PubRec(id) => {
                 let ack = self.session.session.on_pubrec(id);
-                self.on_ack(PacketType::PubRec, id, ack);
+                self.on_ack(now, PacketType::PubRec, id, ack);
             }
             Packet::PubComp(id) => {
                 let ack = self.session.session.on_pubcomp(id);
-                self.on_ack(PacketType::PubComp, id, ack);
+                self.on_ack(now, PacketType::PubComp, id, ack);
             }
             Packet::PubRel(id) => {
                 self.session.session.on_pubrel(id);
@@ -632,9 +667,9 @@ impl Server {
         }
     }
 
-    fn on_ack(&mut self, packet_type: PacketType, packet_id: PacketId, ack: Ack) {
+    fn on_ack(&mut self, now: Instant, packet_type: PacketType, packet_id: PacketId, ack: Ack) {
         match ack {
-            Ack::Completed(_) => self.fill_window(),
+            Ack::Completed(_) => self.fill_window(now),
             Ack::Released | Ack::Repeated => self.send(Packet::PubRel(packet_id)),
             Ack::Unexpected => self.event(ServerEvent::UnexpectedAck {
                 packet_type,

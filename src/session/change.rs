@@ -21,25 +21,31 @@ use crate::types::{MqttString, PacketId, QoS, TopicFilter, TopicName};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// A QoS 1/2 message entered the end of the outgoing table with packet id `id`;
-    /// `sent` is false for a message a client holds until CONNACK. Allocation resumes
+    /// `sent` is `None` for a message a client holds until CONNACK. Allocation resumes
     /// after `id`.
     Added {
         /// Its packet id.
         id: PacketId,
         /// The message.
         message: Message,
-        /// Whether it went out at once.
-        sent: bool,
+        /// When it went out (at once); `None`: held.
+        sent: Option<Instant>,
     },
     /// A held message went out.
-    Sent(PacketId),
+    Sent {
+        /// Its packet id.
+        id: PacketId,
+        /// When.
+        at: Instant,
+    },
     /// A packet id was taken for a SUBSCRIBE or UNSUBSCRIBE (client side). These are
     /// not session state, but allocation resumes after `id`.
     Allocated(PacketId),
     /// PUBREC arrived for `id`: the message is released (PUBREL sent) and moves to the
     /// end of the outgoing table.
     Released(PacketId),
-    /// The flow of `id` ended (PUBACK, PUBCOMP) or was given up; the entry is gone.
+    /// The flow of `id` ended (PUBACK, PUBCOMP) or was given up (a lost session, a retry
+    /// limit); the entry is gone.
     Removed(PacketId),
     /// On resume the message with id `old` was resent under the fresh id `new` (it keeps
     /// its place). Allocation resumes after `new`.

@@ -1,10 +1,10 @@
-//! The binary encoding of exported state, version 1.
+//! The binary encoding of exported state, version 2.
 //!
 //! Written with the codec's own primitives (big-endian integers, fields with a two-byte
 //! length prefix). The grammar, every integer big-endian:
 //!
 //! ```text
-//! export   = "MQSX" version:u8(=1) kind:u8 body
+//! export   = "MQSX" version:u8(=2) kind:u8 body
 //!            kind 1: body = session                     (a ClientExport)
 //!            kind 2: body = n:u32 record{n} n:u32 message{n} n:u32 shared{n}
 //!                           (a BrokerExport: sessions ascending by client id,
@@ -16,12 +16,23 @@
 //! subscriptions = n:u32 (filter:str qos:u8){n}          (ascending by filter)
 //! queue    = n:u32 message{n}                           (oldest first)
 //! session  = cursor:u16 n:u32 entry{n} n:u32 inbound_id:u16{n}
-//! entry    = id:u16 flags:u8 message                    (flags: bit 0 released,
-//!                                                         bit 1 sent; resend order)
+//! entry    = id:u16 flags:u8 [first_sent:u64] message   (flags: bit 0 released,
+//!                                                         bit 1 sent, bit 2 first_sent
+//!                                                         follows (only with bit 1):
+//!                                                         milliseconds, caller's clock;
+//!                                                         resend order)
 //! message  = flags:u8 topic:str payload_len:u32 payload (flags: bits 0-1 QoS,
 //!                                                         bit 2 RETAIN)
 //! str      = len:u16 bytes{len}                         (as MQTT strings)
 //! ```
+//!
+//! Version 1, which this crate still reads, differs in two places: an entry has no
+//! first-send time (flag bit 2 is unknown there), so every entry read from it has
+//! [`Outgoing::first_sent`] `None` (a retry limit never drops it); and the shared-group
+//! section of a broker export, added to version 1 without a new number, may be absent
+//! (the export ends after the retained messages: no shared queue). Writing always
+//! gives version 2; another version is refused with
+//! [`StateError::UnsupportedVersion`].
 //!
 //! Reading treats the bytes as untrusted: every field is validated as the codec
 //! validates a packet (topic names, filters, UTF-8 client ids, non-zero packet ids),
@@ -44,8 +55,11 @@ use crate::types::{MqttString, PacketId, QoS, TopicFilter, TopicName};
 
 /// The first four bytes of every export.
 pub const MAGIC: [u8; 4] = *b"MQSX";
-/// The version this crate writes, and the only one it reads.
-pub const VERSION: u8 = 1;
+/// The version this crate writes. It also reads [`VERSION_1`].
+pub const VERSION: u8 = 2;
+/// The previous version, still read: no first-send time per outgoing entry, and an
+/// optional shared-group section (see the [module documentation](self)).
+pub const VERSION_1: u8 = 1;
 
 const CLIENT: u8 = 1;
 const BROKER: u8 = 2;
@@ -76,7 +90,13 @@ fn put_session(out: &mut Vec<u8>, s: &SessionExport) {
     put_count(out, s.outgoing.len());
     for o in &s.outgoing {
         out.put_u16(o.id.get());
-        out.put_u8(u8::from(o.stage == Stage::Released) | u8::from(o.sent) << 1);
+        let flags = u8::from(o.stage == Stage::Released)
+            | u8::from(o.sent) << 1
+            | u8::from(o.first_sent.is_some()) << 2;
+        out.put_u8(flags);
+        if let Some(at) = o.first_sent {
+            out.put_u64(at.as_millis());
+        }
         put_message(out, &o.message);
     }
     put_count(out, s.inbound_qos2.len());
@@ -178,7 +198,13 @@ impl BrokerExport {
             }
             export.retained.push(m);
         }
-        for _ in 0..r.u32()? {
+        // Version 1 was first written without the shared-group section.
+        let shared = if r.version == VERSION_1 && r.rest.is_empty() {
+            0
+        } else {
+            r.u32()?
+        };
+        for _ in 0..shared {
             let group = TopicFilter::new(r.str()?).map_err(StateError::Field)?;
             if export
                 .shared
@@ -212,6 +238,8 @@ fn field(e: DecodeError) -> StateError {
 
 struct Reader<'a> {
     rest: &'a [u8],
+    /// The version read from the header.
+    version: u8,
 }
 
 impl<'a> Reader<'a> {
@@ -226,11 +254,15 @@ impl<'a> Reader<'a> {
         if *magic != MAGIC {
             return Err(StateError::NotAnExport);
         }
-        let mut r = Reader { rest };
+        let mut r = Reader {
+            rest,
+            version: VERSION,
+        };
         let version = r.u8()?;
-        if version != VERSION {
+        if version != VERSION && version != VERSION_1 {
             return Err(StateError::UnsupportedVersion(version));
         }
+        r.version = version;
         if r.u8()? != kind {
             return Err(StateError::WrongKind);
         }
@@ -318,9 +350,23 @@ impl<'a> Reader<'a> {
         for _ in 0..self.u32()? {
             let id = self.id()?;
             let flags = self.u8()?;
-            if flags & !0b11 != 0 {
+            let known = if self.version == VERSION_1 {
+                0b11
+            } else {
+                0b111
+            };
+            if flags & !known != 0 {
                 return Err(StateError::Invalid("unknown entry flags"));
             }
+            let sent = flags & 0b10 != 0;
+            let first_sent = if flags & 0b100 != 0 {
+                if !sent {
+                    return Err(StateError::Invalid("a first-send time on an unsent entry"));
+                }
+                Some(Instant::from_millis(self.u64()?))
+            } else {
+                None
+            };
             let message = self.message()?;
             outgoing.push(Outgoing {
                 id,
@@ -330,7 +376,8 @@ impl<'a> Reader<'a> {
                 } else {
                     Stage::Published
                 },
-                sent: flags & 0b10 != 0,
+                sent,
+                first_sent,
             });
         }
         let mut inbound_qos2: Vec<PacketId> = Vec::new();

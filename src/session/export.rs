@@ -131,13 +131,19 @@ impl SessionExport {
                     id: *id,
                     message: message.clone(),
                     stage: Stage::Published,
-                    sent: *sent,
+                    sent: sent.is_some(),
+                    first_sent: *sent,
                 });
                 self.cursor = id.get();
             }
-            Change::Sent(id) => {
+            Change::Sent { id, at } => {
                 let i = self.position(*id).ok_or(no("no such outgoing id"))?;
-                self.outgoing[i].sent = true;
+                let entry = &mut self.outgoing[i];
+                if entry.sent {
+                    return Err(no("the entry was sent already"));
+                }
+                entry.sent = true;
+                entry.first_sent = Some(*at);
             }
             Change::Allocated(id) => self.cursor = id.get(),
             Change::Released(id) => {
@@ -313,13 +319,16 @@ impl Session {
     }
 
     /// The session `export` describes. Refused when an id appears twice in the
-    /// outgoing table or among the inbound QoS 2 ids, or an outgoing message is at QoS
-    /// 0.
+    /// outgoing table or among the inbound QoS 2 ids, an outgoing message is at QoS 0,
+    /// or an entry not sent has a first-send time.
     pub fn import(export: SessionExport) -> Result<Session, StateError> {
         let mut session = Session::new();
         for entry in export.outgoing {
             if entry.message.qos == QoS::AtMostOnce {
                 return Err(StateError::Invalid("a QoS 0 message in the outgoing table"));
+            }
+            if entry.first_sent.is_some() && !entry.sent {
+                return Err(StateError::Invalid("a first-send time on an unsent entry"));
             }
             if session.by_id.contains_key(&entry.id) {
                 return Err(StateError::Invalid("an id twice in the outgoing table"));

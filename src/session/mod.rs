@@ -22,7 +22,10 @@
 //! - the inflight window is [`window`]: the configured limit capped by the profile's;
 //! - a resumed session resends with the same id and DUP=1 (MQTT-4.4.0-1), or with a
 //!   fresh id and DUP=0 where a server's profile says so ([`ResendPolicy`]); a client
-//!   always keeps the id, by which the application knows its message.
+//!   always keeps the id, by which the application knows its message;
+//! - each entry records when it was first sent, so that a server whose profile bounds
+//!   the retries ([`Quotas::qos1_retry_limit`](crate::profile::Quotas::qos1_retry_limit))
+//!   drops an unacknowledged QoS 1 message once it is that old.
 
 mod change;
 pub mod encoding;
@@ -32,6 +35,7 @@ mod server;
 
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
+use core::time::Duration;
 
 use bytes::Bytes;
 
@@ -44,6 +48,7 @@ pub use server::{NotQueued, ServerSession};
 
 use crate::packet::{Packet, Publish, QosPid, Will};
 use crate::profile::{Profile, ResendPolicy};
+use crate::time::Instant;
 use crate::types::{PacketId, QoS, TopicName};
 
 /// An application message: what a PUBLISH carries, without the packet identifier and
@@ -118,6 +123,40 @@ pub struct Outgoing {
     /// Whether the PUBLISH went out on some connection (a client holds messages before
     /// CONNACK; a server's entries are always sent).
     pub sent: bool,
+    /// When the PUBLISH first went out; `None` while it is held, and for an entry whose
+    /// time was not recorded (read from version 1 of the
+    /// [`encoding`](crate::session::encoding), or from an older store record): such an
+    /// entry is never dropped by a retry limit.
+    ///
+    /// The retry limit counts from the first sending, not from when the broker took the
+    /// message in: AWS IoT Core "retries delivery of unacknowledged quality of service 1
+    /// (QoS 1) publish requests to a client for up to one hour" and drops them when no
+    /// PUBACK came after that hour
+    /// (<https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits>,
+    /// "Maximum retry interval for delivering QoS 1 messages"): what is retried is a
+    /// delivery, and a delivery starts when the PUBLISH is sent. A message still queued
+    /// behind the inflight window, or for a client that is offline, has not been
+    /// delivered; it lives as long as its persistent session
+    /// ([`Profile::session_expiry`]). A resend with a fresh packet id keeps the time: it
+    /// is the same delivery.
+    pub first_sent: Option<Instant>,
+}
+
+impl Outgoing {
+    /// Whether a retry limit of `limit` drops this entry at `now`: a QoS 1 PUBLISH not
+    /// acknowledged `limit` after its first sending.
+    pub fn retry_expired(&self, now: Instant, limit: Duration) -> bool {
+        self.retry_deadline(limit).is_some_and(|at| now >= at)
+    }
+
+    /// When a retry limit of `limit` drops this entry; `None` for an entry it never
+    /// drops (QoS 2, released, held, or without a recorded first sending).
+    pub fn retry_deadline(&self, limit: Duration) -> Option<Instant> {
+        if self.message.qos != QoS::AtLeastOnce || self.stage != Stage::Published {
+            return None;
+        }
+        self.first_sent.map(|t| t + limit)
+    }
 }
 
 /// What an acknowledgement did to the outgoing table.
@@ -251,10 +290,10 @@ impl Session {
     }
 
     /// Adds `message` (QoS 1 or 2) to the end of the outgoing table under `id`, an id
-    /// taken with [`allocate_id`](Self::allocate_id). `sent` says whether it goes out
-    /// now. Returns false, changing nothing, for a QoS 0 message or an id already in
-    /// the table.
-    pub(crate) fn push(&mut self, id: PacketId, message: Message, sent: bool) -> bool {
+    /// taken with [`allocate_id`](Self::allocate_id). `sent` is the instant it goes
+    /// out, now; `None` for a message held. Returns false, changing nothing, for a QoS
+    /// 0 message or an id already in the table.
+    pub(crate) fn push(&mut self, id: PacketId, message: Message, sent: Option<Instant>) -> bool {
         if message.qos == QoS::AtMostOnce || self.by_id.contains_key(&id) {
             return false;
         }
@@ -268,7 +307,8 @@ impl Session {
             id,
             message,
             stage: Stage::Published,
-            sent,
+            sent: sent.is_some(),
+            first_sent: sent,
         });
         true
     }
@@ -293,17 +333,18 @@ impl Session {
         Some(entry)
     }
 
-    /// Marks the held entry `id` as sent and gives its first PUBLISH (DUP=0); `None`
-    /// if there is no such entry or it was sent already.
-    pub(crate) fn send_held(&mut self, id: PacketId) -> Option<Publish<Bytes>> {
+    /// Marks the held entry `id` as sent at `now` and gives its first PUBLISH (DUP=0);
+    /// `None` if there is no such entry or it was sent already.
+    pub(crate) fn send_held(&mut self, id: PacketId, now: Instant) -> Option<Publish<Bytes>> {
         let seq = self.by_id.get(&id)?;
         let entry = self.outgoing.get_mut(seq)?;
         if entry.sent {
             return None;
         }
         entry.sent = true;
+        entry.first_sent = Some(now);
         let publish = entry.message.to_publish(id, false);
-        self.record(|| Change::Sent(id));
+        self.record(|| Change::Sent { id, at: now });
         Some(publish)
     }
 
@@ -406,6 +447,22 @@ impl Session {
             .map(|o| o.id)
             .collect();
         ids.into_iter().filter_map(|id| self.remove(id)).collect()
+    }
+
+    /// When a retry limit of `limit` next drops an entry (the earliest
+    /// [`Outgoing::retry_deadline`]); `None` if it drops none.
+    pub(crate) fn retry_deadline(&self, limit: Duration) -> Option<Instant> {
+        self.outgoing
+            .values()
+            .filter_map(|o| o.retry_deadline(limit))
+            .min()
+    }
+
+    /// Removes, in order, the entries a retry limit of `limit` drops at `now`
+    /// ([`Outgoing::retry_expired`]), freeing their ids and reporting each as
+    /// [`Change::Removed`].
+    pub(crate) fn expire_retries(&mut self, now: Instant, limit: Duration) -> Vec<Outgoing> {
+        self.discard(|o| o.retry_expired(now, limit))
     }
 
     /// An inbound QoS 2 PUBLISH with `id` arrived: true if it is new (deliver it and

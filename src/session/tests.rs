@@ -1,5 +1,7 @@
 use super::*;
+use crate::time::Instant;
 use crate::types::TopicName;
+use core::time::Duration;
 
 fn id(n: u16) -> PacketId {
     PacketId::new(n).unwrap()
@@ -24,9 +26,9 @@ fn recording() -> Session {
 fn each_ack_of_the_right_kind_moves_its_flow_and_reports_the_change() {
     let mut s = recording();
     let one = s.allocate_id().unwrap();
-    assert!(s.push(one, message(QoS::AtLeastOnce), true));
+    assert!(s.push(one, message(QoS::AtLeastOnce), Some(Instant::ZERO)));
     let two = s.allocate_id().unwrap();
-    assert!(s.push(two, message(QoS::ExactlyOnce), true));
+    assert!(s.push(two, message(QoS::ExactlyOnce), Some(Instant::ZERO)));
     assert_eq!(s.on_pubcomp(two), Ack::Unexpected, "PUBCOMP before PUBREC");
     assert_eq!(s.on_pubrec(one), Ack::Unexpected, "PUBREC for QoS 1");
     assert_eq!(s.on_pubrec(two), Ack::Released);
@@ -44,12 +46,12 @@ fn each_ack_of_the_right_kind_moves_its_flow_and_reports_the_change() {
 fn a_held_entry_is_not_acknowledged_nor_resent_until_it_is_sent() {
     let mut s = Session::new();
     let a = s.allocate_id().unwrap();
-    s.push(a, message(QoS::AtLeastOnce), false);
+    s.push(a, message(QoS::AtLeastOnce), None);
     assert_eq!(s.on_puback(a), Ack::Unexpected);
     assert!(s.resend(ResendPolicy::SameIdWithDup).is_empty());
-    let first = s.send_held(a).unwrap();
+    let first = s.send_held(a, Instant::ZERO).unwrap();
     assert!(!first.dup);
-    assert_eq!(s.send_held(a), None, "sent once");
+    assert_eq!(s.send_held(a, Instant::ZERO), None, "sent once");
     let again = s.resend(ResendPolicy::SameIdWithDup);
     assert!(matches!(&again[..], [Packet::Publish(p)] if p.dup && p.qos.packet_id() == Some(a)));
 }
@@ -58,9 +60,9 @@ fn a_held_entry_is_not_acknowledged_nor_resent_until_it_is_sent() {
 fn a_fresh_id_resend_keeps_the_place_frees_the_old_id_and_reports_the_renumbering() {
     let mut s = recording();
     let a = s.allocate_id().unwrap();
-    s.push(a, message(QoS::AtLeastOnce), true);
+    s.push(a, message(QoS::AtLeastOnce), Some(Instant::ZERO));
     let b = s.allocate_id().unwrap();
-    s.push(b, message(QoS::AtLeastOnce), true);
+    s.push(b, message(QoS::AtLeastOnce), Some(Instant::ZERO));
     s.take_changes();
     let out = s.resend(ResendPolicy::FreshId);
     let ids: Vec<PacketId> = out
@@ -87,9 +89,9 @@ fn a_fresh_id_resend_keeps_the_place_frees_the_old_id_and_reports_the_renumberin
 #[test]
 fn a_qos0_message_or_an_id_in_the_table_is_not_pushed() {
     let mut s = Session::new();
-    assert!(!s.push(id(1), message(QoS::AtMostOnce), true));
-    assert!(s.push(id(1), message(QoS::AtLeastOnce), true));
-    assert!(!s.push(id(1), message(QoS::ExactlyOnce), true));
+    assert!(!s.push(id(1), message(QoS::AtMostOnce), Some(Instant::ZERO)));
+    assert!(s.push(id(1), message(QoS::AtLeastOnce), Some(Instant::ZERO)));
+    assert!(!s.push(id(1), message(QoS::ExactlyOnce), Some(Instant::ZERO)));
     assert_eq!(s.inflight(), 1);
 }
 
@@ -118,4 +120,50 @@ fn the_window_is_capped_by_the_profile_and_never_zero() {
     assert_eq!(window(1_000, &aws), aws.max_inflight);
     assert_eq!(window(3, &aws), 3);
     assert_eq!(window(0, &Profile::mqtt311()), 1);
+}
+
+#[test]
+fn a_retry_limit_drops_only_unacknowledged_qos1_publishes_old_enough_and_reports_them() {
+    let mut s = recording();
+    let limit = Duration::from_secs(10);
+    let old = s.allocate_id().unwrap();
+    s.push(old, message(QoS::AtLeastOnce), Some(Instant::from_secs(1)));
+    let young = s.allocate_id().unwrap();
+    s.push(
+        young,
+        message(QoS::AtLeastOnce),
+        Some(Instant::from_secs(5)),
+    );
+    let qos2 = s.allocate_id().unwrap();
+    s.push(qos2, message(QoS::ExactlyOnce), Some(Instant::ZERO));
+    let held = s.allocate_id().unwrap();
+    s.push(held, message(QoS::AtLeastOnce), None);
+    s.take_changes();
+    assert_eq!(s.retry_deadline(limit), Some(Instant::from_secs(11)));
+    assert!(
+        s.expire_retries(Instant::from_millis(10_999), limit)
+            .is_empty()
+    );
+    let dropped = s.expire_retries(Instant::from_secs(11), limit);
+    assert_eq!(dropped.iter().map(|o| o.id).collect::<Vec<_>>(), [old]);
+    assert_eq!(s.take_changes(), [Change::Removed(old)]);
+    assert!(!s.ids().contains(old));
+    assert_eq!(s.retry_deadline(limit), Some(Instant::from_secs(15)));
+    // A fresh-id resend keeps the first-send time.
+    s.resend(ResendPolicy::FreshId);
+    let renumbered = s
+        .outgoing()
+        .find(|o| o.message.qos == QoS::AtLeastOnce && o.sent);
+    assert_eq!(
+        renumbered.and_then(|o| o.first_sent),
+        Some(Instant::from_secs(5))
+    );
+    let gone = s.expire_retries(Instant::from_secs(3600), limit);
+    assert_eq!(
+        gone.len(),
+        1,
+        "the QoS 2 and the held entries stay: {gone:?}"
+    );
+    assert_eq!(s.inflight(), 2);
+    assert_eq!(s.retry_deadline(limit), None);
 }

@@ -130,3 +130,30 @@ def test_lifecycle_events_announce_connects_disconnects_and_subscriptions(paho, 
     assert events[2]["disconnectReason"] == "CLIENT_INITIATED_DISCONNECT"
     assert events[2]["clientInitiatedDisconnect"] is True
     assert events[0]["sessionIdentifier"] == events[2]["sessionIdentifier"]
+
+
+def test_an_unacknowledged_qos1_message_is_resent_before_the_retry_limit_and_not_after(paho, our_broker):
+    # AWS retries an unacknowledged QoS 1 delivery for up to an hour
+    # (https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits);
+    # the broker's flag shortens the hour to 3 s.
+    broker = our_broker("aws-iot-2025", "--qos1-retry-ms", "3000")
+    sub = paho(broker.port, client_id="rt-sub", clean_session=False, manual_ack=True)
+    assert sub.subscribe("rt/t", 1) == [1]
+    pub = paho(broker.port, client_id="rt-pub")
+    assert pub.publish("rt/t", "m", 1)
+    sent_at = time.monotonic()
+    (first,) = sub.expect(1)  # manual acknowledgement: never sent
+    assert first.payload == b"m"
+    sub.drop()
+    time.sleep(1.1)  # AWS takes one CONNECT per second per client id
+    back = paho(broker.port, client_id="rt-sub", clean_session=False, manual_ack=True)
+    assert back.session_present
+    (again,) = back.expect(1)
+    assert again.payload == b"m"
+    assert time.monotonic() - sent_at < 3.0, "resent only after the limit: the test ran too slowly"
+    back.drop()
+    time.sleep(max(0.0, sent_at + 3.5 - time.monotonic()))
+    broker.proc.wait_line(lambda l: "rt-sub" in l and "RetryExpired" in l)
+    last = paho(broker.port, client_id="rt-sub", clean_session=False, manual_ack=True)
+    assert last.session_present
+    last.nothing()

@@ -8,7 +8,7 @@
 //!     [--user NAME:PASSWORD]... [--deny-subscribe FILTER]... [--deny-publish FILTER]...
 //!     [--max-packet-size BYTES] [--max-inflight N] [--max-queued N] [--max-inbound-qos2 N]
 //!     [--max-sessions N] [--max-retained N] [--max-connect-size BYTES] [--write-queue N]
-//!     [--threads N] [--data-dir DIR]
+//!     [--threads N] [--data-dir DIR] [--qos1-retry-ms MS]
 //! ```
 //!
 //! | flag | default | meaning |
@@ -33,6 +33,7 @@
 //! | `--max-connect-size BYTES` | 65536 | largest Remaining Length of a connection's first packet (its CONNECT); a larger one closes the connection before its bytes are read |
 //! | `--write-queue N` | 1024 | encoded packets waiting for one connection's socket |
 //! | `--threads N` | 1 | runtime worker threads (1: a single-threaded runtime) |
+//! | `--qos1-retry-ms MS` | the profile's | drop an unacknowledged QoS 1 delivery MS milliseconds after its first sending, logged (0: never); `aws-iot-2025` has an hour, the others none |
 //! | `--data-dir DIR` | in memory | keep persistent sessions, their messages and the retained ones in DIR (SQLite), restored at start; PUBACK/PUBREC only after they are stored; a damaged store is refused naming the file |
 //!
 //! Every bound address is printed on stdout (`listening on ADDR`, then `tls listening on
@@ -131,6 +132,10 @@ struct Args {
     /// Keep the durable state in this directory (restored at start).
     #[arg(long)]
     data_dir: Option<std::path::PathBuf>,
+    /// Drop an unacknowledged QoS 1 delivery this many milliseconds after its first
+    /// sending (0: never); default: the profile's.
+    #[arg(long)]
+    qos1_retry_ms: Option<u64>,
 }
 
 fn parse_profile(s: &str) -> Result<Profile, String> {
@@ -225,6 +230,10 @@ async fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut profile = a.profile;
     if let Some(max) = a.max_packet_size {
         profile.max_payload = max;
+    }
+    if let Some(ms) = a.qos1_retry_ms {
+        let limit = (ms > 0).then(|| std::time::Duration::from_millis(ms));
+        profile = profile.with_qos1_retry_limit(limit);
     }
     let mut config = ServerConfig::default();
     if let Some(n) = a.max_inflight {

@@ -168,6 +168,7 @@ fn write_for(client: Bytes, n: u8, slot: u64) -> Vec<Write> {
             entry: StoredOutgoing {
                 id: u16::from(n) + 1,
                 stage: n % 3,
+                first_sent_ms: (n % 3 != 0).then(|| 1_700_000_000_000 + u64::from(n)),
                 message: m.clone(),
             },
         },
@@ -443,7 +444,7 @@ proptest! {
                         },
                         11 => Write::RetainedGone { topic: b(&format!("t/{}", n % 4)) },
                         _ if !exists => continue,
-                        2 => Write::Outgoing { client, slot, entry: StoredOutgoing { id: u16::from(n) + 1, stage: n % 3, message: m } },
+                        2 => Write::Outgoing { client, slot, entry: StoredOutgoing { id: u16::from(n) + 1, stage: n % 3, first_sent_ms: (n % 2 == 1).then_some(u64::from(n)), message: m } },
                         3 => Write::OutgoingGone { client, slot },
                         4 => Write::Queued { client, slot, message: m },
                         5 => Write::QueuedGone { client, slot },

@@ -5,8 +5,8 @@ use super::*;
 /// The setup of a `client` run.
 #[derive(Arbitrary, Debug, Clone)]
 pub struct ClientSetup {
-    /// AWS IoT Core instead of MQTT 3.1.1.
-    pub aws: bool,
+    /// The profile.
+    pub preset: Preset,
     /// CONNACK timeout, ms.
     pub connack_timeout_ms: u16,
     /// PINGRESP timeout, ms.
@@ -21,11 +21,7 @@ pub struct ClientSetup {
 
 impl ClientSetup {
     pub(super) fn build(&self) -> (Profile, ClientConfig) {
-        let profile = if self.aws {
-            Profile::aws_iot_core()
-        } else {
-            Profile::mqtt311()
-        };
+        let profile = self.preset.profile();
         let config = ClientConfig {
             connack_timeout: Duration::from_millis(u64::from(self.connack_timeout_ms)),
             pingresp_timeout: Duration::from_millis(u64::from(self.pingresp_timeout_ms)),

@@ -58,6 +58,28 @@ use mqtt_sansio::{
     SubAckCode, Subscribe, TopicFilter, TopicName, Unsubscribe, Will, decode_bytes,
 };
 
+/// The profile a run follows: one of the crate's presets.
+#[derive(Arbitrary, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    /// [`Profile::mqtt311`].
+    Mqtt311,
+    /// [`Profile::aws_iot_core`].
+    AwsIot,
+    /// [`Profile::aws_iot_core_2025`].
+    AwsIot2025,
+}
+
+impl Preset {
+    /// The preset's profile.
+    pub fn profile(self) -> Profile {
+        match self {
+            Preset::Mqtt311 => Profile::mqtt311(),
+            Preset::AwsIot => Profile::aws_iot_core(),
+            Preset::AwsIot2025 => Profile::aws_iot_core_2025(),
+        }
+    }
+}
+
 /// Most operations taken from one input; the rest is ignored.
 pub const MAX_OPS: usize = 256;
 

@@ -245,8 +245,8 @@ impl mqtt_sansio::Authorizer for Picky {
 /// The per-connection settings of a `server` or `broker` run.
 #[derive(Arbitrary, Debug, Clone)]
 pub struct ServerSetup {
-    /// AWS IoT Core instead of MQTT 3.1.1.
-    pub aws: bool,
+    /// The profile.
+    pub preset: Preset,
     /// CONNECT timeout, ms.
     pub connect_timeout_ms: u16,
     /// Queue bound (0 to 7).
@@ -261,11 +261,7 @@ pub struct ServerSetup {
 
 impl ServerSetup {
     pub(super) fn build(&self) -> (Profile, ServerConfig) {
-        let profile = if self.aws {
-            Profile::aws_iot_core()
-        } else {
-            Profile::mqtt311()
-        };
+        let profile = self.preset.profile();
         let mut config = ServerConfig {
             connect_timeout: Duration::from_millis(u64::from(self.connect_timeout_ms)),
             max_queued: usize::from(self.max_queued % 8),

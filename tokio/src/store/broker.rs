@@ -29,7 +29,10 @@ struct Places {
 ///
 /// The core's instants count milliseconds from the driver's start; the store keeps
 /// milliseconds since the Unix epoch, so an expiry deadline survives a restart:
-/// `origin_ms` is the Unix time, in milliseconds, of the driver's instant 0.
+/// `origin_ms` is the Unix time, in milliseconds, of the driver's instant 0. A time in
+/// the past (an outgoing message's first sending, for the profile's retry limit) that
+/// is before the new start reads as the start: the limit of such a message counts
+/// again from the restart, so it is kept longer than its limit, never shorter.
 pub struct BrokerStore {
     store: Store,
     places: BTreeMap<Bytes, Places>,
@@ -94,6 +97,9 @@ impl BrokerStore {
             };
             let mut outgoing = Vec::with_capacity(s.outgoing.len());
             for (_, o) in s.outgoing {
+                if o.first_sent_ms.is_some() && o.stage == 0 {
+                    return Err(bad("a first-send time on an unsent entry"));
+                }
                 outgoing.push(Outgoing {
                     id: PacketId::new(o.id).ok_or_else(|| bad("a bad packet id"))?,
                     stage: if o.stage == 2 {
@@ -102,6 +108,11 @@ impl BrokerStore {
                         Stage::Published
                     },
                     sent: o.stage != 0,
+                    // A time before this start (the driver's instant 0) counts as this
+                    // start: the core's instants do not go back past their origin.
+                    first_sent: o
+                        .first_sent_ms
+                        .map(|ms| Instant::from_millis(ms.saturating_sub(origin_ms))),
                     message: message(o.message)?,
                 });
             }
@@ -246,6 +257,7 @@ impl BrokerStore {
             return;
         };
         let w = &mut self.pending;
+        let origin_ms = self.origin_ms;
         let find = |p: &Places, id: PacketId| p.outgoing.iter().position(|(_, o)| o.id == id.get());
         let mut cursor_moved = false;
         match change {
@@ -254,7 +266,8 @@ impl BrokerStore {
                 p.next_out += 1;
                 let entry = StoredOutgoing {
                     id: id.get(),
-                    stage: u8::from(*sent),
+                    stage: u8::from(sent.is_some()),
+                    first_sent_ms: sent.map(|at| origin_ms.saturating_add(at.as_millis())),
                     message: stored(message),
                 };
                 p.outgoing.push((slot, entry.clone()));
@@ -266,10 +279,11 @@ impl BrokerStore {
                     entry,
                 });
             }
-            Change::Sent(id) => {
+            Change::Sent { id, at } => {
                 if let Some(i) = find(p, *id) {
                     let (slot, e) = &mut p.outgoing[i];
                     e.stage = e.stage.max(1);
+                    e.first_sent_ms = Some(origin_ms.saturating_add(at.as_millis()));
                     w.push(Write::Outgoing {
                         client: client.clone(),
                         slot: *slot,

@@ -29,6 +29,9 @@ pub struct StoredOutgoing {
     /// Where its flow stands: 0 held (not sent yet), 1 sent (PUBLISH out), 2 released
     /// (PUBREL out).
     pub stage: u8,
+    /// When the PUBLISH first went out, in milliseconds since the Unix epoch; `None`
+    /// when not recorded (a record written before this field existed reads so).
+    pub first_sent_ms: Option<u64>,
     /// The message.
     pub message: StoredMessage,
 }
@@ -229,24 +232,44 @@ pub(super) fn decode_message(v: &[u8]) -> Option<StoredMessage> {
     })
 }
 
+/// The bit of an outgoing record's stage byte that says a first-send time follows it.
+/// Records written before the time was kept have it clear, and still read.
+const FIRST_SENT: u8 = 0x80;
+
+/// An outgoing record: id, stage (with [`FIRST_SENT`]), the first-send time if any,
+/// then the message.
 pub(super) fn encode_outgoing(e: &StoredOutgoing) -> Result<Vec<u8>, StoreError> {
-    let mut out = Vec::with_capacity(7 + e.message.topic.len() + e.message.payload.len());
+    let mut out = Vec::with_capacity(15 + e.message.topic.len() + e.message.payload.len());
     out.extend_from_slice(&e.id.to_be_bytes());
-    out.push(e.stage);
+    match e.first_sent_ms {
+        Some(ms) => {
+            out.push(e.stage | FIRST_SENT);
+            out.extend_from_slice(&ms.to_be_bytes());
+        }
+        None => out.push(e.stage),
+    }
     encode_message(&e.message, &mut out)?;
     Ok(out)
 }
 
 pub(super) fn decode_outgoing(v: &[u8]) -> Option<StoredOutgoing> {
     let id = u16::from_be_bytes([*v.first()?, *v.get(1)?]);
-    let stage = *v.get(2)?;
+    let flags = *v.get(2)?;
+    let stage = flags & !FIRST_SENT;
     if id == 0 || stage > 2 {
         return None;
     }
+    let (first_sent_ms, rest) = if flags & FIRST_SENT != 0 {
+        let ms = decode_u64(v.get(3..11)?)?;
+        (Some(ms), v.get(11..)?)
+    } else {
+        (None, v.get(3..)?)
+    };
     Some(StoredOutgoing {
         id,
         stage,
-        message: decode_message(v.get(3..)?)?,
+        first_sent_ms,
+        message: decode_message(rest)?,
     })
 }
 
@@ -269,4 +292,38 @@ pub(super) fn decode_session(v: &[u8]) -> Option<(Option<u64>, u16)> {
 
 pub(super) fn decode_u64(v: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(v.try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(first_sent_ms: Option<u64>) -> StoredOutgoing {
+        StoredOutgoing {
+            id: 7,
+            stage: 1,
+            first_sent_ms,
+            message: StoredMessage {
+                topic: Bytes::from_static(b"t"),
+                payload: Bytes::from_static(b"payload"),
+                qos: 1,
+                retain: false,
+            },
+        }
+    }
+
+    #[test]
+    fn an_outgoing_record_keeps_its_first_send_time_and_an_older_record_reads_without_one() {
+        for first in [None, Some(1_765_000_000_000)] {
+            let bytes = encode_outgoing(&entry(first)).expect("encodes");
+            assert_eq!(decode_outgoing(&bytes), Some(entry(first)));
+        }
+        // A record written before the time was kept: id, stage, message.
+        let mut old = vec![0, 7, 1];
+        encode_message(&entry(None).message, &mut old).expect("encodes");
+        assert_eq!(decode_outgoing(&old), Some(entry(None)));
+        // A time that is cut short is damage, not a message.
+        let cut = encode_outgoing(&entry(Some(5))).expect("encodes");
+        assert_eq!(decode_outgoing(&cut[..8]), None);
+    }
 }
