@@ -9,8 +9,8 @@ use mqtt_sansio::client::{Action, Client, ClientConfig, ClientError, Event, Lost
 use mqtt_sansio::reconnect::Backoff;
 use mqtt_sansio::session::ClientExport;
 use mqtt_sansio::{
-    ClientState, ConnAck, ConnectReturnCode, Instant, Packet, PacketType, Profile, QoS,
-    SubAck, SubAckCode,
+    ClientState, ConnAck, ConnectReturnCode, Instant, Packet, PacketType, Profile, QoS, SubAck,
+    SubAckCode,
 };
 
 mod support;
@@ -242,7 +242,10 @@ fn the_reconnect_delay_stops_growing_at_the_cap() {
     backoff.max = ms(1_000);
     let mut sim = reconnecting(Profile::mqtt311(), backoff);
     let asks = failed_attempts(&mut sim, 12);
-    let delays: Vec<Duration> = asks.windows(2).map(|w| w[1].saturating_duration_since(w[0])).collect();
+    let delays: Vec<Duration> = asks
+        .windows(2)
+        .map(|w| w[1].saturating_duration_since(w[0]))
+        .collect();
     for d in &delays {
         assert!(*d <= ms(1_000), "{d:?} over the cap");
     }
@@ -254,8 +257,14 @@ fn the_reconnect_delay_stops_growing_at_the_cap() {
 
 #[test]
 fn a_connection_that_stayed_up_resets_the_delay_and_a_short_one_does_not() {
-    for (up, reset) in [(Duration::from_secs(61), true), (Duration::from_secs(5), false)] {
-        let mut sim = reconnecting(Profile::mqtt311(), Backoff::for_profile(&Profile::mqtt311(), 9));
+    for (up, reset) in [
+        (Duration::from_secs(61), true),
+        (Duration::from_secs(5), false),
+    ] {
+        let mut sim = reconnecting(
+            Profile::mqtt311(),
+            Backoff::for_profile(&Profile::mqtt311(), 9),
+        );
         let asks = failed_attempts(&mut sim, 5);
         // The sixth attempt connects and the connection stays up for `up`.
         let t = next_reconnect(&mut sim);
@@ -269,7 +278,10 @@ fn a_connection_that_stayed_up_resets_the_delay_and_a_short_one_does_not() {
             assert!(d <= ms(500), "{d:?} after a stable connection");
         } else {
             // Six failures: 500 ms × 2⁶ = 32 s, capped at 30 s, so at least 15 s.
-            assert!(d >= Duration::from_secs(15), "{d:?} after a short connection");
+            assert!(
+                d >= Duration::from_secs(15),
+                "{d:?} after a short connection"
+            );
         }
     }
 }
@@ -292,13 +304,21 @@ fn under_aws_iot_core_connects_are_a_second_apart_across_lost_connections() {
         connects.push(t);
     }
     for w in connects.windows(2) {
-        assert!(w[1] >= w[0] + Duration::from_secs(1), "{:?} then {:?}", w[0], w[1]);
+        assert!(
+            w[1] >= w[0] + Duration::from_secs(1),
+            "{:?} then {:?}",
+            w[0],
+            w[1]
+        );
     }
 }
 
 #[test]
 fn a_connect_sooner_than_a_second_after_the_last_is_refused_under_aws_iot_core_only() {
-    for reconnect in [None, Some(Backoff::for_profile(&Profile::aws_iot_core(), 1))] {
+    for reconnect in [
+        None,
+        Some(Backoff::for_profile(&Profile::aws_iot_core(), 1)),
+    ] {
         let profile = Profile::aws_iot_core();
         let config = ClientConfig {
             reconnect,
@@ -316,11 +336,16 @@ fn a_connect_sooner_than_a_second_after_the_last_is_refused_under_aws_iot_core_o
         sim.now = at(5_999);
         assert_eq!(
             sim.client.connect(sim.now, connect_packet("c1", false, 30)),
-            Err(ClientError::ConnectTooSoon { earliest: at(6_000) })
+            Err(ClientError::ConnectTooSoon {
+                earliest: at(6_000)
+            })
         );
         // Refused: nothing changed.
         assert!(sim.drain().is_empty());
-        assert_eq!((sim.client.state(), sim.client.poll_timeout()), (state, wake));
+        assert_eq!(
+            (sim.client.state(), sim.client.poll_timeout()),
+            (state, wake)
+        );
         sim.now = at(6_000);
         sim.connected(false, 30, true);
         assert_eq!(sim.client.state(), ClientState::Connected);
@@ -329,7 +354,11 @@ fn a_connect_sooner_than_a_second_after_the_last_is_refused_under_aws_iot_core_o
     let mut sim = Sim::new(Profile::mqtt311());
     sim.connected(false, 0, false);
     sim.client.connection_lost(sim.now);
-    assert!(sim.client.connect(sim.now, connect_packet("c1", false, 0)).is_ok());
+    assert!(
+        sim.client
+            .connect(sim.now, connect_packet("c1", false, 0))
+            .is_ok()
+    );
 }
 
 /// Opens a connection that CONNACK has yet to answer.
@@ -344,38 +373,76 @@ fn connecting(s: &mut Sim) {
 fn the_client_asks_to_reconnect_only_where_a_retry_can_help() {
     type End = fn(&mut Sim);
     let cases: [(&str, End, bool); 8] = [
-        ("lost", |s| {
-            s.connected(false, 0, false);
-            s.client.connection_lost(s.now);
-        }, true),
-        ("no CONNACK in time", |s| {
-            connecting(s);
-            s.run_until(s.now + Duration::from_secs(10));
-        }, true),
-        ("no PINGRESP in time", |s| {
-            s.connected(false, 5, false);
-            s.run_until(s.now + Duration::from_secs(15));
-        }, true),
-        ("server unavailable", |s| {
-            connecting(s);
-            s.server(Packet::ConnAck(ConnAck::Refused(ConnectReturnCode::ServerUnavailable)));
-        }, true),
-        ("not authorized", |s| {
-            connecting(s);
-            s.server(Packet::ConnAck(ConnAck::Refused(ConnectReturnCode::NotAuthorized)));
-        }, false),
-        ("a second CONNACK", |s| {
-            s.connected(false, 0, false);
-            s.server(Packet::ConnAck(ConnAck::Accepted { session_present: false }));
-        }, false),
-        ("undecodable bytes", |s| {
-            s.connected(false, 0, false);
-            s.client.handle_bytes(s.now, &[0x36, 0x00]).unwrap();
-        }, false),
-        ("disconnect", |s| {
-            s.connected(false, 0, false);
-            s.client.disconnect(s.now).unwrap();
-        }, false),
+        (
+            "lost",
+            |s| {
+                s.connected(false, 0, false);
+                s.client.connection_lost(s.now);
+            },
+            true,
+        ),
+        (
+            "no CONNACK in time",
+            |s| {
+                connecting(s);
+                s.run_until(s.now + Duration::from_secs(10));
+            },
+            true,
+        ),
+        (
+            "no PINGRESP in time",
+            |s| {
+                s.connected(false, 5, false);
+                s.run_until(s.now + Duration::from_secs(15));
+            },
+            true,
+        ),
+        (
+            "server unavailable",
+            |s| {
+                connecting(s);
+                s.server(Packet::ConnAck(ConnAck::Refused(
+                    ConnectReturnCode::ServerUnavailable,
+                )));
+            },
+            true,
+        ),
+        (
+            "not authorized",
+            |s| {
+                connecting(s);
+                s.server(Packet::ConnAck(ConnAck::Refused(
+                    ConnectReturnCode::NotAuthorized,
+                )));
+            },
+            false,
+        ),
+        (
+            "a second CONNACK",
+            |s| {
+                s.connected(false, 0, false);
+                s.server(Packet::ConnAck(ConnAck::Accepted {
+                    session_present: false,
+                }));
+            },
+            false,
+        ),
+        (
+            "undecodable bytes",
+            |s| {
+                s.connected(false, 0, false);
+                s.client.handle_bytes(s.now, &[0x36, 0x00]).unwrap();
+            },
+            false,
+        ),
+        (
+            "disconnect",
+            |s| {
+                s.connected(false, 0, false);
+                s.client.disconnect(s.now).unwrap();
+            },
+            false,
+        ),
     ];
     for (name, end, retry) in cases {
         let backoff = Backoff::for_profile(&Profile::mqtt311(), 5);
@@ -394,19 +461,28 @@ fn the_client_asks_to_reconnect_only_where_a_retry_can_help() {
 
 #[test]
 fn a_failed_attempt_asks_again_later_and_disconnect_cancels_the_reconnect() {
-    let mut sim = reconnecting(Profile::mqtt311(), Backoff::for_profile(&Profile::mqtt311(), 2));
+    let mut sim = reconnecting(
+        Profile::mqtt311(),
+        Backoff::for_profile(&Profile::mqtt311(), 2),
+    );
     sim.connected(false, 0, false);
     sim.client.connection_lost(sim.now);
     let first = next_reconnect(&mut sim);
     sim.client.connection_failed(first);
     let second = sim.client.poll_timeout().unwrap();
-    assert!(second.saturating_duration_since(first) >= ms(500), "the second delay is 1 s");
+    assert!(
+        second.saturating_duration_since(first) >= ms(500),
+        "the second delay is 1 s"
+    );
     // The application gives up: nothing is emitted and nothing more is asked.
     assert_eq!(sim.client.disconnect(sim.now), Ok(()));
     assert!(sim.drain().is_empty());
     assert_eq!(sim.client.state(), ClientState::Disconnected);
     assert_eq!(sim.client.poll_timeout(), None);
-    assert_eq!(sim.client.disconnect(sim.now), Err(ClientError::NotConnected));
+    assert_eq!(
+        sim.client.disconnect(sim.now),
+        Err(ClientError::NotConnected)
+    );
     // Without reconnecting a failed attempt asks nothing.
     let mut plain = Sim::new(Profile::mqtt311());
     plain.client.connection_failed(plain.now);
@@ -416,7 +492,10 @@ fn a_failed_attempt_asks_again_later_and_disconnect_cancels_the_reconnect() {
 
 #[test]
 fn a_connect_by_the_application_while_a_reconnect_is_coming_replaces_it() {
-    let mut sim = reconnecting(Profile::mqtt311(), Backoff::for_profile(&Profile::mqtt311(), 4));
+    let mut sim = reconnecting(
+        Profile::mqtt311(),
+        Backoff::for_profile(&Profile::mqtt311(), 4),
+    );
     sim.connected(false, 0, false);
     sim.client.connection_lost(sim.now);
     assert!(sim.client.poll_timeout().is_some());
@@ -451,11 +530,17 @@ fn a_session_exported_while_a_reconnect_is_pending_resumes_in_the_imported_clien
     assert_eq!(restored.client.state(), ClientState::Disconnected);
     assert_eq!(restored.client.poll_timeout(), None);
     let out = sent(&restored.connected(false, 0, true));
-    assert_eq!(out.iter().map(republished).collect::<Vec<_>>(), vec![(true, Some(a.get()))]);
+    assert_eq!(
+        out.iter().map(republished).collect::<Vec<_>>(),
+        vec![(true, Some(a.get()))]
+    );
     // The original goes on asking.
     next_reconnect(&mut sim);
     let out = sent(&sim.connected(false, 0, true));
-    assert_eq!(out.iter().map(republished).collect::<Vec<_>>(), vec![(true, Some(a.get()))]);
+    assert_eq!(
+        out.iter().map(republished).collect::<Vec<_>>(),
+        vec![(true, Some(a.get()))]
+    );
 }
 
 // ----- operation time-outs -----
@@ -481,22 +566,37 @@ fn timed_out(packet_type: PacketType, packet_id: mqtt_sansio::PacketId) -> Actio
 fn an_unacknowledged_subscribe_and_unsubscribe_are_reported_once_and_stay_in_flight() {
     let mut sim = timeouts(Some(2_000), None);
     sim.connected(true, 0, false);
-    let s = sim.client.subscribe(sim.now, &[(filter("x"), QoS::AtLeastOnce)]).unwrap();
+    let s = sim
+        .client
+        .subscribe(sim.now, &[(filter("x"), QoS::AtLeastOnce)])
+        .unwrap();
     sim.now = at(500);
     let u = sim.client.unsubscribe(sim.now, &[filter("y")]).unwrap();
     sim.drain();
     assert!(sim.run_until(at(1_999)).is_empty());
-    assert_eq!(sim.run_until(at(2_000)), vec![timed_out(PacketType::Subscribe, s)]);
-    assert_eq!(sim.run_until(at(2_500)), vec![timed_out(PacketType::Unsubscribe, u)]);
+    assert_eq!(
+        sim.run_until(at(2_000)),
+        vec![timed_out(PacketType::Subscribe, s)]
+    );
+    assert_eq!(
+        sim.run_until(at(2_500)),
+        vec![timed_out(PacketType::Unsubscribe, u)]
+    );
     assert!(sim.run_until(at(60_000)).is_empty(), "reported once");
     // Not abandoned: the ids stay in use and late acks complete them as usual.
     assert!(sim.client.id_in_use(s) && sim.client.id_in_use(u));
     let codes = vec![SubAckCode::Granted(QoS::AtLeastOnce)];
     assert_eq!(
         sim.server(Packet::SubAck(SubAck::new(s, codes.clone()).unwrap())),
-        vec![Action::Event(Event::Subscribed { packet_id: s, codes })]
+        vec![Action::Event(Event::Subscribed {
+            packet_id: s,
+            codes
+        })]
     );
-    assert_eq!(sim.server(Packet::UnsubAck(u)), vec![Action::Event(Event::Unsubscribed(u))]);
+    assert_eq!(
+        sim.server(Packet::UnsubAck(u)),
+        vec![Action::Event(Event::Unsubscribed(u))]
+    );
     assert_eq!(sim.client.ids_in_use(), 0);
 }
 
@@ -504,7 +604,10 @@ fn an_unacknowledged_subscribe_and_unsubscribe_are_reported_once_and_stay_in_fli
 fn a_subscribe_acknowledged_in_time_is_never_reported() {
     let mut sim = timeouts(Some(2_000), None);
     sim.connected(true, 0, false);
-    let s = sim.client.subscribe(sim.now, &[(filter("x"), QoS::AtMostOnce)]).unwrap();
+    let s = sim
+        .client
+        .subscribe(sim.now, &[(filter("x"), QoS::AtMostOnce)])
+        .unwrap();
     sim.drain();
     sim.now = at(1_000);
     let codes = vec![SubAckCode::Granted(QoS::AtMostOnce)];
@@ -532,10 +635,19 @@ fn publishes_are_reported_only_with_a_publish_timeout_and_qos2_waits_for_pubcomp
     sim.server(Packet::PubRec(two));
     assert_eq!(
         sim.run_until(at(1_000)),
-        vec![timed_out(PacketType::Publish, one), timed_out(PacketType::Publish, two)]
+        vec![
+            timed_out(PacketType::Publish, one),
+            timed_out(PacketType::Publish, two)
+        ]
     );
-    assert_eq!(sim.server(Packet::PubComp(two)), vec![Action::Event(Event::Completed(two))]);
-    assert_eq!(sim.server(Packet::PubAck(one)), vec![Action::Event(Event::Published(one))]);
+    assert_eq!(
+        sim.server(Packet::PubComp(two)),
+        vec![Action::Event(Event::Completed(two))]
+    );
+    assert_eq!(
+        sim.server(Packet::PubAck(one)),
+        vec![Action::Event(Event::Published(one))]
+    );
 }
 
 #[test]
@@ -554,20 +666,35 @@ fn a_deadline_runs_across_a_reconnect_and_a_session_lost_before_it_reports_nothi
     sim.client.connection_lost(sim.now);
     let t = next_reconnect(&mut sim);
     assert!(t < at(3_000));
-    assert_eq!(sim.run_until(at(3_000)), vec![timed_out(PacketType::Publish, a)]);
+    assert_eq!(
+        sim.run_until(at(3_000)),
+        vec![timed_out(PacketType::Publish, a)]
+    );
     let out = sent(&sim.connected(false, 0, true));
-    assert_eq!(out.iter().map(republished).collect::<Vec<_>>(), vec![(true, Some(a.get()))]);
-    assert_eq!(sim.server(Packet::PubAck(a)), vec![Action::Event(Event::Published(a))]);
+    assert_eq!(
+        out.iter().map(republished).collect::<Vec<_>>(),
+        vec![(true, Some(a.get()))]
+    );
+    assert_eq!(
+        sim.server(Packet::PubAck(a)),
+        vec![Action::Event(Event::Published(a))]
+    );
 
     // Clean session 1: the loss reports the message lost, and no deadline follows.
     let mut sim = timeouts(Some(1_000), Some(1_000));
     sim.connected(true, 0, false);
     sim.publish("t", QoS::AtLeastOnce, "b").unwrap();
-    sim.client.subscribe(sim.now, &[(filter("x"), QoS::AtMostOnce)]).unwrap();
+    sim.client
+        .subscribe(sim.now, &[(filter("x"), QoS::AtMostOnce)])
+        .unwrap();
     sim.drain();
     sim.client.connection_lost(sim.now);
     let out = sim.drain();
-    assert!(out.iter().all(|a| matches!(a, Action::Event(Event::Lost(_)))), "{out:?}");
+    assert!(
+        out.iter()
+            .all(|a| matches!(a, Action::Event(Event::Lost(_)))),
+        "{out:?}"
+    );
     assert_eq!(out.len(), 2);
     assert_eq!(sim.client.poll_timeout(), None);
 }
@@ -638,10 +765,17 @@ fn reconnects_and_time_outs_keep_every_invariant_of_the_client_checks() {
         let log = run_client(&input);
         let count = |f: &dyn Fn(&ClientRecord) -> bool| log.iter().filter(|r| f(r)).count();
         let reconnects = count(&|r| matches!(r, ClientRecord::Action(Action::Reconnect)));
-        let timeouts =
-            count(&|r| matches!(r, ClientRecord::Action(Action::Event(Event::TimedOut { .. }))));
+        let timeouts = count(&|r| {
+            matches!(
+                r,
+                ClientRecord::Action(Action::Event(Event::TimedOut { .. }))
+            )
+        });
         let too_soon = count(&|r| {
-            matches!(r, ClientRecord::Result(Err(ClientError::ConnectTooSoon { .. })))
+            matches!(
+                r,
+                ClientRecord::Result(Err(ClientError::ConnectTooSoon { .. }))
+            )
         });
         assert_eq!(reconnects, 2, "aws {aws}");
         assert_eq!(timeouts, 2, "aws {aws}");

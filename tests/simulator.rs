@@ -250,7 +250,11 @@ fn a_cut_subscriber_reconnects_by_itself_after_the_backoff_and_gets_what_it_miss
         sim.cut(0);
         // Within the first delay's lower half nothing is asked yet.
         sim.advance(200);
-        assert!(reconnects(&sim, "n0").is_empty(), "{}", sim.transcript_text());
+        assert!(
+            reconnects(&sim, "n0").is_empty(),
+            "{}",
+            sim.transcript_text()
+        );
         assert_eq!(count(&sim, 0, "n1:1"), 0);
         sim.advance(2_000);
         let asked = reconnects(&sim, "n0");
@@ -295,7 +299,11 @@ fn pseudo_random_schedules_with_clients_that_reconnect_by_themselves_lose_nothin
     let mut asked = 0;
     for seed in 0..32 {
         let sim = run_sim_reconnecting(&noise(seed, 1024));
-        asked += sim.transcript.iter().filter(|l| l.ends_with(" Reconnect")).count();
+        asked += sim
+            .transcript
+            .iter()
+            .filter(|l| l.ends_with(" Reconnect"))
+            .count();
     }
     assert!(asked > 32, "{asked} reconnects asked");
 }

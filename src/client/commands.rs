@@ -68,7 +68,12 @@ impl Client {
 
     /// Reports the operation `id` as [`Event::TimedOut`] if it is still in flight
     /// `timeout` from now.
-    pub(super) fn watch(&mut self, id: PacketId, packet_type: PacketType, timeout: Option<Duration>) {
+    pub(super) fn watch(
+        &mut self,
+        id: PacketId,
+        packet_type: PacketType,
+        timeout: Option<Duration>,
+    ) {
         if let Some(t) = timeout {
             self.deadlines
                 .watch(id, packet_type, self.now.saturating_add(t));

@@ -9,9 +9,9 @@ use crate::reconnect::Backoff;
 #[cfg(doc)]
 use super::{Action, Client, ClientError, Event, Reason};
 #[cfg(doc)]
-use crate::packet::ConnectReturnCode;
-#[cfg(doc)]
 use crate::error::DecodeError;
+#[cfg(doc)]
+use crate::packet::ConnectReturnCode;
 
 /// Settings of a [`Client`] that are not part of the dialect ([`Profile`]).
 #[derive(Debug, Clone, PartialEq, Eq)]

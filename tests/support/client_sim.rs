@@ -78,7 +78,12 @@ impl Sim {
     }
 
     /// Connects and accepts, returning what followed the CONNECT.
-    pub fn connected(&mut self, clean: bool, keep_alive: u16, session_present: bool) -> Vec<Action> {
+    pub fn connected(
+        &mut self,
+        clean: bool,
+        keep_alive: u16,
+        session_present: bool,
+    ) -> Vec<Action> {
         self.client
             .connect(self.now, connect_packet("c1", clean, keep_alive))
             .unwrap();
@@ -129,4 +134,3 @@ pub fn republished(p: &Packet<Bytes>) -> (bool, Option<u16>) {
         other => panic!("not a PUBLISH: {other:?}"),
     }
 }
-

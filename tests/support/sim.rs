@@ -468,7 +468,10 @@ impl Sim {
         if self.nodes[i].conn.is_some() {
             return;
         }
-        if let Some(at) = self.nodes[i].last_connect.map(|t| t + self.connect_interval) {
+        if let Some(at) = self.nodes[i]
+            .last_connect
+            .map(|t| t + self.connect_interval)
+        {
             if at > self.now {
                 self.nodes[i].deferred = Some((at, clean));
                 return;

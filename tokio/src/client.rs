@@ -637,9 +637,7 @@ impl Driver {
                 match packet_type {
                     PacketType::Publish => answer(&mut self.publishes, packet_id, operation),
                     PacketType::Subscribe => answer(&mut self.subscribes, packet_id, operation),
-                    PacketType::Unsubscribe => {
-                        answer(&mut self.unsubscribes, packet_id, operation)
-                    }
+                    PacketType::Unsubscribe => answer(&mut self.unsubscribes, packet_id, operation),
                     _ => {}
                 }
             }

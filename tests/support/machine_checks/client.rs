@@ -244,7 +244,10 @@ impl ClientRun {
                 let Some(deadline) = self.deadlines.remove(packet_id) else {
                     panic!("TimedOut for {packet_id}, not watched or already reported");
                 };
-                assert!(deadline <= self.now, "TimedOut for {packet_id} before {deadline:?}");
+                assert!(
+                    deadline <= self.now,
+                    "TimedOut for {packet_id} before {deadline:?}"
+                );
                 let kind = match self.ids.get(packet_id) {
                     Some(IdUse::Publish { .. }) => PacketType::Publish,
                     Some(IdUse::Subscribe(_)) => PacketType::Subscribe,
@@ -589,7 +592,11 @@ impl ClientRun {
                 let earliest = self.last_connect.map(|l| l + self.connect_interval);
                 if let Err(ClientError::ConnectTooSoon { earliest: e }) = r {
                     assert_eq!(Some(e), earliest, "ConnectTooSoon names another instant");
-                    assert!(self.now < e, "ConnectTooSoon at {:?}, after {e:?}", self.now);
+                    assert!(
+                        self.now < e,
+                        "ConnectTooSoon at {:?}, after {e:?}",
+                        self.now
+                    );
                 }
                 if r.is_ok() {
                     assert!(!was_open, "connect accepted on an open connection");
