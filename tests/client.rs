@@ -3,122 +3,15 @@
 use core::time::Duration;
 
 use bytes::Bytes;
-use mqtt_sansio::client::{Action, Client, ClientConfig, ClientError, Event, Lost, Reason};
+use mqtt_sansio::client::{Action, ClientConfig, ClientError, Event, Lost, Reason};
 use mqtt_sansio::{
     Binary, ConnAck, Connect, ConnectReturnCode, Instant, Login, MqttString, Packet, PacketId,
-    PacketType, Profile, Publish, QoS, QosPid, SubAck, SubAckCode, TopicFilter, TopicName, Will,
+    PacketType, Profile, Publish, QoS, QosPid, SubAck, SubAckCode, TopicFilter, Will,
 };
 
-/// A client and the simulated clock, recording every action it emits.
-struct Sim {
-    client: Client,
-    now: Instant,
-    transcript: Vec<Action>,
-}
+mod support;
 
-fn id(n: u16) -> PacketId {
-    PacketId::new(n).unwrap()
-}
-
-fn topic(s: &str) -> TopicName<Bytes> {
-    TopicName::try_from(s).unwrap()
-}
-
-fn filter(s: &str) -> TopicFilter<Bytes> {
-    TopicFilter::try_from(s).unwrap()
-}
-
-fn connect_packet(client_id: &str, clean_session: bool, keep_alive: u16) -> Connect<Bytes> {
-    Connect {
-        client_id: MqttString::try_from(client_id).unwrap(),
-        clean_session,
-        keep_alive,
-        will: None,
-        login: None,
-    }
-}
-
-fn incoming(qos: QosPid, t: &str, payload: &'static str) -> Packet<Bytes> {
-    Packet::Publish(Publish::new(topic(t), qos, payload))
-}
-
-impl Sim {
-    fn new(profile: Profile) -> Sim {
-        Sim::with_config(profile.clone(), ClientConfig::for_profile(&profile))
-    }
-
-    fn with_config(profile: Profile, config: ClientConfig) -> Sim {
-        Sim {
-            client: Client::with_config(profile, config),
-            now: Instant::ZERO,
-            transcript: Vec::new(),
-        }
-    }
-
-    /// Every pending action, recorded in the transcript too.
-    fn drain(&mut self) -> Vec<Action> {
-        let mut out = Vec::new();
-        while let Some(a) = self.client.poll_action() {
-            out.push(a);
-        }
-        self.transcript.extend(out.iter().cloned());
-        out
-    }
-
-    fn server(&mut self, p: Packet<Bytes>) -> Vec<Action> {
-        self.client.handle_packet(self.now, p).unwrap();
-        self.drain()
-    }
-
-    /// Connects and accepts, returning what followed the CONNECT.
-    fn connected(&mut self, clean: bool, keep_alive: u16, session_present: bool) -> Vec<Action> {
-        self.client
-            .connect(self.now, connect_packet("c1", clean, keep_alive))
-            .unwrap();
-        let sent = self.drain();
-        assert!(matches!(sent[..], [Action::Send(Packet::Connect(_))]));
-        self.server(Packet::ConnAck(ConnAck::Accepted { session_present }))
-    }
-
-    fn publish(&mut self, t: &str, qos: QoS, payload: &'static str) -> Option<PacketId> {
-        self.client
-            .publish(self.now, topic(t), qos, false, payload)
-            .unwrap()
-    }
-
-    /// Advances the clock to `to`, firing every timer on the way, the way a run loop
-    /// would; returns the actions.
-    fn run_until(&mut self, to: Instant) -> Vec<Action> {
-        let mut out = Vec::new();
-        while let Some(t) = self.client.poll_timeout() {
-            if t > to {
-                break;
-            }
-            self.now = t;
-            self.client.handle_timeout(t);
-            out.extend(self.drain());
-        }
-        self.now = to;
-        out
-    }
-}
-
-fn sent(actions: &[Action]) -> Vec<Packet<Bytes>> {
-    actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Send(p) => Some(p.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn republished(p: &Packet<Bytes>) -> (bool, Option<u16>) {
-    match p {
-        Packet::Publish(p) => (p.dup, p.qos.packet_id().map(PacketId::get)),
-        other => panic!("not a PUBLISH: {other:?}"),
-    }
-}
+use support::client_sim::*;
 
 // ----- connect -----
 
@@ -638,77 +531,6 @@ fn the_same_message_resent_with_another_id_is_acknowledged_and_delivered_again()
     assert!(matches!(second[0], Action::Deliver(_)));
 }
 
-// ----- reconnect -----
-
-#[test]
-fn a_resumed_session_resends_unacked_publishes_with_dup_and_pubrels_in_original_order() {
-    // MQTT-4.4.0-1, MQTT-4.6.0-1, MQTT-3.3.1-1, MQTT-2.3.1-3
-    let mut sim = Sim::new(Profile::mqtt311());
-    sim.connected(false, 0, false);
-    let a = sim.publish("t", QoS::AtLeastOnce, "a").unwrap();
-    let b = sim.publish("t", QoS::ExactlyOnce, "b").unwrap();
-    let c = sim.publish("t", QoS::ExactlyOnce, "c").unwrap();
-    let d = sim.publish("t", QoS::AtLeastOnce, "d").unwrap();
-    sim.drain();
-    sim.server(Packet::PubRec(c));
-    sim.server(Packet::PubAck(d));
-    sim.client.connection_lost(sim.now);
-    assert!(
-        sim.drain().is_empty(),
-        "nothing is lost with clean session 0"
-    );
-    let out = sent(&sim.connected(false, 0, true));
-    assert_eq!(out.len(), 3);
-    assert_eq!(republished(&out[0]), (true, Some(a.get())));
-    assert_eq!(republished(&out[1]), (true, Some(b.get())));
-    assert_eq!(out[2], Packet::PubRel(c));
-}
-
-#[test]
-fn session_present_0_discards_the_session_and_reports_each_lost_message() {
-    let mut sim = Sim::new(Profile::mqtt311());
-    sim.connected(false, 0, false);
-    let a = sim.publish("t", QoS::AtLeastOnce, "a").unwrap();
-    let b = sim.publish("t", QoS::ExactlyOnce, "b").unwrap();
-    sim.drain();
-    sim.server(Packet::PubRec(b));
-    sim.client.connection_lost(sim.now);
-    let out = sim.connected(false, 0, false);
-    assert_eq!(out.len(), 3);
-    assert!(
-        matches!(&out[1], Action::Event(Event::Lost(Lost::Publish(p))) if p.qos.packet_id() == Some(a))
-    );
-    assert_eq!(out[2], Action::Event(Event::Lost(Lost::Release(b))));
-    assert_eq!(sim.client.ids_in_use(), 0);
-}
-
-#[test]
-fn a_lost_connection_with_clean_session_1_reports_everything_unfinished() {
-    let mut sim = Sim::new(Profile::mqtt311());
-    sim.connected(true, 0, false);
-    let a = sim.publish("t", QoS::AtLeastOnce, "a").unwrap();
-    let s = sim
-        .client
-        .subscribe(sim.now, &[(filter("x"), QoS::AtMostOnce)])
-        .unwrap();
-    sim.drain();
-    sim.client.connection_lost(sim.now);
-    let out = sim.drain();
-    assert_eq!(out.len(), 2);
-    assert!(
-        matches!(&out[0], Action::Event(Event::Lost(Lost::Publish(p))) if p.qos.packet_id() == Some(a))
-    );
-    assert!(matches!(&out[1], Action::Event(Event::Lost(Lost::Subscribe(x))) if x.packet_id == s));
-    assert_eq!(sim.client.ids_in_use(), 0);
-}
-
-#[test]
-fn session_present_after_clean_session_1_is_a_protocol_error() {
-    let mut sim = Sim::new(Profile::mqtt311());
-    let out = sim.connected(true, 0, true);
-    assert!(matches!(out[..], [Action::Close(Reason::Protocol(e))] if e.rule == "MQTT-3.2.2-1"));
-}
-
 // ----- AWS IoT Core -----
 
 #[test]
@@ -977,65 +799,4 @@ fn the_same_inputs_twice_give_identical_action_transcripts() {
             .collect()
     };
     assert_eq!(bytes(&first), bytes(&second));
-}
-
-#[test]
-fn commands_held_before_connack_are_reported_lost_when_the_connection_drops() {
-    let mut sim = Sim::new(Profile::mqtt311());
-    sim.client
-        .connect(sim.now, connect_packet("c", true, 0))
-        .unwrap();
-    sim.drain();
-    let p = sim.publish("t", QoS::AtLeastOnce, "a");
-    sim.publish("t", QoS::AtMostOnce, "b");
-    assert!(sim.drain().is_empty());
-    sim.client.connection_lost(sim.now);
-    let out = sim.drain();
-    assert_eq!(out.len(), 2);
-    assert!(
-        matches!(&out[0], Action::Event(Event::Lost(Lost::Publish(x))) if x.qos.packet_id() == p)
-    );
-    assert!(matches!(&out[1], Action::Event(Event::Lost(Lost::Publish(x))) if x.payload == "b"));
-    assert_eq!(sim.client.ids_in_use(), 0);
-}
-
-#[test]
-fn a_second_connect_while_connected_is_refused_and_changes_nothing() {
-    let mut sim = Sim::new(Profile::mqtt311());
-    sim.connected(true, 30, false);
-    let before = sim.client.poll_timeout();
-    assert_eq!(
-        sim.client.connect(sim.now, connect_packet("c", true, 5)),
-        Err(ClientError::AlreadyConnected)
-    );
-    assert!(sim.drain().is_empty());
-    assert_eq!(sim.client.poll_timeout(), before);
-}
-
-#[test]
-fn a_refused_reconnect_keeps_the_persistent_session_for_the_next_attempt() {
-    // MQTT-4.4.0-1
-    let mut sim = Sim::new(Profile::mqtt311());
-    sim.connected(false, 0, false);
-    let a = sim.publish("t", QoS::AtLeastOnce, "a").unwrap();
-    sim.drain();
-    sim.client.connection_lost(sim.now);
-    sim.client
-        .connect(sim.now, connect_packet("c1", false, 0))
-        .unwrap();
-    sim.drain();
-    let out = sim.server(Packet::ConnAck(ConnAck::Refused(
-        ConnectReturnCode::ServerUnavailable,
-    )));
-    assert_eq!(
-        out,
-        vec![Action::Close(Reason::Refused(
-            ConnectReturnCode::ServerUnavailable
-        ))]
-    );
-    let out = sent(&sim.connected(false, 0, true));
-    assert_eq!(
-        out.iter().map(republished).collect::<Vec<_>>(),
-        vec![(true, Some(a.get()))]
-    );
 }

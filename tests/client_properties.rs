@@ -218,6 +218,7 @@ fn check_actions(client: &mut Client, m: &mut Model, max_inflight: usize) {
             }
             Action::Deliver(_) => assert!(m.accepted),
             Action::Change(c) => panic!("{c:?} reported without report_changes"),
+            Action::Reconnect => panic!("Reconnect asked without ClientConfig::reconnect"),
             Action::Event(e) => match e {
                 Event::Connected { .. } => {
                     m.accepted = true;
@@ -234,6 +235,9 @@ fn check_actions(client: &mut Client, m: &mut Model, max_inflight: usize) {
                 }
                 Event::Received(i) => assert!(m.allocated.contains(&i)),
                 Event::UnexpectedAck { .. } => {}
+                Event::TimedOut { packet_id, .. } => {
+                    panic!("{packet_id} timed out without a time-out configured")
+                }
             },
         }
     }

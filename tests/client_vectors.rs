@@ -72,6 +72,8 @@ fn action_to_json(a: &Action) -> Value {
         Action::Close(r) => reason_to_json(r),
         // The vectors do not ask for changes (`ClientConfig::report_changes`).
         Action::Change(c) => json!({ "change": format!("{c:?}") }),
+        // Nor for reconnecting (`ClientConfig::reconnect`).
+        Action::Reconnect => json!({ "reconnect": true }),
     }
 }
 
@@ -94,6 +96,14 @@ fn event_to_json(e: &Event) -> Value {
             packet_id,
         } => json!({
             "event": "unexpected_ack",
+            "packet_type": packet_type.name(),
+            "packet_id": packet_id.get(),
+        }),
+        Event::TimedOut {
+            packet_type,
+            packet_id,
+        } => json!({
+            "event": "timed_out",
             "packet_type": packet_type.name(),
             "packet_id": packet_id.get(),
         }),

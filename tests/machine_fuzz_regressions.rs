@@ -48,6 +48,9 @@ fn client_setup() -> ClientSetup {
         max_inflight: 4,
         manual_acks: false,
         max_packet_size: None,
+        reconnect: None,
+        request_timeout_ms: None,
+        publish_timeout_ms: None,
     }
 }
 

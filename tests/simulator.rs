@@ -10,7 +10,7 @@ use mqtt_sansio::{Profile, QoS};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use support::noise::noise;
-use support::sim::{Op, Sim, check_sim, run_sim};
+use support::sim::{Op, Sim, check_sim, run_sim, run_sim_reconnecting};
 
 fn delivered(sim: &Sim, node: usize) -> Vec<Bytes> {
     sim.nodes[node]
@@ -49,8 +49,9 @@ fn a_subscriber_that_loses_its_connection_gets_the_message_on_resume_under_both_
         sim.cut(0);
         sim.advance(100);
         assert!(delivered(&sim, 0).is_empty(), "{}", sim.transcript_text());
+        // Under AWS IoT Core the CONNECT waits a second after the last one.
         sim.connect(0, false);
-        sim.advance(100);
+        sim.advance(1_100);
         assert_eq!(count(&sim, 0, "n1:1"), 1, "{}", profile.name);
         let resend = sim
             .transcript
@@ -223,6 +224,88 @@ fn pseudo_random_schedules_restart_the_broker_and_check_qos1_and_qos2_deliveries
         restarts > 64 && checked > 64 && qos2 > 16,
         "{restarts} {checked} {qos2}"
     );
+}
+
+/// The instants (ms) at which node `name` asked to be reconnected.
+fn reconnects(sim: &Sim, name: &str) -> Vec<u64> {
+    let tag = format!(" {name} Reconnect");
+    sim.transcript
+        .iter()
+        .filter(|l| l.ends_with(&tag))
+        .map(|l| l.split(' ').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_cut_subscriber_reconnects_by_itself_after_the_backoff_and_gets_what_it_missed() {
+    for profile in [Profile::mqtt311(), Profile::aws_iot_core()] {
+        let mut sim = Sim::with_reconnect(profile.clone(), 2);
+        sim.connect(0, false);
+        sim.connect(1, false);
+        sim.advance(100);
+        sim.subscribe(0, "a", QoS::AtLeastOnce);
+        sim.advance(100);
+        sim.publish(1, "a", QoS::AtLeastOnce);
+        sim.advance(15);
+        sim.cut(0);
+        // Within the first delay's lower half nothing is asked yet.
+        sim.advance(200);
+        assert!(
+            reconnects(&sim, "n0").is_empty(),
+            "{}",
+            sim.transcript_text()
+        );
+        assert_eq!(count(&sim, 0, "n1:1"), 0);
+        sim.advance(2_000);
+        let asked = reconnects(&sim, "n0");
+        assert_eq!(asked.len(), 1, "{}", sim.transcript_text());
+        // The first delay is 250 to 500 ms; AWS IoT Core also keeps a second after the
+        // last CONNECT (at 0 ms).
+        let cut_at = 215;
+        assert!(asked[0] >= cut_at + 250 && asked[0] <= cut_at + 500 + 1_000);
+        if !profile.supports_qos2() {
+            assert!(asked[0] >= 1_000);
+        }
+        assert_eq!(count(&sim, 0, "n1:1"), 1, "{}", profile.name);
+        sim.check_nothing_acknowledged_is_lost();
+    }
+}
+
+#[test]
+fn after_a_broker_restart_every_client_reconnects_by_itself_and_nothing_acknowledged_is_lost() {
+    let mut sim = Sim::with_reconnect(Profile::mqtt311(), 2);
+    sim.connect(0, false);
+    sim.connect(1, false);
+    sim.advance(100);
+    sim.subscribe(0, "a", QoS::ExactlyOnce);
+    sim.advance(100);
+    for _ in 0..3 {
+        sim.publish(1, "a", QoS::ExactlyOnce);
+    }
+    sim.advance(15);
+    sim.restart_broker();
+    sim.advance(5_000);
+    assert_eq!(reconnects(&sim, "n0").len(), 1);
+    assert_eq!(reconnects(&sim, "n1").len(), 1);
+    for m in ["n1:1", "n1:2", "n1:3"] {
+        assert_eq!(count(&sim, 0, m), 1, "{m}: {}", sim.transcript_text());
+    }
+    sim.check_exactly_once();
+    sim.check_nothing_acknowledged_is_lost();
+}
+
+#[test]
+fn pseudo_random_schedules_with_clients_that_reconnect_by_themselves_lose_nothing() {
+    let mut asked = 0;
+    for seed in 0..32 {
+        let sim = run_sim_reconnecting(&noise(seed, 1024));
+        asked += sim
+            .transcript
+            .iter()
+            .filter(|l| l.ends_with(" Reconnect"))
+            .count();
+    }
+    assert!(asked > 32, "{asked} reconnects asked");
 }
 
 proptest! {

@@ -15,6 +15,7 @@ use crate::packet::{
     ConnectReturnCode, Packet, PacketType, Publish, SubAckCode, Subscribe, Unsubscribe,
 };
 use crate::session::Change;
+use crate::time::Instant;
 use crate::types::PacketId;
 
 /// What the caller must do, as [`Client::poll_action`] returns it.
@@ -34,6 +35,13 @@ pub enum Action {
     /// [`ClientConfig::report_changes`]). Make it durable before carrying out the
     /// actions that follow.
     Change(Change),
+    /// Open a new network connection to the server and call [`Client::connect`] on it
+    /// (with clean session 0 the session resumes and what was not acknowledged is
+    /// resent). Asked only with [`ClientConfig::reconnect`], by
+    /// [`Client::handle_timeout`] once the backoff after a lost connection has passed.
+    /// When the connection cannot be opened, call [`Client::connection_failed`]: the
+    /// client asks again after the next delay.
+    Reconnect,
 }
 
 /// Something that happened on the connection.
@@ -71,6 +79,19 @@ pub enum Event {
     /// is gone (clean session, or CONNACK without session present), or the connection
     /// was lost before it could be sent or acknowledged.
     Lost(Lost),
+    /// The PUBLISH, SUBSCRIBE or UNSUBSCRIBE with this id was not acknowledged within
+    /// [`ClientConfig::publish_timeout`] or [`ClientConfig::request_timeout`] of the
+    /// command. Reported once. The operation is not abandoned: its id stays in use, a
+    /// late acknowledgement is reported as usual ([`Event::Published`],
+    /// [`Event::Subscribed`], …) and a lost connection or session reports it as
+    /// [`Event::Lost`]. Giving up is the application's decision (it may disconnect).
+    TimedOut {
+        /// [`PacketType::Publish`], [`PacketType::Subscribe`] or
+        /// [`PacketType::Unsubscribe`].
+        packet_type: PacketType,
+        /// The operation's packet id.
+        packet_id: PacketId,
+    },
 }
 
 /// What was given up, reported one item at a time by [`Event::Lost`].
@@ -140,6 +161,13 @@ pub enum ClientError {
     NotConnected,
     /// [`Client::connect`] while a connection is open or being opened.
     AlreadyConnected,
+    /// [`Client::connect`] sooner after the last CONNECT than the backoff's
+    /// [`min_connect_interval`](crate::reconnect::Backoff::min_connect_interval)
+    /// allows (AWS IoT Core: one CONNECT per second for a client id).
+    ConnectTooSoon {
+        /// The earliest instant a CONNECT is accepted.
+        earliest: Instant,
+    },
     /// An empty client id with clean session 0 (MQTT-3.1.3-7).
     EmptyClientIdNeedsCleanSession,
     /// The client id is longer than the profile allows.
@@ -210,6 +238,7 @@ impl ClientError {
         match self {
             NotConnected => "not_connected",
             AlreadyConnected => "already_connected",
+            ConnectTooSoon { .. } => "connect_too_soon",
             EmptyClientIdNeedsCleanSession => "empty_client_id_needs_clean_session",
             ClientIdTooLong { .. } => "client_id_too_long",
             Qos2NotSupported => "qos2_not_supported",
@@ -242,8 +271,11 @@ impl std::error::Error for ClientError {}
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientState {
     /// No connection: before the first [`Client::connect`], after a close or after
-    /// [`Client::connection_lost`].
+    /// [`Client::connection_lost`], and no reconnect is coming.
     Disconnected,
+    /// No connection, and the client will ask (or has asked) to be reconnected with
+    /// [`Action::Reconnect`] ([`ClientConfig::reconnect`]).
+    Reconnecting,
     /// CONNECT was sent; waiting for CONNACK.
     Connecting,
     /// CONNACK accepted the connection.

@@ -4,11 +4,14 @@ use core::time::Duration;
 
 use crate::codec::MAX_PACKET_SIZE;
 use crate::profile::Profile;
+use crate::reconnect::Backoff;
 
 #[cfg(doc)]
-use super::{Action, Client, ClientError, Reason};
+use super::{Action, Client, ClientError, Event, Reason};
 #[cfg(doc)]
 use crate::error::DecodeError;
+#[cfg(doc)]
+use crate::packet::ConnectReturnCode;
 
 /// Settings of a [`Client`] that are not part of the dialect ([`Profile`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,13 +49,36 @@ pub struct ClientConfig {
     /// [`Action::Change`], in order with the other actions: applied to the last
     /// [`Client::export`], they give the current one.
     pub report_changes: bool,
+    /// Reconnecting after a lost connection. With a backoff, the client asks for a new
+    /// connection with [`Action::Reconnect`] after the backoff's delay (exponential,
+    /// with jitter from the seed the backoff was built with, capped, reset after a
+    /// connection that stayed up) when the connection was lost
+    /// ([`Client::connection_lost`]), could not be opened
+    /// ([`Client::connection_failed`]), or was closed for a reason a retry can help:
+    /// no CONNACK or PINGRESP in time, or CONNACK refusing with
+    /// [`ConnectReturnCode::ServerUnavailable`]. After another refusal, a violation by
+    /// the server or [`Client::disconnect`] it asks nothing. `None`: the application
+    /// reconnects itself.
+    ///
+    /// Either way, every CONNECT keeps the backoff's
+    /// [`min_connect_interval`](Backoff::min_connect_interval) after the previous one
+    /// (the default backoff of the client's profile when `None`: one second under AWS
+    /// IoT Core); [`Client::connect`] sooner is refused with
+    /// [`ClientError::ConnectTooSoon`]. The client works on its own copy.
+    pub reconnect: Option<Backoff>,
+    /// A SUBSCRIBE or UNSUBSCRIBE not acknowledged this long after the command is
+    /// reported as [`Event::TimedOut`]. `None`: no deadline.
+    pub request_timeout: Option<Duration>,
+    /// A QoS 1 or 2 PUBLISH not acknowledged (PUBACK; at QoS 2 PUBCOMP) this long after
+    /// the command is reported as [`Event::TimedOut`]. `None`: no deadline.
+    pub publish_timeout: Option<Duration>,
 }
 
 impl ClientConfig {
     /// The default settings for `profile`: CONNACK timeout 10 s, PINGRESP timeout 10 s,
     /// the profile's inflight limit, automatic acknowledgements, packets up to the
     /// largest MQTT allows, up to 1000 QoS 0 publishes held before CONNACK, changes
-    /// not reported.
+    /// not reported, no reconnect, no operation time-outs.
     pub fn for_profile(profile: &Profile) -> ClientConfig {
         ClientConfig {
             connack_timeout: Duration::from_secs(10),
@@ -62,6 +88,9 @@ impl ClientConfig {
             max_packet_size: MAX_PACKET_SIZE,
             max_held_qos0: 1000,
             report_changes: false,
+            reconnect: None,
+            request_timeout: None,
+            publish_timeout: None,
         }
     }
 }

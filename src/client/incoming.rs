@@ -73,10 +73,11 @@ impl Client {
             return;
         }
         if let State::AwaitingConnAck { link, .. } =
-            core::mem::replace(&mut self.state, State::Disconnected)
+            core::mem::replace(&mut self.state, State::Disconnected(Redial::Off))
         {
             self.state = State::Connected(link);
         }
+        self.backoff.connected(self.now);
         self.event(Event::Connected { session_present });
         if !session_present {
             // What was sent on an earlier connection belonged to a session the server

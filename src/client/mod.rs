@@ -3,7 +3,10 @@
 //! See [`Client`] for the driving contract and an example.
 
 mod action;
+mod commands;
 mod config;
+mod connect;
+mod deadline;
 mod incoming;
 
 pub use action::{Action, ClientError, ClientState, Event, Lost, ProtocolError, Reason};
@@ -21,14 +24,17 @@ use crate::packet::{
     Unsubscribe,
 };
 use crate::profile::{Profile, ResendPolicy, RetainPolicy};
+use crate::reconnect::Backoff;
 use crate::session::{Ack, ClientExport, Message, Outgoing, Session, Stage, StateError, window};
 use crate::time::Instant;
 use crate::types::{PacketId, QoS, TopicFilter, TopicName};
+use deadline::Deadlines;
 
 /// The connection state. Each variant holds what is valid in it.
 #[derive(Debug)]
 enum State {
-    Disconnected,
+    /// No connection, and whether one is coming.
+    Disconnected(Redial),
     /// CONNECT sent. The keep-alive runs only where the profile lets the client send
     /// before CONNACK.
     AwaitingConnAck {
@@ -36,6 +42,17 @@ enum State {
         link: Link,
     },
     Connected(Link),
+}
+
+/// Where a disconnected client stands on reconnecting ([`ClientConfig::reconnect`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Redial {
+    /// No reconnect is coming.
+    Off,
+    /// [`Action::Reconnect`] goes out at this instant.
+    At(Instant),
+    /// [`Action::Reconnect`] went out: waiting for `connect` or `connection_failed`.
+    Asked,
 }
 
 /// An open network connection.
@@ -134,6 +151,23 @@ fn protocol(rule: &'static str, expected: &'static str, got: &'static str) -> Re
     Reason::Protocol(ProtocolError::new(rule, expected, got))
 }
 
+/// The id of the operation `e` ends the wait for, if any: its acknowledgement came, or
+/// it is given up.
+fn settled(e: &Event) -> Option<PacketId> {
+    match e {
+        Event::Published(id) | Event::Completed(id) | Event::Unsubscribed(id) => Some(*id),
+        Event::Subscribed { packet_id, .. } => Some(*packet_id),
+        Event::Lost(Lost::Publish(p)) => p.qos.packet_id(),
+        Event::Lost(Lost::Release(id)) => Some(*id),
+        Event::Lost(Lost::Subscribe(s)) => Some(s.packet_id),
+        Event::Lost(Lost::Unsubscribe(u)) => Some(u.packet_id),
+        Event::Connected { .. }
+        | Event::Received(_)
+        | Event::UnexpectedAck { .. }
+        | Event::TimedOut { .. } => None,
+    }
+}
+
 /// One MQTT 3.1.1 client connection, without I/O.
 ///
 /// # Driving contract
@@ -147,14 +181,17 @@ fn protocol(rule: &'static str, expected: &'static str, got: &'static str) -> Re
 ///   [`connect`](Self::connect), [`publish`](Self::publish),
 ///   [`subscribe`](Self::subscribe), [`unsubscribe`](Self::unsubscribe),
 ///   [`ack`](Self::ack) and [`disconnect`](Self::disconnect); a broken or closed
-///   connection is [`connection_lost`](Self::connection_lost). Every input takes the
+///   connection is [`connection_lost`](Self::connection_lost), one that could not be
+///   opened [`connection_failed`](Self::connection_failed). Every input takes the
 ///   current [`Instant`]; an instant earlier than one already seen counts as that one.
 /// - **Outputs.** After every input, call [`poll_action`](Self::poll_action) until it
 ///   returns `None` and carry out each [`Action`] in order: `Send` (encode and write),
 ///   `Deliver` (hand the message to the application), `Event`, `Close` (close the socket;
 ///   the client is then disconnected and may [`connect`](Self::connect) again on a new
-///   connection). Then ask [`poll_timeout`](Self::poll_timeout) and call
-///   [`handle_timeout`](Self::handle_timeout) once that instant is reached.
+///   connection), `Reconnect` (open a new connection and [`connect`](Self::connect) on
+///   it). Then ask [`poll_timeout`](Self::poll_timeout) and call
+///   [`handle_timeout`](Self::handle_timeout) once that instant is reached, connected or
+///   not.
 /// - **Errors.** A command that cannot be honoured returns a [`ClientError`] and
 ///   changes nothing. A violation by the server becomes [`Action::Close`] with a
 ///   [`Reason`]. Nothing is dropped silently: what the client gives up is reported by
@@ -187,6 +224,13 @@ fn protocol(rule: &'static str, expected: &'static str, got: &'static str) -> Re
 ///   (MQTT-4.4.0-1, MQTT-4.6.0-1). With session present 0 that state is discarded and
 ///   reported as [`Event::Lost`]. SUBSCRIBE and UNSUBSCRIBE are not session state: on a
 ///   lost connection the unacknowledged ones are reported lost.
+/// - With [`ClientConfig::reconnect`] the client asks to be reconnected
+///   ([`Action::Reconnect`]) after a backoff when a connection is lost; every CONNECT,
+///   the application's included, keeps the backoff's least interval after the previous
+///   one (AWS IoT Core: one per second). See [`connect`](Self::connect).
+/// - With [`ClientConfig::request_timeout`] and [`ClientConfig::publish_timeout`] an
+///   operation unacknowledged past its deadline is reported as [`Event::TimedOut`] and
+///   stays in flight.
 ///
 /// # Example
 ///
@@ -254,6 +298,10 @@ pub struct Client {
     read_buf: BytesMut,
     decoder: Decoder,
     now: Instant,
+    /// The reconnect timing, and when the last CONNECT went out.
+    backoff: Backoff,
+    /// The operation time-outs.
+    deadlines: Deadlines,
 }
 
 impl Client {
@@ -267,11 +315,17 @@ impl Client {
     pub fn with_config(profile: Profile, config: ClientConfig) -> Client {
         let mut session = Session::default();
         session.set_recording(config.report_changes);
+        // Without reconnecting the profile's backoff still spaces the CONNECTs; its
+        // jitter is never drawn.
+        let backoff = config
+            .reconnect
+            .clone()
+            .unwrap_or_else(|| Backoff::for_profile(&profile, 0));
         Client {
             decoder: Decoder::new().with_max_packet_size(config.max_packet_size),
             profile,
             config,
-            state: State::Disconnected,
+            state: State::Disconnected(Redial::Off),
             session,
             requests: BTreeMap::new(),
             held: VecDeque::new(),
@@ -280,6 +334,8 @@ impl Client {
             actions: VecDeque::new(),
             read_buf: BytesMut::new(),
             now: Instant::ZERO,
+            backoff,
+            deadlines: Deadlines::default(),
         }
     }
 
@@ -296,7 +352,8 @@ impl Client {
     /// The connection's state.
     pub fn state(&self) -> ClientState {
         match self.state {
-            State::Disconnected => ClientState::Disconnected,
+            State::Disconnected(Redial::Off) => ClientState::Disconnected,
+            State::Disconnected(_) => ClientState::Reconnecting,
             State::AwaitingConnAck { .. } => ClientState::Connecting,
             State::Connected(_) => ClientState::Connected,
         }
@@ -368,6 +425,10 @@ impl Client {
     /// A disconnected client following `profile` with `config`, holding the session
     /// `export` describes (which [`connect`](Self::connect) with clean session 0
     /// resumes). Refused when the export breaks a rule of its own.
+    ///
+    /// Instants are not session state: the new client asks for no reconnect, its first
+    /// CONNECT is not spaced from the old client's last, and its messages have no
+    /// [`publish_timeout`](ClientConfig::publish_timeout) deadline.
     pub fn import(
         profile: Profile,
         config: ClientConfig,
@@ -389,13 +450,18 @@ impl Client {
     /// The instant at which [`handle_timeout`](Self::handle_timeout) must next be
     /// called; `None` when no timer runs.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        match &self.state {
-            State::Disconnected => None,
+        let state = match &self.state {
+            State::Disconnected(Redial::At(t)) => Some(*t),
+            State::Disconnected(_) => None,
             State::AwaitingConnAck { deadline, link } => Some(match link.next_wake() {
                 Some(t) if self.profile.send_before_connack => t.min(*deadline),
                 _ => *deadline,
             }),
             State::Connected(link) => link.next_wake(),
+        };
+        match (state, self.deadlines.next()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
@@ -415,413 +481,35 @@ impl Client {
     }
 
     fn event(&mut self, e: Event) {
+        if !self.deadlines.is_empty() {
+            if let Some(id) = settled(&e) {
+                self.deadlines.settle(id);
+            }
+        }
         self.flush_pending();
         self.actions.push_back(Action::Event(e));
     }
+}
 
-    /// Ends the connection: emits `Close`, keeps or discards the session.
-    /// What the session gives up follows the `Close`, as [`Event::Lost`].
-    fn close(&mut self, reason: Reason) {
-        self.push(Action::Close(reason));
-        self.end_connection();
-    }
+// ----- inputs -----
 
-    /// The connection is gone: keep the session (clean session 0) or discard it.
-    fn end_connection(&mut self) {
-        let (clean, accepted) = match core::mem::replace(&mut self.state, State::Disconnected) {
-            State::Disconnected => return,
-            State::AwaitingConnAck { link, .. } => (link.clean_session, false),
-            State::Connected(link) => (link.clean_session, true),
-        };
-        self.read_buf.clear();
-        self.acks.clear();
-        if clean && accepted {
-            // MQTT-3.1.2-6: a clean session ends with its connection.
-            self.discard_session(|_| true);
-            self.session.clear_inbound_qos2();
-        } else if clean {
-            // A clean session that CONNACK never accepted may not have reached the
-            // server, which then still holds the earlier session: what went out on it
-            // and the QoS 2 ids it received stay. What was held for this connection
-            // is given up with it.
-            self.discard_session(|o| !o.sent);
-        }
-        self.discard_requests();
-    }
-
-    /// Removes the outgoing entries `which` selects, in order, reporting each as lost.
-    fn discard_session(&mut self, which: impl Fn(&Outgoing) -> bool) {
-        for entry in self.session.discard(which) {
-            self.held
-                .retain(|h| !matches!(h, Held::Publish(id) if *id == entry.id));
-            self.event(Event::Lost(lost_entry(entry)));
-        }
-    }
-
-    /// Gives up what is not session state: SUBSCRIBE and UNSUBSCRIBE awaiting their
-    /// acks, then what was held before CONNACK other than QoS 1/2 messages.
-    fn discard_requests(&mut self) {
-        let mut lost = Vec::new();
-        let requests = core::mem::take(&mut self.requests);
-        for (id, pending) in requests {
-            self.session.release_id(id);
-            if pending.sent {
-                lost.push(pending.request.lost());
-            } else {
-                // Reported in the order it was held, below.
-                self.requests.insert(id, pending);
-            }
-        }
-        for held in core::mem::take(&mut self.held) {
-            match held {
-                Held::Qos0(p) => lost.push(Lost::Publish(p)),
-                Held::Request(id) => {
-                    if let Some(pending) = self.requests.remove(&id) {
-                        lost.push(pending.request.lost());
-                    }
-                }
-                Held::Publish(id) => self.held.push_back(Held::Publish(id)),
-            }
-        }
-        self.requests.clear();
-        self.held_qos0 = 0;
-        for l in lost {
-            self.event(Event::Lost(l));
-        }
-    }
-
-    // ----- commands -----
-
-    /// Opens the session on a new network connection: emits CONNECT and waits for
-    /// CONNACK. With clean session 1 any session state the client held is discarded
-    /// (and reported as [`Event::Lost`]) once CONNACK accepts the connection: until
-    /// then the server may still hold the session.
-    ///
-    /// Refused when a connection is open ([`ClientError::AlreadyConnected`]), for an
-    /// empty client id with clean session 0 (MQTT-3.1.3-7), and for what the profile
-    /// forbids (client id length, a will at QoS 2 or with RETAIN, will topic limits).
-    pub fn connect(&mut self, now: Instant, connect: Connect<Bytes>) -> Result<(), ClientError> {
-        if !matches!(self.state, State::Disconnected) {
-            return Err(ClientError::AlreadyConnected);
-        }
-        if connect.client_id.is_empty() && !connect.clean_session {
-            return Err(ClientError::EmptyClientIdNeedsCleanSession);
-        }
-        let len = connect.client_id.len();
-        if len > self.profile.max_client_id_len {
-            return Err(ClientError::ClientIdTooLong {
-                len,
-                max: self.profile.max_client_id_len,
-            });
-        }
-        if let Some(will) = &connect.will {
-            self.check_qos(will.qos)?;
-            self.check_retain(will.retain)?;
-            self.check_topic(will.topic.as_bytes())?;
-            self.check_payload(will.message.len())?;
-        }
-        let now = self.tick(now);
-        // With clean session 1 the session is discarded when CONNACK accepts the
-        // connection (MQTT-3.1.2-6: both sides discard it), not before: if this CONNECT
-        // never reaches the server, the server still holds the session, and a client
-        // that had forgotten the QoS 2 ids it received would deliver their resends
-        // twice on the next resumed session.
-        let requested = connect.keep_alive;
-        let effective = if requested == 0 {
-            self.profile.effective_keep_alive(0)
-        } else {
-            requested
-        };
-        let keep_alive = (effective > 0).then(|| Duration::from_secs(u64::from(effective)));
-        self.read_buf.clear();
-        self.state = State::AwaitingConnAck {
-            deadline: now + self.config.connack_timeout,
-            link: Link {
-                clean_session: connect.clean_session,
-                keep_alive,
-                last_sent: now,
-                ping_deadline: None,
-            },
-        };
-        self.push(Action::Send(Packet::Connect(connect)));
-        Ok(())
-    }
-
-    fn check_open(&self) -> Result<(), ClientError> {
-        match self.state {
-            State::Disconnected => Err(ClientError::NotConnected),
-            _ => Ok(()),
-        }
-    }
-
-    fn check_qos(&self, qos: QoS) -> Result<(), ClientError> {
-        if qos == QoS::ExactlyOnce && !self.profile.supports_qos2() {
-            return Err(ClientError::Qos2NotSupported);
-        }
-        Ok(())
-    }
-
-    fn check_retain(&self, retain: bool) -> Result<(), ClientError> {
-        if retain && self.profile.retain == RetainPolicy::Close {
-            return Err(ClientError::RetainNotSupported);
-        }
-        Ok(())
-    }
-
-    fn check_topic(&self, topic: &[u8]) -> Result<(), ClientError> {
-        let max = self.profile.max_topic_len;
-        if topic.len() > max {
-            return Err(ClientError::TopicTooLong {
-                len: topic.len(),
-                max,
-            });
-        }
-        if let Some(max) = self.profile.max_topic_levels {
-            let slashes = topic.iter().filter(|&&c| c == b'/').count();
-            if slashes > max {
-                return Err(ClientError::TooManyTopicLevels { slashes, max });
-            }
-        }
-        Ok(())
-    }
-
-    fn check_payload(&self, len: usize) -> Result<(), ClientError> {
-        let max = self.profile.max_payload;
-        if len > max {
-            return Err(ClientError::PayloadTooLarge { len, max });
-        }
-        Ok(())
-    }
-
-    fn allocate_id(&mut self) -> Result<PacketId, ClientError> {
-        self.session
-            .allocate_id()
-            .ok_or(ClientError::PacketIdsExhausted)
-    }
-
-    fn allocate_request_id(&mut self) -> Result<PacketId, ClientError> {
-        self.session
-            .allocate_request_id()
-            .ok_or(ClientError::PacketIdsExhausted)
-    }
-
-    fn connected(&self) -> bool {
-        matches!(self.state, State::Connected(_))
-    }
-
-    /// Sends a request now if the connection is accepted, or holds it until CONNACK.
-    fn submit(&mut self, id: PacketId, request: Request) {
-        let sent = self.connected();
-        if sent {
-            self.send(request.packet());
-        } else {
-            self.held.push_back(Held::Request(id));
-        }
-        self.requests.insert(id, Pending { request, sent });
-    }
-
-    /// Publishes an application message. Returns the packet id at QoS 1 and 2, `None`
-    /// at QoS 0. Before CONNACK the message is held and sent after it.
-    ///
-    /// Refused without a connection, for what the profile forbids (QoS 2, RETAIN, topic
-    /// or payload limits), when the inflight window is full
-    /// ([`ClientError::InflightFull`]), every id is in use
-    /// ([`ClientError::PacketIdsExhausted`]) or, before CONNACK, when
-    /// [`ClientConfig::max_held_qos0`] QoS 0 publishes are already held
-    /// ([`ClientError::HeldFull`]).
-    pub fn publish(
-        &mut self,
-        now: Instant,
-        topic: TopicName<Bytes>,
-        qos: QoS,
-        retain: bool,
-        payload: impl Into<Bytes>,
-    ) -> Result<Option<PacketId>, ClientError> {
-        self.check_open()?;
-        self.check_qos(qos)?;
-        self.check_retain(retain)?;
-        self.check_topic(topic.as_bytes())?;
-        let payload: Bytes = payload.into();
-        self.check_payload(payload.len())?;
-        let id_len = if qos == QoS::AtMostOnce { 0 } else { 2 };
-        if 2 + topic.len() + id_len + payload.len() > MAX_REMAINING_LENGTH {
-            return Err(ClientError::PacketTooLarge);
-        }
-        let connected = self.connected();
-        if qos == QoS::AtMostOnce {
-            if !connected && self.held_qos0 >= self.config.max_held_qos0 {
-                return Err(ClientError::HeldFull {
-                    max: self.config.max_held_qos0,
-                });
-            }
-            self.tick(now);
-            let mut publish = Publish::new(topic, QosPid::AtMostOnce, payload);
-            publish.retain = retain;
-            if connected {
-                self.send(Packet::Publish(publish));
-            } else {
-                self.held_qos0 += 1;
-                self.held.push_back(Held::Qos0(publish));
-            }
-            return Ok(None);
-        }
-        let max = window(self.config.max_inflight, &self.profile);
-        if self.session.inflight() >= max {
-            return Err(ClientError::InflightFull { max });
-        }
-        let id = self.allocate_id()?;
-        self.tick(now);
-        let message = Message {
-            topic,
-            payload,
-            qos,
-            retain,
-        };
-        if connected {
-            self.send(Packet::Publish(message.to_publish(id, false)));
-        } else {
-            self.held.push_back(Held::Publish(id));
-        }
-        self.session.push(id, message, connected.then_some(now));
-        Ok(Some(id))
-    }
-
-    /// Subscribes to `filters` (each with its maximum QoS) in one SUBSCRIBE; returns
-    /// its packet id. [`Event::Subscribed`] reports the SUBACK.
-    ///
-    /// Refused without a connection, with no filter, for what the profile forbids
-    /// (QoS 2, filter length and levels, filters per SUBSCRIBE) and when every id is in
-    /// use.
-    pub fn subscribe(
-        &mut self,
-        now: Instant,
-        filters: &[(TopicFilter<Bytes>, QoS)],
-    ) -> Result<PacketId, ClientError> {
-        self.check_open()?;
-        if filters.is_empty() {
-            return Err(ClientError::NoFilters);
-        }
-        if let Some(max) = self.profile.max_filters_per_subscribe {
-            if filters.len() > max {
-                return Err(ClientError::TooManyFilters {
-                    count: filters.len(),
-                    max,
-                });
-            }
-        }
-        for (f, q) in filters {
-            self.check_qos(*q)?;
-            self.check_topic(f.as_bytes())?;
-        }
-        let len: usize = filters.iter().map(|(f, _)| 3 + f.len()).sum();
-        if 2 + len > MAX_REMAINING_LENGTH {
-            return Err(ClientError::PacketTooLarge);
-        }
-        let id = self.allocate_request_id()?;
-        let Ok(sub) = Subscribe::new(id, filters) else {
-            self.session.release_id(id);
-            return Err(ClientError::NoFilters);
-        };
-        self.tick(now);
-        self.submit(id, Request::Subscribe(sub));
-        Ok(id)
-    }
-
-    /// Unsubscribes from `filters` in one UNSUBSCRIBE; returns its packet id.
-    /// [`Event::Unsubscribed`] reports the UNSUBACK.
-    ///
-    /// Refused without a connection, with no filter, for filters beyond the profile's
-    /// limits and when every id is in use.
-    pub fn unsubscribe(
-        &mut self,
-        now: Instant,
-        filters: &[TopicFilter<Bytes>],
-    ) -> Result<PacketId, ClientError> {
-        self.check_open()?;
-        if filters.is_empty() {
-            return Err(ClientError::NoFilters);
-        }
-        for f in filters {
-            self.check_topic(f.as_bytes())?;
-        }
-        let len: usize = filters.iter().map(|f| 2 + f.len()).sum();
-        if 2 + len > MAX_REMAINING_LENGTH {
-            return Err(ClientError::PacketTooLarge);
-        }
-        let id = self.allocate_request_id()?;
-        let Ok(unsub) = Unsubscribe::new(id, filters) else {
-            self.session.release_id(id);
-            return Err(ClientError::NoFilters);
-        };
-        self.tick(now);
-        self.submit(id, Request::Unsubscribe(unsub));
-        Ok(id)
-    }
-
-    /// Acknowledges the delivered QoS 1 or 2 message with packet id `id`, under
-    /// [`ClientConfig::manual_acks`]. The PUBACK or PUBREC goes out once every message
-    /// that arrived before this one is acknowledged too (MQTT-4.6.0-2, MQTT-4.6.0-3).
-    pub fn ack(&mut self, now: Instant, id: PacketId) -> Result<(), ClientError> {
-        if !self.config.manual_acks {
-            return Err(ClientError::ManualAcksDisabled);
-        }
-        let Some(slot) = self.acks.iter_mut().find(|s| s.id == id && !s.acked) else {
-            return Err(ClientError::NotAwaitingAck(id));
-        };
-        slot.acked = true;
-        self.tick(now);
-        self.flush_acks();
-        Ok(())
-    }
-
-    fn flush_acks(&mut self) {
-        while let Some(slot) = self.acks.front().copied() {
-            if !slot.acked {
-                break;
-            }
-            self.acks.pop_front();
-            self.send(if slot.qos2 {
-                Packet::PubRec(slot.id)
-            } else {
-                Packet::PubAck(slot.id)
-            });
-        }
-    }
-
-    /// Ends the connection cleanly: DISCONNECT, then [`Action::Close`] with
-    /// [`Reason::Disconnected`]; nothing is sent after it (MQTT-3.14.4-1,
-    /// MQTT-3.14.4-2). Before CONNACK nothing is sent (the client sends nothing but
-    /// CONNECT before CONNACK); the connection is just closed. With clean session 0 the
-    /// session is kept for the next connection.
-    pub fn disconnect(&mut self, now: Instant) -> Result<(), ClientError> {
-        self.check_open()?;
-        self.tick(now);
-        if matches!(self.state, State::Connected(_)) {
-            self.send(Packet::Disconnect);
-        }
-        self.close(Reason::Disconnected);
-        Ok(())
-    }
-
-    // ----- inputs -----
-
-    /// The network connection broke or was closed by the server. The client is
-    /// disconnected; with clean session 0 it keeps the session for the next
-    /// [`connect`](Self::connect). What is given up is reported as [`Event::Lost`].
-    /// Does nothing when already disconnected.
-    pub fn connection_lost(&mut self, now: Instant) {
-        self.tick(now);
-        self.end_connection();
-    }
-
-    /// Time has passed: sends PINGREQ when keep-alive is due, closes when CONNACK or
-    /// PINGRESP is late.
+impl Client {
+    /// Time has passed: reports the operations past their deadline
+    /// ([`Event::TimedOut`]), sends PINGREQ when keep-alive is due, closes when CONNACK
+    /// or PINGRESP is late, asks to be reconnected ([`Action::Reconnect`]) when the
+    /// backoff has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.tick(now);
+        while let Some((packet_id, packet_type)) = self.deadlines.pop_due(now) {
+            self.event(Event::TimedOut {
+                packet_type,
+                packet_id,
+            });
+        }
         let pingresp_timeout = self.config.pingresp_timeout;
         let pings_before_connack = self.profile.send_before_connack;
         let outcome = match &mut self.state {
-            State::Disconnected => Ok(false),
+            State::Disconnected(_) => Ok(false),
             State::AwaitingConnAck { deadline, .. } if now >= *deadline => {
                 Err(Reason::ConnAckTimeout)
             }
@@ -836,6 +524,13 @@ impl Client {
             Ok(false) => {}
             Err(reason) => self.close(reason),
         }
+        // After a close above too: a backoff that has passed asks at once.
+        if let State::Disconnected(Redial::At(t)) = self.state {
+            if now >= t {
+                self.state = State::Disconnected(Redial::Asked);
+                self.push(Action::Reconnect);
+            }
+        }
     }
 
     /// Bytes read from the connection. Complete packets are handled in order; a partial
@@ -848,7 +543,7 @@ impl Client {
             match self.decoder.decode_bytes(&mut self.read_buf) {
                 Ok(Status::Complete(packet, _)) => {
                     self.handle_packet(now, packet)?;
-                    if matches!(self.state, State::Disconnected) {
+                    if matches!(self.state, State::Disconnected(_)) {
                         return Ok(());
                     }
                 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod canonical;
+pub mod client_sim;
 pub mod coverage;
 pub mod decode_tool;
 pub mod fuzz_checks;

@@ -3,7 +3,9 @@
 //! from its durable store (the last export's bytes plus the changes reported since).
 //!
 //! Everything is an input: no clock, no thread, no randomness. The same operations give
-//! the same transcript. `check_sim` runs arbitrary operations and checks, after every
+//! the same transcript. With [`Sim::with_reconnect`] the clients reconnect by
+//! themselves: each asks with `Action::Reconnect` after its backoff (seeded by its
+//! index) and the simulator opens a link and connects it as it last did. `check_sim` runs arbitrary operations and checks, after every
 //! step, that the store describes the broker exactly and that no QoS 2 message reaches
 //! a subscriber twice; at the end it reconnects everyone and checks that every message
 //! a publisher saw acknowledged reached every persistent subscriber that held a
@@ -17,6 +19,7 @@ use bytes::Bytes;
 use core::time::Duration;
 use mqtt_sansio::broker::{Action as BrokerAction, Broker, BrokerConfig, ConnId};
 use mqtt_sansio::client::{Action as ClientAction, Event};
+use mqtt_sansio::reconnect::Backoff;
 use mqtt_sansio::server::ServerConfig;
 use mqtt_sansio::session::{BrokerChange, BrokerExport, ClientExport};
 use mqtt_sansio::{
@@ -113,6 +116,11 @@ pub struct Node {
     /// Whether the current (or last) connection asked for a clean session.
     clean: bool,
     published: u64,
+    /// When the node last sent CONNECT, as the application remembers it (a client
+    /// rebuilt from its export does not).
+    last_connect: Option<Instant>,
+    /// A connect waiting for the profile's CONNECT interval: when, and the clean flag.
+    deferred: Option<(Instant, bool)>,
 }
 
 impl Node {
@@ -159,18 +167,37 @@ pub struct Sim {
     /// Everything every machine did, one line each.
     pub transcript: Vec<String>,
     pub restarts: usize,
+    /// Whether the clients reconnect by themselves.
+    reconnecting: bool,
+    /// Least time between two CONNECTs of a node (AWS IoT Core: one second).
+    connect_interval: Duration,
+    /// Nodes whose client asked to be reconnected, in order.
+    redial: Vec<usize>,
 }
 
-fn client_config(profile: &Profile) -> ClientConfig {
+/// Node `i`'s client settings; with `reconnecting`, a backoff seeded by `i`.
+fn client_config(profile: &Profile, reconnecting: bool, i: usize) -> ClientConfig {
     ClientConfig {
         report_changes: true,
+        reconnect: reconnecting.then(|| Backoff::for_profile(profile, i as u64)),
         ..ClientConfig::for_profile(profile)
     }
 }
 
 impl Sim {
-    /// `nodes` clients named `n0`, `n1`, … and a broker, all under `profile`.
+    /// `nodes` clients named `n0`, `n1`, … and a broker, all under `profile`. The
+    /// clients reconnect only when told to.
     pub fn new(profile: Profile, nodes: usize) -> Sim {
+        Sim::build(profile, nodes, false)
+    }
+
+    /// [`Sim::new`] with clients that reconnect by themselves after a lost connection.
+    pub fn with_reconnect(profile: Profile, nodes: usize) -> Sim {
+        Sim::build(profile, nodes, true)
+    }
+
+    fn build(profile: Profile, nodes: usize, reconnecting: bool) -> Sim {
+        let connect_interval = Backoff::for_profile(&profile, 0).min_connect_interval;
         let config: BrokerConfig = ServerConfig {
             report_changes: true,
             ..ServerConfig::default()
@@ -183,7 +210,10 @@ impl Sim {
             nodes: (0..nodes)
                 .map(|i| Node {
                     name: format!("n{i}"),
-                    client: Client::with_config(profile.clone(), client_config(&profile)),
+                    client: Client::with_config(
+                        profile.clone(),
+                        client_config(&profile, reconnecting, i),
+                    ),
                     conn: None,
                     delivered: Vec::new(),
                     subscriptions: BTreeMap::new(),
@@ -192,6 +222,8 @@ impl Sim {
                     generation: 0,
                     clean: false,
                     published: 0,
+                    last_connect: None,
+                    deferred: None,
                 })
                 .collect(),
             profile,
@@ -207,6 +239,9 @@ impl Sim {
             sent: BTreeMap::new(),
             transcript: Vec::new(),
             restarts: 0,
+            reconnecting,
+            redial: Vec::new(),
+            connect_interval,
         }
     }
 
@@ -273,6 +308,7 @@ impl Sim {
                 }
                 ClientAction::Change(_) => {}
                 ClientAction::Event(e) => self.on_event(i, e),
+                ClientAction::Reconnect => self.redial.push(i),
             }
         }
     }
@@ -317,7 +353,8 @@ impl Sim {
             let next_timer = self
                 .nodes
                 .iter()
-                .filter_map(|n| n.client.poll_timeout())
+                .flat_map(|n| [n.client.poll_timeout(), n.deferred.map(|(t, _)| t)])
+                .flatten()
                 .chain(self.broker.poll_timeout())
                 .min();
             let next = match (next_delivery, next_timer) {
@@ -351,6 +388,20 @@ impl Sim {
             if self.broker.poll_timeout().is_some_and(|t| t <= self.now) {
                 self.broker.handle_timeout(self.now);
                 self.drain_broker();
+            }
+            // The clients that asked get a new link, connecting as they last did; the
+            // connects that waited for the CONNECT interval go out.
+            for i in std::mem::take(&mut self.redial) {
+                let clean = self.nodes[i].clean;
+                self.connect(i, clean);
+            }
+            for i in 0..self.nodes.len() {
+                if let Some((at, clean)) = self.nodes[i].deferred {
+                    if at <= self.now {
+                        self.nodes[i].deferred = None;
+                        self.connect(i, clean);
+                    }
+                }
             }
             self.check_store();
         }
@@ -410,10 +461,23 @@ impl Sim {
         );
     }
 
+    /// Node `i` connects on a new link, at once or, sooner than the profile's CONNECT
+    /// interval after its last CONNECT, once the interval has passed (the client would
+    /// refuse it: AWS IoT Core allows one CONNECT per second).
     pub fn connect(&mut self, i: usize, clean: bool) {
         if self.nodes[i].conn.is_some() {
             return;
         }
+        if let Some(at) = self.nodes[i]
+            .last_connect
+            .map(|t| t + self.connect_interval)
+        {
+            if at > self.now {
+                self.nodes[i].deferred = Some((at, clean));
+                return;
+            }
+        }
+        self.nodes[i].deferred = None;
         let conn = ConnId(self.next_conn);
         self.next_conn += 1;
         let connect = Connect {
@@ -426,6 +490,7 @@ impl Sim {
         if self.nodes[i].client.connect(self.now, connect).is_err() {
             return;
         }
+        self.nodes[i].last_connect = Some(self.now);
         self.nodes[i].clean = clean;
         if clean {
             // The broker discards the session when it accepts this connection.
@@ -584,9 +649,9 @@ impl Sim {
         }
         let bytes = self.nodes[i].client.export().to_bytes();
         let export = ClientExport::from_bytes(&bytes).expect("the export reads");
+        let config = client_config(&self.profile, self.reconnecting, i);
         self.nodes[i].client =
-            Client::import(self.profile.clone(), client_config(&self.profile), export)
-                .expect("the export imports");
+            Client::import(self.profile.clone(), config, export).expect("the export imports");
     }
 
     /// Applies one operation, then checks the invariants that hold at every step.
@@ -694,6 +759,15 @@ pub const MAX_SIM_OPS: usize = 128;
 /// nodes connect with clean session 0, reconnects everyone, and checks every
 /// invariant; returns the simulation for inspection.
 pub fn run_sim(data: &[u8]) -> Sim {
+    run_sim_with(data, false)
+}
+
+/// [`run_sim`] with clients that reconnect by themselves.
+pub fn run_sim_reconnecting(data: &[u8]) -> Sim {
+    run_sim_with(data, true)
+}
+
+fn run_sim_with(data: &[u8], reconnecting: bool) -> Sim {
     let mut u = Unstructured::new(data);
     let aws = bool::arbitrary(&mut u).unwrap_or(false);
     let profile = if aws {
@@ -701,7 +775,7 @@ pub fn run_sim(data: &[u8]) -> Sim {
     } else {
         Profile::mqtt311()
     };
-    let mut sim = Sim::new(profile, 3);
+    let mut sim = Sim::build(profile, 3, reconnecting);
     for i in 0..3 {
         sim.connect(i, false);
     }

@@ -4,7 +4,8 @@
 //! ```text
 //! cargo run --release --example loadgen -- [--host H] [--port P] [--publishers N]
 //!     [--messages M] [--subscribers S] [--qos 0|1] [--payload BYTES] [--window W]
-//!     [--topic T] [--timeout-secs SECS] [--json] [--cafile FILE [--cert FILE --key FILE]]
+//!     [--topic T] [--timeout-secs SECS] [--json]
+//!     [--cafile FILE [--cert FILE --key FILE] [--tls-server-name NAME]]
 //! ```
 //!
 //! | flag | default | meaning |
@@ -20,8 +21,9 @@
 //! | `--timeout-secs SECS` | 60 | the whole run ends after it, delivered or not |
 //! | `--json` | off | print the result as one JSON line instead of text |
 //! | `--persistent` | off | subscribers connect with clean session 0 (a durable broker stores their messages) |
-//! | `--cafile FILE` | none | connect over TLS (rustls, `ring`), verifying the broker with this CA; `--host` is the name checked |
+//! | `--cafile FILE` | none | connect over TLS (rustls, `ring`), verifying the broker with this CA |
 //! | `--cert FILE`, `--key FILE` | none | a client certificate for every connection (mutual TLS) |
+//! | `--tls-server-name NAME` | `--host` | the name sent in SNI and checked against the broker's certificate (for a broker reached by an address its certificate does not name) |
 //!
 //! The subscribers connect and subscribe first; once every SUBACK is in, the publishers
 //! connect and publish. Each payload carries the publisher's number, the message's
@@ -62,7 +64,7 @@ use tokio::net::TcpStream;
 
 const USAGE: &str = "usage: loadgen [--host H] [--port P] [--publishers N] [--messages M] \
 [--subscribers S] [--qos 0|1] [--payload BYTES] [--window W] [--topic T] [--timeout-secs SECS] [--json] [--persistent] \
-[--cafile FILE [--cert FILE --key FILE]]";
+[--cafile FILE [--cert FILE --key FILE] [--tls-server-name NAME]]";
 
 /// Publisher number, message number, send time: 4 + 4 + 8 bytes.
 const STAMP: usize = 16;
@@ -84,6 +86,8 @@ struct Options {
     cafile: Option<PathBuf>,
     cert: Option<PathBuf>,
     key: Option<PathBuf>,
+    /// The name the broker's certificate is checked against; `host` when `None`.
+    server_name: Option<ServerName<'static>>,
     /// Built from the TLS flags once all are parsed.
     tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -105,6 +109,7 @@ fn parse_args() -> Result<Options, String> {
         cafile: None,
         cert: None,
         key: None,
+        server_name: None,
         tls: None,
     };
     let mut args = std::env::args().skip(1);
@@ -146,11 +151,16 @@ fn parse_args() -> Result<Options, String> {
             "--cafile" => o.cafile = Some(value.into()),
             "--cert" => o.cert = Some(value.into()),
             "--key" => o.key = Some(value.into()),
+            "--tls-server-name" => {
+                o.server_name = Some(ServerName::try_from(value.clone()).map_err(|e| bad(&e))?)
+            }
             _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
         }
     }
     if let Some(ca) = &o.cafile {
         o.tls = Some(tls_config(ca, o.cert.as_ref().zip(o.key.as_ref()))?);
+    } else if o.server_name.is_some() {
+        return Err("--tls-server-name needs --cafile".to_string());
     }
     if o.payload < STAMP {
         return Err(format!("--payload must be at least {STAMP}"));
@@ -299,7 +309,8 @@ impl Conn {
                     self.lost += 1;
                 }
             }
-            Action::Event(_) | Action::Change(_) => {}
+            // Not asked for: these connections do not reconnect.
+            Action::Event(_) | Action::Change(_) | Action::Reconnect => {}
             Action::Close(reason) => {
                 self.ended = Some(if reason == Reason::Disconnected {
                     String::new()
@@ -477,7 +488,10 @@ async fn drive(
             exchange(conn, id, deadline, rd, wr).await
         }
         Some(config) => {
-            let name = ServerName::try_from(conn.o.host.clone())?;
+            let name = match &conn.o.server_name {
+                Some(name) => name.clone(),
+                None => ServerName::try_from(conn.o.host.clone())?,
+            };
             let tls = tokio::time::timeout_at(
                 deadline,
                 tokio_rustls::TlsConnector::from(config).connect(name, stream),

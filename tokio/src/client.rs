@@ -7,10 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::{Bytes, BytesMut};
-use mqtt_sansio::client::{Action, ClientError, Event, Lost};
-use mqtt_sansio::reconnect::Backoff;
+use mqtt_sansio::client::{Action, ClientError, ClientState, Event, Lost};
 use mqtt_sansio::{
-    Connect, Instant, MqttString, PacketId, Publish, QoS, SubAckCode, TopicFilter, TopicName,
+    Connect, MqttString, PacketId, PacketType, Publish, QoS, SubAckCode, TopicFilter, TopicName,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_rustls::rustls;
@@ -101,7 +100,8 @@ impl Client {
             login: options.login.clone(),
         };
         let (messages_tx, messages_rx) = mpsc::channel(options.message_queue.max(1));
-        // The session lives in memory only: no durable-state changes to report.
+        // The session lives in memory only: no durable-state changes to report. The
+        // reconnect backoff and the operation time-outs are the core's.
         let mut config = options.config.clone();
         config.report_changes = false;
         let mut driver = Driver {
@@ -124,10 +124,9 @@ impl Client {
             ended: None,
             disconnect: None,
             reconnect: None,
+            redial: false,
             session_present: Arc::default(),
-            first_connect: Instant::ZERO,
         };
-        driver.first_connect = driver.clock.now();
         driver.establish().await?;
         let (tx, rx) = mpsc::channel(64);
         let client = Client {
@@ -215,7 +214,8 @@ impl Client {
     }
 
     /// Closes the connection without DISCONNECT, as a network failure would (the
-    /// server publishes the will), and connects again at once; completes with the new
+    /// server publishes the will), and connects again at once (as soon as the profile's
+    /// CONNECT interval allows: one second under AWS IoT Core); completes with the new
     /// CONNACK's session present flag. With clean session 0 the session resumes and what
     /// was not acknowledged is resent.
     pub async fn reconnect(&self) -> Result<bool, Error> {
@@ -236,12 +236,6 @@ struct Link {
     writer: Writer,
 }
 
-/// A request waiting for its acknowledgement, with its deadline.
-struct Waiting<T> {
-    reply: Reply<T>,
-    deadline: Option<Instant>,
-}
-
 /// The task that owns the core's client and the connection.
 struct Driver {
     core: mqtt_sansio::Client,
@@ -260,9 +254,10 @@ struct Driver {
     written: Vec<Reply<()>>,
     /// QoS 0 publishes the core holds until CONNACK.
     unwritten: Vec<Reply<()>>,
-    publishes: BTreeMap<PacketId, Waiting<()>>,
-    subscribes: BTreeMap<PacketId, Waiting<Vec<SubAckCode>>>,
-    unsubscribes: BTreeMap<PacketId, Waiting<()>>,
+    /// Requests waiting for their acknowledgement, by packet id.
+    publishes: BTreeMap<PacketId, Reply<()>>,
+    subscribes: BTreeMap<PacketId, Reply<Vec<SubAckCode>>>,
+    unsubscribes: BTreeMap<PacketId, Reply<()>>,
     /// Publishes refused for a full inflight window or a lack of packet ids, retried as
     /// acknowledgements free room.
     blocked: VecDeque<Command>,
@@ -273,14 +268,20 @@ struct Driver {
     disconnect: Option<Reply<()>>,
     /// The application asked for a new connection.
     reconnect: Option<Reply<bool>>,
+    /// The core asked for a new connection ([`Action::Reconnect`]).
+    redial: bool,
     session_present: Arc<AtomicBool>,
-    /// When the first CONNECT was sent.
-    first_connect: Instant,
 }
 
 impl Driver {
     /// Opens the connection, sends CONNECT and waits for CONNACK.
     async fn establish(&mut self) -> Result<(), Error> {
+        self.open().await?;
+        self.handshake().await
+    }
+
+    /// Opens the network connection (TCP, TLS, WebSocket).
+    async fn open(&mut self) -> Result<(), Error> {
         let timeout = self.options.connect_timeout;
         let opened = tokio::time::timeout(timeout, transport::connect(&self.url, self.tls.clone()))
             .await
@@ -289,6 +290,11 @@ impl Driver {
             reader: opened.0,
             writer: opened.1,
         });
+        Ok(())
+    }
+
+    /// Sends CONNECT on the open connection and waits for CONNACK.
+    async fn handshake(&mut self) -> Result<(), Error> {
         self.ended = None;
         self.connected = false;
         if let Err(e) = self.core.connect(self.clock.now(), self.connect.clone()) {
@@ -310,17 +316,9 @@ impl Driver {
         }
     }
 
-    /// The driver's life: serve the connection, reconnect when it is lost and
-    /// reconnecting is on, until the application disconnects or drops every handle.
+    /// The driver's life: serve the connection, reconnect when it is lost and the core
+    /// asks for it, until the application disconnects or drops every handle.
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
-        // Reconnects follow the backoff; every CONNECT, the application's reconnects
-        // included, keeps the profile's interval (AWS IoT Core: one per second).
-        let automatic = self.options.reconnect.is_some();
-        let mut backoff = self.options.reconnect.clone().unwrap_or_else(|| {
-            Backoff::for_profile(&self.options.profile, u64::from(std::process::id()))
-        });
-        backoff.connecting(self.first_connect);
-        backoff.connected(self.clock.now());
         let mut buf = BytesMut::with_capacity(16 * 1024);
         loop {
             while self.ended.is_none() {
@@ -339,63 +337,83 @@ impl Driver {
                 break;
             }
             if let Some(reply) = self.reconnect.take() {
-                if let Some(at) = backoff.earliest_connect() {
-                    tokio::time::sleep_until(self.clock.to_tokio(at)).await;
-                }
-                backoff.connecting(self.clock.now());
-                let result = self.establish().await;
+                let result = self.reconnect_now().await;
                 let ok = result.is_ok();
                 let _ = reply.send(result.map(|()| self.session_present.load(Ordering::Relaxed)));
                 if ok {
-                    backoff.connected(self.clock.now());
                     continue;
                 }
+            } else {
+                tracing::info!("connection lost: {why}");
             }
-            if !automatic {
-                tracing::info!("connection ended: {why}");
-                break;
-            }
-            let b = &mut backoff;
-            if !why.is_transient() && !matches!(why, Error::Tls(_) | Error::WebSocket(_)) {
-                tracing::info!("connection ended for good: {why}");
-                break;
-            }
-            tracing::info!("connection lost: {why}");
-            // Keep reconnecting until it works or a retry cannot help.
-            let mut up = false;
-            loop {
-                let now = self.clock.now();
-                let at = b.lost(now);
-                tokio::time::sleep_until(self.clock.to_tokio(at)).await;
-                b.connecting(self.clock.now());
-                match self.establish().await {
-                    Ok(()) => {
-                        b.connected(self.clock.now());
-                        tracing::info!("reconnected");
-                        up = true;
-                        break;
-                    }
-                    Err(e) if e.is_transient() => tracing::info!("reconnect failed: {e}"),
-                    Err(e) => {
-                        tracing::info!("reconnect failed for good: {e}");
-                        break;
-                    }
-                }
-            }
-            if !up {
+            if !self.follow_reconnects().await {
                 break;
             }
         }
         self.close_for_good(&mut commands).await;
     }
 
+    /// The application's reconnect: a new connection at once, or as soon as the
+    /// profile's CONNECT interval allows.
+    async fn reconnect_now(&mut self) -> Result<(), Error> {
+        if let Some(at) = self.core.earliest_connect() {
+            tokio::time::sleep_until(self.clock.to_tokio(at)).await;
+        }
+        match self.open().await {
+            Ok(()) => self.handshake().await,
+            Err(e) => {
+                if e.is_transient() {
+                    self.core.connection_failed(self.clock.now());
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Follows the core while there is no connection: carries out its actions, wakes
+    /// it on time, and opens a connection when it asks ([`Action::Reconnect`]). True
+    /// once a new connection is accepted; false when the core asks for none (no
+    /// reconnecting configured, or a close a retry cannot help) or the failure is not
+    /// one a retry can help (a TLS or WebSocket handshake refused).
+    async fn follow_reconnects(&mut self) -> bool {
+        loop {
+            self.drain().await;
+            if std::mem::take(&mut self.redial) {
+                match self.open().await {
+                    Ok(()) => match self.handshake().await {
+                        Ok(()) => {
+                            tracing::info!("reconnected");
+                            return true;
+                        }
+                        // The core closed, or the link broke: it decides what follows.
+                        Err(e) => tracing::info!("reconnect failed: {e}"),
+                    },
+                    Err(e) if e.is_transient() => {
+                        tracing::info!("reconnect failed: {e}");
+                        self.core.connection_failed(self.clock.now());
+                    }
+                    Err(e) => {
+                        tracing::info!("reconnect failed for good: {e}");
+                        return false;
+                    }
+                }
+                continue;
+            }
+            if self.core.state() != ClientState::Reconnecting {
+                return false;
+            }
+            // Operation time-outs may fall due before the reconnect.
+            let Some(at) = self.core.poll_timeout() else {
+                return false;
+            };
+            tokio::time::sleep_until(self.clock.to_tokio(at)).await;
+            self.core.handle_timeout(self.clock.now());
+        }
+    }
+
     /// Waits for one input (bytes, a command, the timer) and hands it to the core.
     async fn step(&mut self, buf: &mut BytesMut, commands: Option<&mut mpsc::Receiver<Command>>) {
-        let deadline = [self.core.poll_timeout(), self.next_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(|t| self.clock.to_tokio(t));
+        let deadline = self.core.poll_timeout().map(|t| self.clock.to_tokio(t));
         let Some(link) = self.link.as_mut() else {
             self.ended = Some(Error::Closed);
             return;
@@ -435,11 +453,7 @@ impl Driver {
                     let _ = self.core.disconnect(self.clock.now());
                 }
             },
-            () = timer => {
-                let now = self.clock.now();
-                self.core.handle_timeout(now);
-                self.expire(now);
-            }
+            () = timer => self.core.handle_timeout(self.clock.now()),
         }
     }
 
@@ -452,10 +466,6 @@ impl Driver {
 
     fn command(&mut self, command: Command) {
         let now = self.clock.now();
-        let deadline = self
-            .options
-            .operation_timeout
-            .map(|d| now.saturating_add(d));
         match command {
             Command::Publish {
                 topic,
@@ -469,8 +479,7 @@ impl Driver {
                     .publish(now, topic.clone(), qos, retain, payload.clone())
                 {
                     Ok(Some(id)) => {
-                        let deadline = deadline.filter(|_| self.options.publish_timeout);
-                        self.publishes.insert(id, Waiting { reply, deadline });
+                        self.publishes.insert(id, reply);
                     }
                     Ok(None) => self.unwritten.push(reply),
                     Err(ClientError::InflightFull { .. } | ClientError::PacketIdsExhausted) => {
@@ -489,7 +498,7 @@ impl Driver {
             }
             Command::Subscribe { filters, reply } => match self.core.subscribe(now, &filters) {
                 Ok(id) => {
-                    self.subscribes.insert(id, Waiting { reply, deadline });
+                    self.subscribes.insert(id, reply);
                 }
                 Err(e) => {
                     let _ = reply.send(Err(Error::Rejected(e)));
@@ -497,7 +506,7 @@ impl Driver {
             },
             Command::Unsubscribe { filters, reply } => match self.core.unsubscribe(now, &filters) {
                 Ok(id) => {
-                    self.unsubscribes.insert(id, Waiting { reply, deadline });
+                    self.unsubscribes.insert(id, reply);
                 }
                 Err(e) => {
                     let _ = reply.send(Err(Error::Rejected(e)));
@@ -538,12 +547,7 @@ impl Driver {
                 .publish(now, topic.clone(), qos, retain, payload.clone())
             {
                 Ok(Some(id)) => {
-                    let deadline = self
-                        .options
-                        .operation_timeout
-                        .filter(|_| self.options.publish_timeout)
-                        .map(|d| now.saturating_add(d));
-                    self.publishes.insert(id, Waiting { reply, deadline });
+                    self.publishes.insert(id, reply);
                 }
                 Ok(None) => self.unwritten.push(reply),
                 Err(ClientError::InflightFull { .. } | ClientError::PacketIdsExhausted) => {
@@ -561,34 +565,6 @@ impl Driver {
                 }
             }
         }
-    }
-
-    /// The earliest operation deadline.
-    fn next_deadline(&self) -> Option<Instant> {
-        let p = self.publishes.values().filter_map(|w| w.deadline);
-        let s = self.subscribes.values().filter_map(|w| w.deadline);
-        let u = self.unsubscribes.values().filter_map(|w| w.deadline);
-        p.chain(s).chain(u).min()
-    }
-
-    /// Fails the operations whose deadline has passed. The core still waits for their
-    /// acknowledgement; a late one is ignored.
-    fn expire(&mut self, now: Instant) {
-        fn expire_in<T>(map: &mut BTreeMap<PacketId, Waiting<T>>, now: Instant) {
-            let due: Vec<PacketId> = map
-                .iter()
-                .filter(|(_, w)| w.deadline.is_some_and(|d| d <= now))
-                .map(|(id, _)| *id)
-                .collect();
-            for id in due {
-                if let Some(w) = map.remove(&id) {
-                    let _ = w.reply.send(Err(Error::Timeout(Timeout::Operation)));
-                }
-            }
-        }
-        expire_in(&mut self.publishes, now);
-        expire_in(&mut self.subscribes, now);
-        expire_in(&mut self.unsubscribes, now);
     }
 
     /// Carries out the core's actions, in order.
@@ -623,6 +599,7 @@ impl Driver {
                         self.ended = Some(Error::from_reason(reason));
                     }
                 }
+                Action::Reconnect => self.redial = true,
             }
         }
     }
@@ -636,35 +613,49 @@ impl Driver {
                 self.connected = true;
             }
             Event::Published(id) | Event::Completed(id) => {
-                if let Some(w) = self.publishes.remove(&id) {
-                    let _ = w.reply.send(Ok(()));
+                if let Some(reply) = self.publishes.remove(&id) {
+                    let _ = reply.send(Ok(()));
                 }
             }
             Event::Subscribed { packet_id, codes } => {
-                if let Some(w) = self.subscribes.remove(&packet_id) {
-                    let _ = w.reply.send(Ok(codes));
+                if let Some(reply) = self.subscribes.remove(&packet_id) {
+                    let _ = reply.send(Ok(codes));
                 }
             }
             Event::Unsubscribed(id) => {
-                if let Some(w) = self.unsubscribes.remove(&id) {
-                    let _ = w.reply.send(Ok(()));
+                if let Some(reply) = self.unsubscribes.remove(&id) {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            // The core keeps waiting for the acknowledgement; a late one finds no
+            // reply here and is ignored.
+            Event::TimedOut {
+                packet_type,
+                packet_id,
+            } => {
+                let operation = Error::Timeout(Timeout::Operation);
+                match packet_type {
+                    PacketType::Publish => answer(&mut self.publishes, packet_id, operation),
+                    PacketType::Subscribe => answer(&mut self.subscribes, packet_id, operation),
+                    PacketType::Unsubscribe => answer(&mut self.unsubscribes, packet_id, operation),
+                    _ => {}
                 }
             }
             Event::Lost(lost) => {
                 let waiting = match lost {
                     Lost::Publish(p) => match p.qos.packet_id() {
-                        Some(id) => self.publishes.remove(&id).map(|w| w.reply),
+                        Some(id) => self.publishes.remove(&id),
                         // A QoS 0 publish held before CONNACK.
                         None => (!self.unwritten.is_empty()).then(|| self.unwritten.remove(0)),
                     },
-                    Lost::Release(id) => self.publishes.remove(&id).map(|w| w.reply),
+                    Lost::Release(id) => self.publishes.remove(&id),
                     Lost::Subscribe(s) => {
-                        if let Some(w) = self.subscribes.remove(&s.packet_id) {
-                            let _ = w.reply.send(Err(Error::Lost));
+                        if let Some(reply) = self.subscribes.remove(&s.packet_id) {
+                            let _ = reply.send(Err(Error::Lost));
                         }
                         None
                     }
-                    Lost::Unsubscribe(u) => self.unsubscribes.remove(&u.packet_id).map(|w| w.reply),
+                    Lost::Unsubscribe(u) => self.unsubscribes.remove(&u.packet_id),
                 };
                 if let Some(reply) = waiting {
                     let _ = reply.send(Err(Error::Lost));
@@ -717,14 +708,14 @@ impl Driver {
         for command in self.blocked.drain(..) {
             fail(command);
         }
-        for w in std::mem::take(&mut self.publishes).into_values() {
-            let _ = w.reply.send(Err(Error::Lost));
+        for reply in std::mem::take(&mut self.publishes).into_values() {
+            let _ = reply.send(Err(Error::Lost));
         }
-        for w in std::mem::take(&mut self.subscribes).into_values() {
-            let _ = w.reply.send(Err(Error::Lost));
+        for reply in std::mem::take(&mut self.subscribes).into_values() {
+            let _ = reply.send(Err(Error::Lost));
         }
-        for w in std::mem::take(&mut self.unsubscribes).into_values() {
-            let _ = w.reply.send(Err(Error::Lost));
+        for reply in std::mem::take(&mut self.unsubscribes).into_values() {
+            let _ = reply.send(Err(Error::Lost));
         }
         for reply in self.unwritten.drain(..).chain(self.written.drain(..)) {
             let _ = reply.send(Err(Error::Lost));
@@ -735,6 +726,13 @@ impl Driver {
         if let Some(reply) = self.reconnect.take() {
             let _ = reply.send(Err(Error::Closed));
         }
+    }
+}
+
+/// Fails the request waiting under `id` in `waiting`, if any, with `error`.
+fn answer<T>(waiting: &mut BTreeMap<PacketId, Reply<T>>, id: PacketId, error: Error) {
+    if let Some(reply) = waiting.remove(&id) {
+        let _ = reply.send(Err(error));
     }
 }
 

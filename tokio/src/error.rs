@@ -59,7 +59,8 @@ pub enum Timeout {
     /// PINGRESP after PINGREQ: the connection is considered dead.
     Ping,
     /// The acknowledgement of a SUBSCRIBE, UNSUBSCRIBE or PUBLISH
-    /// ([`Options::operation_timeout`](crate::Options::operation_timeout)).
+    /// ([`ClientConfig::request_timeout`](mqtt_sansio::ClientConfig::request_timeout),
+    /// [`ClientConfig::publish_timeout`](mqtt_sansio::ClientConfig::publish_timeout)).
     Operation,
 }
 

@@ -44,10 +44,11 @@
 //! ([`Messages`]); a driver task owns the core's client and the connection. A command
 //! travels to the driver, which calls the core and answers when the core reports the
 //! acknowledgement (PUBACK, PUBCOMP, SUBACK, UNSUBACK). With
-//! [`Options::reconnect`] a lost connection is reopened after the core's
-//! [`Backoff`](mqtt_sansio::reconnect::Backoff); with clean session 0 the session
-//! resumes and the core resends what was not acknowledged, so the pending `publish`
-//! calls complete on the new connection.
+//! [`ClientConfig::reconnect`](mqtt_sansio::ClientConfig::reconnect) the core asks
+//! for a new connection after its [`Backoff`](mqtt_sansio::reconnect::Backoff) and
+//! the driver opens it; with clean session 0 the session resumes and the core resends
+//! what was not acknowledged, so the pending `publish` calls complete on the new
+//! connection. Operation time-outs are the core's too.
 //!
 //! The **server** has one task that owns the [`Broker`](mqtt_sansio::Broker), one task
 //! per listener that accepts and spawns the TLS and WebSocket handshakes, and per

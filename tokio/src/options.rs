@@ -5,7 +5,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use mqtt_sansio::client::ClientConfig;
 use mqtt_sansio::packet::Will;
-use mqtt_sansio::reconnect::Backoff;
 use mqtt_sansio::{Login, Profile};
 
 use crate::tls::TlsOptions;
@@ -30,22 +29,21 @@ pub struct Options {
     pub tls: TlsOptions,
     /// The dialect: [`Profile::mqtt311`] or [`Profile::aws_iot_core`].
     pub profile: Profile,
-    /// The core client's settings (inflight window, manual acks, CONNACK and PINGRESP
-    /// time-outs, …). The session lives in memory: `report_changes` is turned off.
+    /// The core client's settings: inflight window, manual acks, CONNACK and PINGRESP
+    /// time-outs, and
+    /// - [`reconnect`](ClientConfig::reconnect): reconnect after a lost connection
+    ///   with this [`Backoff`](mqtt_sansio::reconnect::Backoff) (with clean session 0
+    ///   the session resumes and what was not acknowledged is resent); `None`: a lost
+    ///   connection closes the client;
+    /// - [`request_timeout`](ClientConfig::request_timeout) and
+    ///   [`publish_timeout`](ClientConfig::publish_timeout): a SUBSCRIBE or
+    ///   UNSUBSCRIBE (a QoS 1/2 PUBLISH) not acknowledged in time fails with
+    ///   [`Timeout::Operation`](crate::Timeout::Operation).
+    ///
+    /// The session lives in memory: `report_changes` is turned off.
     pub config: ClientConfig,
     /// How long opening the connection (TCP, TLS, WebSocket) may take.
     pub connect_timeout: Duration,
-    /// A SUBSCRIBE or UNSUBSCRIBE not acknowledged within this time fails with
-    /// [`Timeout::Operation`](crate::Timeout::Operation); so does a QoS 1/2 PUBLISH when
-    /// [`publish_timeout`](Self::publish_timeout) is set. `None`: wait as long as the
-    /// connection lives.
-    pub operation_timeout: Option<Duration>,
-    /// Whether [`operation_timeout`](Self::operation_timeout) applies to PUBLISH too.
-    pub publish_timeout: bool,
-    /// Reconnect after a lost connection, with this backoff; `None`: a lost connection
-    /// closes the client. With clean session 0 the session resumes and what was not
-    /// acknowledged is resent.
-    pub reconnect: Option<Backoff>,
     /// Incoming messages buffered for [`Messages`](crate::Messages); when it is full the client stops
     /// reading from the network.
     pub message_queue: usize,
@@ -68,9 +66,6 @@ impl Options {
             config: ClientConfig::for_profile(&profile),
             profile,
             connect_timeout: Duration::from_secs(10),
-            operation_timeout: None,
-            publish_timeout: false,
-            reconnect: None,
             message_queue: 1024,
         }
     }

@@ -334,3 +334,43 @@ fn select_mqtt(request: &Request, mut response: Response) -> Result<Response, Er
         .insert(PROTOCOL_HEADER, HeaderValue::from_static(SUBPROTOCOL));
     Ok(response)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_websocket_url_keeps_its_path_and_defaults_to_mqtt() {
+        let path = |u: &str| Url::parse(u).map(|u| u.path);
+        assert_eq!(path("ws://h/devices/d1?x=1").unwrap(), "/devices/d1?x=1");
+        assert_eq!(path("wss://h:8443").unwrap(), "/mqtt");
+        assert_eq!(path("ws://h/").unwrap(), "/");
+        assert!(path("mqtt://h/x").is_err());
+    }
+
+    #[tokio::test]
+    async fn the_websocket_handshake_asks_for_the_path_of_the_url() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // Reads the request head and closes without answering.
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf).await {
+                    Ok(n @ 1..) => head.extend_from_slice(&buf[..n]),
+                    _ => break,
+                }
+            }
+            String::from_utf8_lossy(&head)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        });
+        let url = Url::parse(&format!("ws://127.0.0.1:{port}/devices/d1/mqtt")).unwrap();
+        assert!(connect(&url, None).await.is_err());
+        assert_eq!(server.await.unwrap(), "GET /devices/d1/mqtt HTTP/1.1");
+    }
+}

@@ -119,7 +119,7 @@ async fn an_unacknowledged_publish_is_resent_after_the_reconnect_and_completes()
 
     let mut o = options(proxy.port, "resumer");
     o.clean_session = false;
-    o.reconnect = Some(fast_backoff());
+    o.config.reconnect = Some(fast_backoff());
     let (client, _) = Client::connect(o).await.unwrap();
     // The server's PUBACK never reaches the client: the publish stays unacknowledged.
     proxy.swallow(true);
@@ -163,7 +163,7 @@ async fn a_reconnected_client_keeps_working_after_repeated_cuts() {
     let proxy = Proxy::start(server.addrs[0]).await;
     let mut o = options(proxy.port, "survivor");
     o.clean_session = false;
-    o.reconnect = Some(fast_backoff());
+    o.config.reconnect = Some(fast_backoff());
     let (client, _) = Client::connect(o).await.unwrap();
     for round in 0..3 {
         proxy.cut();
@@ -185,7 +185,7 @@ async fn a_subscribe_without_suback_fails_with_an_operation_timeout() {
     let server = serve(vec![Listener::Tcp(any_port())], None).await;
     let proxy = Proxy::start(server.addrs[0]).await;
     let mut o = options(proxy.port, "impatient");
-    o.operation_timeout = Some(Duration::from_millis(200));
+    o.config.request_timeout = Some(Duration::from_millis(200));
     let (client, _) = Client::connect(o).await.unwrap();
     proxy.swallow(true);
     let e = tokio::time::timeout(LIMIT, client.subscribe(&[("x", QoS::AtLeastOnce)]))
@@ -198,6 +198,35 @@ async fn a_subscribe_without_suback_fails_with_an_operation_timeout() {
         .unwrap()
         .unwrap_err();
     assert!(matches!(e, Error::Timeout(Timeout::Operation)), "{e:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_publish_without_puback_fails_with_an_operation_timeout_only_when_configured() {
+    let server = serve(vec![Listener::Tcp(any_port())], None).await;
+    let proxy = Proxy::start(server.addrs[0]).await;
+    let mut o = options(proxy.port, "hasty");
+    o.config.request_timeout = Some(Duration::from_millis(100));
+    o.config.publish_timeout = Some(Duration::from_millis(200));
+    let (client, _) = Client::connect(o).await.unwrap();
+    proxy.swallow(true);
+    let e = tokio::time::timeout(LIMIT, client.publish("p", QoS::AtLeastOnce, false, "x"))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(e, Error::Timeout(Timeout::Operation)), "{e:?}");
+    // Without a publish time-out the same publish waits.
+    let mut o = options(proxy.port, "patient");
+    o.config.request_timeout = Some(Duration::from_millis(100));
+    proxy.swallow(false);
+    let (patient, _) = Client::connect(o).await.unwrap();
+    proxy.swallow(true);
+    let waiting = tokio::time::timeout(
+        Duration::from_millis(500),
+        patient.publish("p", QoS::AtLeastOnce, false, "y"),
+    )
+    .await;
+    assert!(waiting.is_err(), "{waiting:?}");
     server.stop().await;
 }
 

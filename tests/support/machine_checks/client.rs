@@ -1,141 +1,9 @@
-//! The `client` target: one `Client` against a scripted server.
+//! The `client` target: one `Client` against a scripted server, checked against a
+//! model after every input.
 
 use super::*;
-
-/// The setup of a `client` run.
-#[derive(Arbitrary, Debug, Clone)]
-pub struct ClientSetup {
-    /// The profile.
-    pub preset: Preset,
-    /// CONNACK timeout, ms.
-    pub connack_timeout_ms: u16,
-    /// PINGRESP timeout, ms.
-    pub pingresp_timeout_ms: u16,
-    /// The inflight window (0 to 7).
-    pub max_inflight: u8,
-    /// Manual acknowledgements.
-    pub manual_acks: bool,
-    /// Largest accepted packet: `None` the default, else at least 2 bytes.
-    pub max_packet_size: Option<u16>,
-}
-
-impl ClientSetup {
-    pub(super) fn build(&self) -> (Profile, ClientConfig) {
-        let profile = self.preset.profile();
-        let config = ClientConfig {
-            connack_timeout: Duration::from_millis(u64::from(self.connack_timeout_ms)),
-            pingresp_timeout: Duration::from_millis(u64::from(self.pingresp_timeout_ms)),
-            max_inflight: usize::from(self.max_inflight % 8),
-            manual_acks: self.manual_acks,
-            max_packet_size: self
-                .max_packet_size
-                .map_or(MAX_PACKET_SIZE, |n| usize::from(n).max(2)),
-            // Small, so that operation sequences reach the bound.
-            max_held_qos0: usize::from(self.max_inflight % 4),
-            // Checked against the export after every input.
-            report_changes: true,
-        };
-        (profile, config)
-    }
-}
-
-/// Which acknowledgement the scripted server sends for an id the client has in flight.
-#[derive(Arbitrary, Debug, Clone)]
-pub enum AckKind {
-    /// PUBACK.
-    PubAck,
-    /// PUBREC.
-    PubRec,
-    /// PUBCOMP.
-    PubComp,
-    /// SUBACK with one code per filter of the SUBSCRIBE.
-    SubAck(SubAckCode),
-    /// SUBACK with these codes (often the wrong number).
-    SubAckCodes(Vec<SubAckCode>),
-    /// UNSUBACK.
-    UnsubAck,
-}
-
-/// What the scripted server sends the client.
-#[derive(Arbitrary, Debug, Clone)]
-pub enum Reply {
-    /// CONNACK.
-    ConnAck(ConnAck),
-    /// An acknowledgement for the `which`-th id in flight (an id of its own when none).
-    Ack {
-        /// Index into the ids in flight.
-        which: u8,
-        /// Which acknowledgement.
-        kind: AckKind,
-    },
-    /// A PUBLISH with a small packet id.
-    Publish {
-        /// Topic pool index.
-        topic: u8,
-        /// QoS.
-        qos: QoS,
-        /// Packet id (small pool).
-        id: u8,
-        /// DUP (only at QoS 1 and 2).
-        dup: bool,
-        /// RETAIN.
-        retain: bool,
-        /// Payload.
-        payload: Payload,
-    },
-    /// PUBREL with a small packet id.
-    PubRel(u8),
-    /// PINGRESP.
-    PingResp,
-    /// Any valid packet.
-    Any(Packet<Bytes>),
-    /// Any bytes.
-    Raw(Vec<u8>),
-}
-
-/// One operation of a `client` run.
-#[derive(Arbitrary, Debug, Clone)]
-pub enum ClientOp {
-    /// `connect`.
-    Connect(ConnectSpec),
-    /// `publish`.
-    Publish {
-        /// Topic pool index.
-        topic: u8,
-        /// QoS.
-        qos: QoS,
-        /// RETAIN.
-        retain: bool,
-        /// Payload.
-        payload: Payload,
-    },
-    /// `subscribe` (pool indices; empty is refused).
-    Subscribe(Vec<(u8, QoS)>),
-    /// `unsubscribe` (pool indices; empty is refused).
-    Unsubscribe(Vec<u8>),
-    /// `ack` of the `n`-th delivery awaiting the application, or of a small id.
-    Ack(u8),
-    /// `disconnect`.
-    Disconnect,
-    /// `connection_lost`.
-    ConnectionLost,
-    /// Something from the server.
-    Peer(Reply, Delivery),
-    /// Time passes; `precise` fires every timer at its instant, otherwise the
-    /// timer fires once, late.
-    Advance(Step, bool),
-    /// `handle_timeout` now, due or not.
-    Fire,
-}
-
-/// A `client` input: setup and operations.
-#[derive(Arbitrary, Debug, Clone)]
-pub struct ClientInput {
-    /// The setup.
-    pub setup: ClientSetup,
-    /// The operations.
-    pub ops: Vec<ClientOp>,
-}
+use mqtt_sansio::PacketType;
+use mqtt_sansio::reconnect::Backoff;
 
 /// What an outgoing id is used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,17 +11,6 @@ pub(super) enum IdUse {
     Publish { qos2: bool },
     Subscribe(usize),
     Unsubscribe,
-}
-
-/// One entry of a client run's transcript.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientRecord {
-    /// A command's or input's result.
-    Result(Result<Option<PacketId>, ClientError>),
-    /// An action.
-    Action(ClientAction),
-    /// `poll_timeout` after an input.
-    Wake(Option<Instant>),
 }
 
 /// A client, a clock and the model its actions are checked against.
@@ -187,11 +44,25 @@ pub(super) struct ClientRun {
     shadow: Shadow,
     /// The first export with every reported change applied: the export, always.
     durable: ClientExport,
+    /// When the last CONNECT went out.
+    last_connect: Option<Instant>,
+    /// The least time between two CONNECTs.
+    connect_interval: Duration,
+    /// Disconnected, with a reconnect coming.
+    reconnecting: bool,
+    /// `Reconnect` went out and no connect followed yet.
+    asked: bool,
+    /// Operations with a time-out not yet reported: id → deadline.
+    deadlines: BTreeMap<PacketId, Instant>,
 }
 
 impl ClientRun {
     pub(super) fn new(setup: &ClientSetup) -> ClientRun {
         let (profile, config) = setup.build();
+        let connect_interval = config.reconnect.as_ref().map_or_else(
+            || Backoff::for_profile(&profile, 0).min_connect_interval,
+            |b| b.min_connect_interval,
+        );
         ClientRun {
             client: Client::with_config(profile.clone(), config.clone()),
             shadow: Shadow::with_limit(config.max_packet_size),
@@ -210,6 +81,11 @@ impl ClientRun {
             incoming_qos2: BTreeSet::new(),
             to_ack: Vec::new(),
             durable: ClientExport::default(),
+            last_connect: None,
+            connect_interval,
+            reconnecting: false,
+            asked: false,
+            deadlines: BTreeMap::new(),
         }
     }
 
@@ -219,10 +95,14 @@ impl ClientRun {
         };
         self.fresh.remove(&id);
         self.received.remove(&id);
+        self.deadlines.remove(&id);
         use_
     }
 
-    pub(super) fn connection_ended(&mut self) {
+    /// The connection ended; `retry`: for a reason after which the client reconnects
+    /// (when configured to).
+    pub(super) fn connection_ended(&mut self, retry: bool) {
+        self.reconnecting = retry && self.config.reconnect.is_some();
         self.open = false;
         self.connected = false;
         self.disconnecting = false;
@@ -357,6 +237,25 @@ impl ClientRun {
                 assert_eq!(u, IdUse::Unsubscribe, "Unsubscribed for {u:?}");
             }
             Event::UnexpectedAck { .. } => {}
+            Event::TimedOut {
+                packet_type,
+                packet_id,
+            } => {
+                let Some(deadline) = self.deadlines.remove(packet_id) else {
+                    panic!("TimedOut for {packet_id}, not watched or already reported");
+                };
+                assert!(
+                    deadline <= self.now,
+                    "TimedOut for {packet_id} before {deadline:?}"
+                );
+                let kind = match self.ids.get(packet_id) {
+                    Some(IdUse::Publish { .. }) => PacketType::Publish,
+                    Some(IdUse::Subscribe(_)) => PacketType::Subscribe,
+                    Some(IdUse::Unsubscribe) => PacketType::Unsubscribe,
+                    None => panic!("TimedOut for {packet_id}, not in use"),
+                };
+                assert_eq!(*packet_type, kind, "TimedOut names another operation");
+            }
             Event::Lost(lost) => match lost {
                 Lost::Publish(p) => {
                     if let Some(id) = p.qos.packet_id() {
@@ -412,15 +311,36 @@ impl ClientRun {
                     }
                 }
                 ClientAction::Close(reason) => {
+                    use mqtt_sansio::client::Reason;
                     assert!(self.open, "Close {reason:?} without an open connection");
-                    if let mqtt_sansio::client::Reason::Decode(e) = reason {
+                    if let Reason::Decode(e) = reason {
                         assert_eq!(
                             self.shadow.err,
                             Some(*e),
                             "closed for a decode error the byte stream does not have"
                         );
                     }
-                    self.connection_ended();
+                    let retry = matches!(
+                        reason,
+                        Reason::ConnAckTimeout
+                            | Reason::PingTimeout
+                            | Reason::Refused(ConnectReturnCode::ServerUnavailable)
+                    );
+                    self.connection_ended(retry);
+                }
+                ClientAction::Reconnect => {
+                    assert!(!self.open, "Reconnect with a connection open");
+                    assert!(self.reconnecting, "Reconnect not coming");
+                    assert!(!self.asked, "Reconnect asked twice");
+                    if let Some(last) = self.last_connect {
+                        // The backoff keeps the quota: a CONNECT now is accepted.
+                        assert!(
+                            self.now >= last + self.connect_interval,
+                            "Reconnect at {:?}, sooner than the interval after {last:?}",
+                            self.now
+                        );
+                    }
+                    self.asked = true;
                 }
             }
             self.log.push(ClientRecord::Action(a));
@@ -442,6 +362,7 @@ impl ClientRun {
             "the export does not survive its encoding"
         );
         let expected = match (self.open, self.connected) {
+            (false, _) if self.reconnecting => ClientState::Reconnecting,
             (false, _) => ClientState::Disconnected,
             (true, false) => ClientState::Connecting,
             (true, true) => ClientState::Connected,
@@ -472,6 +393,17 @@ impl ClientRun {
             publishes,
             "inflight is not the model's"
         );
+        // Every deadline not yet reported wakes the client in time; so does a reconnect.
+        let wake = self.client.poll_timeout();
+        for (id, deadline) in &self.deadlines {
+            assert!(
+                wake.is_some_and(|t| t <= *deadline),
+                "{id}'s deadline {deadline:?} unreported and the next wake is {wake:?}"
+            );
+        }
+        if self.reconnecting && !self.asked {
+            assert!(wake.is_some(), "a reconnect is coming and no timer runs");
+        }
         let window = mqtt_sansio::session::window(self.config.max_inflight, &self.profile);
         assert!(
             self.client.inflight() <= window,
@@ -516,6 +448,13 @@ impl ClientRun {
                 "id {id} allocated while in use"
             );
             assert!(self.client.id_in_use(id), "allocated id {id} not in use");
+            let timeout = match use_ {
+                IdUse::Publish { .. } => self.config.publish_timeout,
+                IdUse::Subscribe(_) | IdUse::Unsubscribe => self.config.request_timeout,
+            };
+            if let Some(t) = timeout {
+                self.deadlines.insert(id, self.now + t);
+            }
         }
     }
 
@@ -650,8 +589,25 @@ impl ClientRun {
                 let clean = c.clean_session;
                 let was_open = self.open;
                 let r = self.command(|cl, now| cl.connect(now, c).map(|()| None));
+                let earliest = self.last_connect.map(|l| l + self.connect_interval);
+                if let Err(ClientError::ConnectTooSoon { earliest: e }) = r {
+                    assert_eq!(Some(e), earliest, "ConnectTooSoon names another instant");
+                    assert!(
+                        self.now < e,
+                        "ConnectTooSoon at {:?}, after {e:?}",
+                        self.now
+                    );
+                }
                 if r.is_ok() {
                     assert!(!was_open, "connect accepted on an open connection");
+                    assert!(
+                        earliest.is_none_or(|e| self.now >= e),
+                        "CONNECT at {:?}, sooner than {earliest:?}",
+                        self.now
+                    );
+                    self.last_connect = Some(self.now);
+                    self.reconnecting = false;
+                    self.asked = false;
                     self.open = true;
                     self.connected = false;
                     self.clean = clean;
@@ -711,14 +667,31 @@ impl ClientRun {
                 }
             }
             ClientOp::Disconnect => {
-                let was_open = self.open;
+                let (was_open, was_reconnecting) = (self.open, self.reconnecting);
                 let r = self.command(|cl, now| cl.disconnect(now).map(|()| None));
-                assert_eq!(r.is_ok(), was_open, "disconnect refused iff not connected");
+                assert_eq!(
+                    r.is_ok(),
+                    was_open || was_reconnecting,
+                    "disconnect refused iff neither connected nor reconnecting"
+                );
+                if r.is_ok() && !was_open {
+                    // The reconnect is cancelled; nothing is emitted.
+                    assert!(self.client.poll_action().is_none(), "disconnect acted");
+                    self.reconnecting = false;
+                    self.asked = false;
+                }
             }
             ClientOp::ConnectionLost => {
                 self.client.connection_lost(self.now);
                 if self.open {
-                    self.connection_ended();
+                    self.connection_ended(true);
+                }
+            }
+            ClientOp::ConnectionFailed => {
+                self.client.connection_failed(self.now);
+                if !self.open && self.config.reconnect.is_some() {
+                    self.reconnecting = true;
+                    self.asked = false;
                 }
             }
             ClientOp::Peer(reply, how) => match (self.reply_packet(reply), how) {

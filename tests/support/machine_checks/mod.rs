@@ -14,12 +14,13 @@
 //!
 //! Each check panics, naming the property, when a machine breaks it.
 //!
-//! The roles live in `client`, `server` and `broker`; `peer` is the scripted client
-//! the server and broker targets share; this file holds what all of them use, down to
-//! one runner ([`Machine`]) for the three targets.
+//! The roles live in `client` (its input in `client_input`), `server` and `broker`;
+//! `peer` is the scripted client the server and broker targets share; this file holds
+//! what all of them use, down to one runner ([`Machine`]) for the three targets.
 
 mod broker;
 mod client;
+mod client_input;
 mod peer;
 mod server;
 
@@ -29,10 +30,9 @@ pub use broker::{
     BrokerInput, BrokerOp, BrokerRecord, BrokerSetup, check_broker, check_broker_input, run_broker,
 };
 #[allow(unused_imports)]
-pub use client::{
-    AckKind, ClientInput, ClientOp, ClientRecord, ClientSetup, Reply, check_client,
-    check_client_input, run_client,
-};
+pub use client::{check_client, check_client_input, run_client};
+#[allow(unused_imports)]
+pub use client_input::{AckKind, ClientInput, ClientOp, ClientRecord, ClientSetup, Reply};
 #[allow(unused_imports)]
 pub use peer::{ClientPacket, PeerAck, ServerSetup};
 #[allow(unused_imports)]
