@@ -158,7 +158,7 @@ def test_kill9_of_the_client_loses_no_accepted_message(procs, bins, paho, tmp_pa
     try:
         for run in range(KILLS):
             clients = {q: start(q, run, 1_000_000) for q in (1, 2)}
-            time.sleep(rng.uniform(0.4, 1.5))
+            time.sleep(rng.uniform(0.3, 1.0))
             for q, (p, prefix) in clients.items():
                 if rng.random() < 0.7:
                     taps[q].freeze()
