@@ -246,19 +246,28 @@ def our_broker(bins, procs):
     return start
 
 
-@pytest.fixture
-def mosquitto(procs, tmp_path):
-    """A mosquitto broker of its own on a free port (never the system one on 1883)."""
+def mosquitto_with(procs, tmp_path, extra="", port=None):
+    """Starts a mosquitto broker of its own on a free port (never the system one on
+    1883), or on `port`, with the lines `extra` added to its configuration (by
+    default: no persistence)."""
     need("mosquitto", shutil.which("mosquitto"))
-    port = free_port()
+    port = port or free_port()
     conf = tmp_path / "mosquitto.conf"
+    if "persistence " not in extra:
+        extra = "persistence false\n" + extra
     conf.write_text(
-        f"listener {port} {HOST}\nallow_anonymous true\npersistence false\nlog_dest stderr\n"
-        "log_type error\nlog_type warning\nlog_type notice\n"
+        f"listener {port} {HOST}\nallow_anonymous true\nlog_dest stderr\n"
+        "log_type error\nlog_type warning\nlog_type notice\n" + extra
     )
     p = procs.start(["mosquitto", "-c", conf], name="mosquitto")
     wait_for_port(port)
     return Server(p, port)
+
+
+@pytest.fixture
+def mosquitto(procs, tmp_path):
+    """A mosquitto broker of its own on a free port (never the system one on 1883)."""
+    return mosquitto_with(procs, tmp_path)
 
 
 def our_client(bins, mode, port, topic, qos, *extra):

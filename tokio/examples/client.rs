@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release --example client -- pub|sub [--url URL | --host H --port P] --topic T --qos Q
 //!     [--message M] [--count N] [--client-id ID] [--clean-session true|false]
-//!     [--retain] [--keep-alive SECS] [--max-inflight N] [--drop-after K]
+//!     [--retain] [--keep-alive SECS] [--max-inflight N] [--drop-after K] [--data-dir DIR]
 //!     [--profile mqtt311|aws-iot|aws-iot-2025] [--username U --password P]
 //!     [--cafile FILE] [--cert FILE --key FILE] [--tls-alpn PROTO]... [--insecure]
 //! ```
@@ -29,6 +29,11 @@
 //! `--clean-session false`) drops the connection without DISCONNECT once K messages are
 //! handed to the client, reconnects at once and finishes: the client resends what was
 //! not acknowledged, which proves resumption against a real server.
+//!
+//! `--data-dir DIR` (with `--client-id` and `--clean-session false`) keeps the session in
+//! DIR: a QoS 1/2 message whose PUBLISH left the client is resent (same id, DUP=1) when
+//! the client is started again on DIR, even after `kill -9`, and an inbound QoS 2
+//! message is not delivered twice. A damaged DIR is refused (exit 1, naming the file).
 
 mod common;
 
@@ -91,6 +96,9 @@ struct Args {
     /// Drop the connection after K publishes, reconnect and finish.
     #[arg(long)]
     drop_after: Option<u64>,
+    /// Keep the session in this directory (survives a restart).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// mqtt311, aws-iot or aws-iot-2025.
     #[arg(long, default_value = "mqtt311", value_parser = parse_profile)]
     profile: Profile,
@@ -154,6 +162,7 @@ fn options(a: &Args) -> Result<Options, Box<dyn std::error::Error>> {
     o.config = mqtt_sansio::ClientConfig::for_profile(&a.profile);
     o.config.max_inflight = a.max_inflight;
     o.profile = a.profile.clone();
+    o.data_dir = a.data_dir.clone();
     if let Some(user) = &a.username {
         o.login = Some(Login {
             username: MqttString::new(Bytes::from(user.clone()))?,

@@ -16,6 +16,7 @@ use tokio_rustls::rustls;
 
 use crate::Options;
 use crate::clock::Clock;
+use crate::store::ClientStore;
 use crate::transport::{self, Reader, Url, Writer};
 use crate::{Error, Timeout};
 
@@ -100,12 +101,34 @@ impl Client {
             login: options.login.clone(),
         };
         let (messages_tx, messages_rx) = mpsc::channel(options.message_queue.max(1));
-        // The session lives in memory only: no durable-state changes to report. The
-        // reconnect backoff and the operation time-outs are the core's.
-        let mut config = options.config.clone();
-        config.report_changes = false;
+        // With a data directory the stored session is resumed and its changes reported
+        // (and committed); without one it lives in memory, with no changes to report.
+        let (core, store) = match &options.data_dir {
+            Some(_) if options.client_id.is_empty() => {
+                return Err(Error::Config(
+                    "a data directory keeps the session of a client id: set one".into(),
+                ));
+            }
+            Some(dir) => {
+                let profile = options.profile.clone();
+                let client = connect.client_id.clone();
+                let (store, core) =
+                    ClientStore::resume(dir, client, profile, options.config.clone())?;
+                (core, Some(store))
+            }
+            None => {
+                let mut config = options.config.clone();
+                config.report_changes = false;
+                (
+                    mqtt_sansio::Client::with_config(options.profile.clone(), config),
+                    None,
+                )
+            }
+        };
         let mut driver = Driver {
-            core: mqtt_sansio::Client::with_config(options.profile.clone(), config),
+            core,
+            store,
+            batch: VecDeque::new(),
             clock: Clock::new(),
             url,
             tls,
@@ -239,6 +262,10 @@ struct Link {
 /// The task that owns the core's client and the connection.
 struct Driver {
     core: mqtt_sansio::Client,
+    /// With [`Options::data_dir`]: the session's store.
+    store: Option<ClientStore>,
+    /// With a store: the core's actions whose changes are committed, to carry out.
+    batch: VecDeque<Action>,
     clock: Clock,
     url: Url,
     tls: Option<(
@@ -567,9 +594,36 @@ impl Driver {
         }
     }
 
+    /// The core's next action. With a store the actions come in batches, every action
+    /// the core has: the changes among them are committed before the first is carried
+    /// out. When the commit fails none is, and the client stops.
+    fn next_action(&mut self) -> Option<Action> {
+        let Some(store) = self.store.as_mut() else {
+            return self.core.poll_action();
+        };
+        if self.batch.is_empty() {
+            self.batch
+                .extend(std::iter::from_fn(|| self.core.poll_action()));
+            for action in &self.batch {
+                if let Action::Change(c) = action {
+                    store.note(c);
+                }
+            }
+            // A batch without changes commits nothing, unless an earlier commit failed.
+            if let Err(e) = store.commit() {
+                tracing::error!("stopping: the session store failed: {e}");
+                self.batch.clear();
+                self.connected = false;
+                self.ended = Some(Error::Store(e));
+                return None;
+            }
+        }
+        self.batch.pop_front()
+    }
+
     /// Carries out the core's actions, in order.
     async fn drain(&mut self) {
-        while let Some(action) = self.core.poll_action() {
+        while let Some(action) = self.next_action() {
             match action {
                 Action::Send(packet) => {
                     let is_qos0_publish = matches!(
@@ -590,8 +644,7 @@ impl Driver {
                     let _ = self.messages.send(publish).await;
                 }
                 Action::Event(event) => self.event(event),
-                // Durable-state changes come only with `ClientConfig::report_changes`;
-                // this client keeps its session in memory and leaves it off.
+                // Committed by `next_action` with a store; reported only with one.
                 Action::Change(_) => {}
                 Action::Close(reason) => {
                     self.connected = false;

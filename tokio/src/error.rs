@@ -47,6 +47,11 @@ pub enum Error {
     /// The client is closed: [`Client::disconnect`](crate::Client::disconnect) was
     /// called, or the connection ended for good.
     Closed,
+    /// The session's directory ([`Options::data_dir`](crate::Options::data_dir)) cannot
+    /// be used: a damaged store (the error names the file), the store of another client,
+    /// or a failed commit (the client then stops: nothing that follows the changes may
+    /// go out before they are stored).
+    Store(crate::store::StoreError),
 }
 
 /// What did not happen in time, carried by [`Error::Timeout`].
@@ -99,6 +104,12 @@ impl From<io::Error> for Error {
     }
 }
 
+impl From<crate::store::StoreError> for Error {
+    fn from(e: crate::store::StoreError) -> Error {
+        Error::Store(e)
+    }
+}
+
 impl From<tokio_tungstenite::tungstenite::Error> for Error {
     fn from(e: tokio_tungstenite::tungstenite::Error) -> Error {
         use tokio_tungstenite::tungstenite::Error as Ws;
@@ -141,6 +152,7 @@ impl fmt::Display for Error {
             Error::Rejected(e) => write!(f, "rejected: {e}"),
             Error::Lost => write!(f, "lost with the connection"),
             Error::Closed => write!(f, "the client is closed"),
+            Error::Store(e) => write!(f, "session store: {e}"),
         }
     }
 }
@@ -151,6 +163,7 @@ impl std::error::Error for Error {
             Error::Io(e) => Some(e),
             Error::Tls(e) => Some(e),
             Error::Rejected(e) => Some(e),
+            Error::Store(e) => Some(e),
             _ => None,
         }
     }

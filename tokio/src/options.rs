@@ -40,19 +40,29 @@ pub struct Options {
     ///   UNSUBSCRIBE (a QoS 1/2 PUBLISH) not acknowledged in time fails with
     ///   [`Timeout::Operation`](crate::Timeout::Operation).
     ///
-    /// The session lives in memory: `report_changes` is turned off.
+    /// `report_changes` is set by the client: on with [`data_dir`](Self::data_dir)
+    /// (the session is kept on disk), off without.
     pub config: ClientConfig,
     /// How long opening the connection (TCP, TLS, WebSocket) may take.
     pub connect_timeout: Duration,
     /// Incoming messages buffered for [`Messages`](crate::Messages); when it is full the client stops
     /// reading from the network.
     pub message_queue: usize,
+    /// Keep the session in this directory ([`ClientStore`](crate::store::ClientStore))
+    /// instead of in memory only; meant for clean session 0 and a fixed client id.
+    /// [`Client::connect`](crate::Client::connect) resumes the stored session (a damaged
+    /// store is an [`Error::Store`](crate::Error::Store) naming the file) and the changes
+    /// of each batch of the core's actions are committed before any of them is carried
+    /// out: a QoS 1/2 message whose PUBLISH reached the socket is resent after a restart,
+    /// even after `kill -9`, and an inbound QoS 2 message delivered before it is not
+    /// delivered again. `None` (the default): in memory.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl Options {
     /// Options for `url` with the defaults: a client id made from the process id, clean
     /// session, keep-alive 30 s, the `mqtt311` profile, connect time-out 10 s, no
-    /// operation time-out, no reconnect, 1024 buffered messages.
+    /// operation time-out, no reconnect, 1024 buffered messages, the session in memory.
     pub fn new(url: impl Into<String>) -> Options {
         let profile = Profile::mqtt311();
         Options {
@@ -67,6 +77,7 @@ impl Options {
             profile,
             connect_timeout: Duration::from_secs(10),
             message_queue: 1024,
+            data_dir: None,
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The durable state of a broker in a directory: an embedded, crash-safe database
-//! (SQLite; `benches/store` and the README say why this one).
+//! The durable state of a broker, or of a client ([`ClientStore`]), in a directory: an
+//! embedded, crash-safe database (SQLite; `benches/store` and the README say why this
+//! one).
 //!
 //! [`Store::commit`] writes one batch of [`Write`]s as one transaction and returns once
 //! it is on disk (the journal `fsync`ed): whatever a caller acknowledges after it
@@ -17,6 +18,7 @@
 //! the file recorded lost an acknowledged batch and is refused.
 
 mod broker;
+mod client;
 mod db;
 mod record;
 
@@ -28,6 +30,7 @@ use std::path::{Path, PathBuf};
 use db::Db;
 
 pub use broker::BrokerStore;
+pub use client::ClientStore;
 pub use record::{StoredMessage, StoredOutgoing, StoredSession, StoredState, Write};
 use record::{
     client_key, client_prefix, decode_message, decode_outgoing, decode_session, decode_u64,
