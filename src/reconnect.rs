@@ -50,19 +50,19 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    /// The default timing for `profile` (one CONNECT per second under AWS IoT Core),
-    /// with jitter drawn from `seed`.
+    /// The default timing for `profile` (one CONNECT per second under either AWS IoT
+    /// Core preset, or the profile's own CONNECT quota), with jitter drawn from `seed`.
     pub fn for_profile(profile: &Profile, seed: u64) -> Backoff {
-        let aws = profile.name == Profile::aws_iot_core().name;
+        let min_connect_interval = match profile.quotas.connects_per_second_per_client {
+            Some(n) => Duration::from_secs(1) / n.max(1),
+            None if profile.name == Profile::aws_iot_core().name => Duration::from_secs(1),
+            None => Duration::ZERO,
+        };
         Backoff {
             min: Duration::from_millis(500),
             max: Duration::from_secs(30),
             stable_after: Duration::from_secs(60),
-            min_connect_interval: if aws {
-                Duration::from_secs(1)
-            } else {
-                Duration::ZERO
-            },
+            min_connect_interval,
             attempts: 0,
             rng: seed,
             up_since: None,
@@ -226,6 +226,17 @@ mod tests {
         let mut std = Backoff::for_profile(&Profile::mqtt311(), 2);
         std.connecting(at(7_000));
         assert_eq!(std.earliest_connect(), Some(at(7_000)));
+    }
+
+    #[test]
+    fn both_aws_presets_space_connects_a_second_apart_and_mqtt311_does_not() {
+        let interval = |p: &Profile| Backoff::for_profile(p, 1).min_connect_interval;
+        assert_eq!(interval(&Profile::aws_iot_core()), Duration::from_secs(1));
+        assert_eq!(
+            interval(&Profile::aws_iot_core_2025()),
+            Duration::from_secs(1)
+        );
+        assert_eq!(interval(&Profile::mqtt311()), Duration::ZERO);
     }
 
     #[test]
