@@ -125,8 +125,7 @@ pub struct Outgoing {
     pub sent: bool,
     /// When the PUBLISH first went out; `None` while it is held, and for an entry whose
     /// time was not recorded (read from version 1 of the [`encoding`], or from an
-    /// older store record): such an
-    /// entry is never dropped by a retry limit.
+    /// older store record): such an entry is never dropped by a retry limit.
     ///
     /// The retry limit counts from the first sending, not from when the broker took the
     /// message in: AWS IoT Core "retries delivery of unacknowledged quality of service 1
