@@ -12,6 +12,7 @@
 
 mod action;
 mod config;
+mod retry;
 
 pub use action::{
     Action, CloseReason, ConnectRequest, Ignored, PolicyViolation, ServerError, ServerEvent,
@@ -245,31 +246,6 @@ impl Server {
         match (next, self.retry_deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
-        }
-    }
-
-    /// When the profile's retry limit next drops an unacknowledged QoS 1 message.
-    fn retry_deadline(&self) -> Option<Instant> {
-        let limit = self.profile.quotas.qos1_retry_limit?;
-        if !self.is_connected() {
-            return None;
-        }
-        self.session.session.retry_deadline(limit)
-    }
-
-    /// Drops the unacknowledged QoS 1 messages the profile's retry limit has reached at
-    /// `now` ([`Quotas::qos1_retry_limit`](crate::profile::Quotas::qos1_retry_limit)),
-    /// each reported as a change and a [`ServerEvent::RetryExpired`]. The caller fills
-    /// the window they leave.
-    fn expire_retries(&mut self, now: Instant) {
-        let Some(limit) = self.profile.quotas.qos1_retry_limit else {
-            return;
-        };
-        for o in self.session.session.expire_retries(now, limit) {
-            self.event(ServerEvent::RetryExpired {
-                packet_id: o.id,
-                message: o.message,
-            });
         }
     }
 

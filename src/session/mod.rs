@@ -124,9 +124,8 @@ pub struct Outgoing {
     /// CONNACK; a server's entries are always sent).
     pub sent: bool,
     /// When the PUBLISH first went out; `None` while it is held, and for an entry whose
-    /// time was not recorded (read from version 1 of the
-    /// [`encoding`](crate::session::encoding), or from an older store record): such an
-    /// entry is never dropped by a retry limit.
+    /// time was not recorded (read from version 1 of the [`encoding`], or from an
+    /// older store record): such an entry is never dropped by a retry limit.
     ///
     /// The retry limit counts from the first sending, not from when the broker took the
     /// message in: AWS IoT Core "retries delivery of unacknowledged quality of service 1
@@ -145,13 +144,13 @@ pub struct Outgoing {
 impl Outgoing {
     /// Whether a retry limit of `limit` drops this entry at `now`: a QoS 1 PUBLISH not
     /// acknowledged `limit` after its first sending.
-    pub fn retry_expired(&self, now: Instant, limit: Duration) -> bool {
+    pub(crate) fn retry_expired(&self, now: Instant, limit: Duration) -> bool {
         self.retry_deadline(limit).is_some_and(|at| now >= at)
     }
 
     /// When a retry limit of `limit` drops this entry; `None` for an entry it never
     /// drops (QoS 2, released, held, or without a recorded first sending).
-    pub fn retry_deadline(&self, limit: Duration) -> Option<Instant> {
+    pub(crate) fn retry_deadline(&self, limit: Duration) -> Option<Instant> {
         if self.message.qos != QoS::AtLeastOnce || self.stage != Stage::Published {
             return None;
         }

@@ -8,6 +8,8 @@
 
 use std::time::Duration;
 
+use proptest::prelude::*;
+
 use bytes::Bytes;
 use mqtt_sansio::broker::{Action, Broker, BrokerConfig, BrokerEvent, DropReason};
 use mqtt_sansio::server::ServerConfig;
@@ -303,4 +305,189 @@ fn the_mqtt311_and_2019_aws_presets_never_drop_an_unacknowledged_message() {
             "{name}"
         );
     }
+}
+
+/// One input of the property below.
+#[derive(Debug, Clone)]
+enum Op {
+    /// Subscriber `i` connects (resuming its session) if it is offline.
+    Connect(usize),
+    /// Subscriber `i`'s connection drops.
+    Drop(usize),
+    /// Subscriber `i` acknowledges the oldest unacknowledged PUBLISH it received.
+    Ack(usize),
+    /// The publisher sends a new QoS 1 message.
+    Publish,
+    /// Time passes.
+    Advance(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0..2usize).prop_map(Op::Connect),
+        (0..2usize).prop_map(Op::Drop),
+        (0..2usize).prop_map(Op::Ack),
+        Just(Op::Publish),
+        (0..5_000u64).prop_map(Op::Advance),
+    ]
+}
+
+/// Two persistent subscribers (an inflight window of 2) and a publisher under a retry
+/// limit of 3 s.
+struct Subscribers {
+    h: Harness,
+    online: [Option<u64>; 2],
+    /// Per subscriber: the PUBLISH received on its connection and not acknowledged,
+    /// oldest first (packet id, payload).
+    unacked: [Vec<(PacketId, String)>; 2],
+    acked: [Vec<String>; 2],
+    last_connect: [Instant; 2],
+    next_conn: u64,
+    published: u16,
+}
+
+impl Subscribers {
+    fn new() -> Subscribers {
+        let profile =
+            Profile::aws_iot_core_2025().with_qos1_retry_limit(Some(Duration::from_secs(3)));
+        let mut h = Harness::with_config(profile, reporting(2));
+        for (i, conn) in [(0, 1), (1, 2)] {
+            quiet(&mut h, conn, &format!("s{i}"), false);
+            h.subscribe(conn, 1, &[("r/#", QoS::AtLeastOnce)]);
+        }
+        quiet(&mut h, 3, "pub", true);
+        Subscribers {
+            h,
+            online: [Some(1), Some(2)],
+            unacked: Default::default(),
+            acked: Default::default(),
+            last_connect: [Instant::ZERO; 2],
+            next_conn: 10,
+            published: 0,
+        }
+    }
+
+    fn apply(&mut self, op: &Op) {
+        match *op {
+            Op::Connect(i) if self.online[i].is_none() => {
+                // One CONNECT per second per client id.
+                let wait = self.h.now.saturating_duration_since(self.last_connect[i]);
+                if wait < Duration::from_secs(1) {
+                    self.h.advance(1_000);
+                }
+                let conn = self.next_conn;
+                self.next_conn += 1;
+                quiet(&mut self.h, conn, &format!("s{i}"), false);
+                self.last_connect[i] = self.h.now;
+                self.online[i] = Some(conn);
+            }
+            Op::Connect(_) => {}
+            Op::Drop(i) => {
+                if let Some(conn) = self.online[i].take() {
+                    self.h.drop_conn(conn);
+                    self.unacked[i].clear();
+                }
+            }
+            Op::Ack(i) => {
+                if let (Some(conn), false) = (self.online[i], self.unacked[i].is_empty()) {
+                    let (id, payload) = self.unacked[i].remove(0);
+                    self.h.send(conn, Packet::PubAck(id));
+                    self.acked[i].push(payload);
+                }
+            }
+            Op::Publish => {
+                self.published += 1;
+                let n = self.published;
+                self.h
+                    .send(3, publish("r/t", QoS::AtLeastOnce, n, &format!("p{n}")));
+                self.h.take(3);
+            }
+            Op::Advance(ms) => self.h.advance(ms),
+        }
+        for i in 0..2 {
+            let Some(conn) = self.online[i] else { continue };
+            for p in publishes(&self.h.take(conn)) {
+                let id = p.qos.packet_id().expect("QoS 1");
+                let payload = String::from_utf8_lossy(&p.payload).into_owned();
+                // A later PUBLISH with an id replaces what the id stood for.
+                self.unacked[i].retain(|(old, _)| *old != id);
+                self.unacked[i].push((id, payload));
+            }
+        }
+    }
+
+    /// Every message published reached each subscriber and was acknowledged, is still
+    /// in its session, or was reported dropped.
+    fn accounted_for(&self) -> Result<(), TestCaseError> {
+        for i in 0..2 {
+            let client = format!("s{i}");
+            let session = self.h.broker.session(&client).expect("the session is kept");
+            let held: Vec<String> = session
+                .session()
+                .outgoing()
+                .map(|o| &o.message)
+                .chain(session.queue())
+                .map(|m| String::from_utf8_lossy(&m.payload).into_owned())
+                .collect();
+            let dropped: Vec<String> = self
+                .h
+                .events
+                .iter()
+                .filter_map(|e| match e {
+                    BrokerEvent::Dropped {
+                        client_id, message, ..
+                    } if client_id.as_str() == client => {
+                        Some(String::from_utf8_lossy(&message.payload).into_owned())
+                    }
+                    _ => None,
+                })
+                .collect();
+            for n in 1..=self.published {
+                let p = format!("p{n}");
+                prop_assert!(
+                    self.acked[i].contains(&p) || held.contains(&p) || dropped.contains(&p),
+                    "{} lost for {}",
+                    p,
+                    client
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn with_retry_drops_in_the_mix_the_changes_give_the_export_and_nothing_is_lost_unreported(
+        ops in prop::collection::vec(op(), 0..48),
+    ) {
+        let mut s = Subscribers::new();
+        for op in &ops {
+            s.apply(op);
+            let export = s.h.broker.export();
+            prop_assert_eq!(&durable(&s.h), &export, "after {:?}", op);
+            prop_assert_eq!(BrokerExport::from_bytes(&export.to_bytes()), Ok(export));
+        }
+        s.accounted_for()?;
+    }
+}
+
+#[test]
+fn the_property_above_meets_retry_drops() {
+    let mut s = Subscribers::new();
+    for op in [
+        Op::Publish,
+        Op::Publish,
+        Op::Publish,
+        Op::Ack(0),
+        Op::Drop(1),
+        Op::Advance(3_000),
+    ] {
+        s.apply(&op);
+    }
+    assert_eq!(durable(&s.h), s.h.broker.export());
+    s.accounted_for().expect("accounted for");
+    assert!(retry_drops(&s.h).len() >= 3, "{:?}", retry_drops(&s.h));
 }

@@ -157,3 +157,31 @@ def test_an_unacknowledged_qos1_message_is_resent_before_the_retry_limit_and_not
     last = paho(broker.port, client_id="rt-sub", clean_session=False, manual_ack=True)
     assert last.session_present
     last.nothing()
+
+
+def test_a_durable_broker_restarted_after_a_retry_drop_does_not_resend_the_dropped_message(
+    paho, our_broker, tmp_path
+):
+    args = ("aws-iot-2025", "--qos1-retry-ms", "3000", "--data-dir", str(tmp_path / "data"))
+    broker = our_broker(*args)
+    sub = paho(broker.port, client_id="rd-sub", clean_session=False, manual_ack=True)
+    assert sub.subscribe("rd/t", 1) == [1]
+    pub = paho(broker.port, client_id="rd-pub")
+    assert pub.publish("rd/t", "early", 1)
+    (m,) = sub.expect(1)
+    assert m.payload == b"early"
+    time.sleep(1.5)
+    assert pub.publish("rd/t", "late", 1)
+    (m,) = sub.expect(1)
+    assert m.payload == b"late"
+    sub.drop()
+    pub.disconnect()
+    broker.proc.wait_line(lambda l: "rd-sub" in l and "RetryExpired" in l)
+    # The drop is stored before it is logged; stop before the late message's limit.
+    broker.proc.stop()
+    broker = our_broker(*args)
+    back = paho(broker.port, client_id="rd-sub", clean_session=False, manual_ack=True)
+    assert back.session_present
+    (m,) = back.expect(1)
+    assert m.payload == b"late"
+    back.nothing()
