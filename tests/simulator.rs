@@ -10,7 +10,7 @@ use mqtt_sansio::{Profile, QoS};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use support::noise::noise;
-use support::sim::{Op, Sim, check_sim, run_sim, run_sim_reconnecting};
+use support::sim::{Op, Sim, check_sim, run_sim};
 
 fn delivered(sim: &Sim, node: usize) -> Vec<Bytes> {
     sim.nodes[node]
@@ -209,7 +209,7 @@ fn a_resubscribe_at_qos0_whose_suback_is_lost_leaves_nothing_owed_at_the_old_qos
 fn pseudo_random_schedules_restart_the_broker_and_check_qos1_and_qos2_deliveries() {
     let (mut restarts, mut checked, mut qos2) = (0, 0, 0);
     for seed in 0..64 {
-        let sim = run_sim(&noise(seed, 1024));
+        let sim = run_sim(&noise(seed, 1024), false);
         restarts += sim.restarts;
         checked += sim.check_nothing_acknowledged_is_lost();
         qos2 += sim
@@ -239,7 +239,7 @@ fn reconnects(sim: &Sim, name: &str) -> Vec<u64> {
 #[test]
 fn a_cut_subscriber_reconnects_by_itself_after_the_backoff_and_gets_what_it_missed() {
     for profile in [Profile::mqtt311(), Profile::aws_iot_core()] {
-        let mut sim = Sim::with_reconnect(profile.clone(), 2);
+        let mut sim = Sim::with_reconnect(profile.clone(), 2, true);
         sim.connect(0, false);
         sim.connect(1, false);
         sim.advance(100);
@@ -273,7 +273,7 @@ fn a_cut_subscriber_reconnects_by_itself_after_the_backoff_and_gets_what_it_miss
 
 #[test]
 fn after_a_broker_restart_every_client_reconnects_by_itself_and_nothing_acknowledged_is_lost() {
-    let mut sim = Sim::with_reconnect(Profile::mqtt311(), 2);
+    let mut sim = Sim::with_reconnect(Profile::mqtt311(), 2, true);
     sim.connect(0, false);
     sim.connect(1, false);
     sim.advance(100);
@@ -298,7 +298,7 @@ fn after_a_broker_restart_every_client_reconnects_by_itself_and_nothing_acknowle
 fn pseudo_random_schedules_with_clients_that_reconnect_by_themselves_lose_nothing() {
     let mut asked = 0;
     for seed in 0..32 {
-        let sim = run_sim_reconnecting(&noise(seed, 1024));
+        let sim = run_sim(&noise(seed, 1024), true);
         asked += sim
             .transcript
             .iter()

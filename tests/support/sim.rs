@@ -3,10 +3,9 @@
 //! from its durable store (the last export's bytes plus the changes reported since).
 //!
 //! Everything is an input: no clock, no thread, no randomness. The same operations give
-//! the same transcript. With [`Sim::with_reconnect`] the clients reconnect by
-//! themselves: each asks with `Action::Reconnect` after its backoff (seeded by its
-//! index) and the simulator opens a link and connects it as it last did. `check_sim` runs arbitrary operations and checks, after every
-//! step, that the store describes the broker exactly and that no QoS 2 message reaches
+//! the same transcript. With [`Sim::with_reconnect`] each client asks to be reconnected
+//! after its backoff (seeded by its index) and gets a link, connecting as it last did.
+//! `check_sim` runs arbitrary operations and checks, after every step, that the store describes the broker exactly and that no QoS 2 message reaches
 //! a subscriber twice; at the end it reconnects everyone and checks that every message
 //! a publisher saw acknowledged reached every persistent subscriber that held a
 //! matching subscription when it was published.
@@ -188,15 +187,11 @@ impl Sim {
     /// `nodes` clients named `n0`, `n1`, … and a broker, all under `profile`. The
     /// clients reconnect only when told to.
     pub fn new(profile: Profile, nodes: usize) -> Sim {
-        Sim::build(profile, nodes, false)
+        Sim::with_reconnect(profile, nodes, false)
     }
 
-    /// [`Sim::new`] with clients that reconnect by themselves after a lost connection.
-    pub fn with_reconnect(profile: Profile, nodes: usize) -> Sim {
-        Sim::build(profile, nodes, true)
-    }
-
-    fn build(profile: Profile, nodes: usize, reconnecting: bool) -> Sim {
+    /// [`Sim::new`], with clients that reconnect by themselves when `reconnecting`.
+    pub fn with_reconnect(profile: Profile, nodes: usize, reconnecting: bool) -> Sim {
         let connect_interval = Backoff::for_profile(&profile, 0).min_connect_interval;
         let config: BrokerConfig = ServerConfig {
             report_changes: true,
@@ -389,8 +384,7 @@ impl Sim {
                 self.broker.handle_timeout(self.now);
                 self.drain_broker();
             }
-            // The clients that asked get a new link, connecting as they last did; the
-            // connects that waited for the CONNECT interval go out.
+            // Links for the clients that asked, then the connects that waited.
             for i in std::mem::take(&mut self.redial) {
                 let clean = self.nodes[i].clean;
                 self.connect(i, clean);
@@ -757,17 +751,9 @@ pub const MAX_SIM_OPS: usize = 128;
 
 /// Runs the operations `data` encodes (a profile bit, then the operations) after the
 /// nodes connect with clean session 0, reconnects everyone, and checks every
-/// invariant; returns the simulation for inspection.
-pub fn run_sim(data: &[u8]) -> Sim {
-    run_sim_with(data, false)
-}
-
-/// [`run_sim`] with clients that reconnect by themselves.
-pub fn run_sim_reconnecting(data: &[u8]) -> Sim {
-    run_sim_with(data, true)
-}
-
-fn run_sim_with(data: &[u8], reconnecting: bool) -> Sim {
+/// invariant; returns the simulation for inspection. With `reconnecting` the clients
+/// also reconnect by themselves.
+pub fn run_sim(data: &[u8], reconnecting: bool) -> Sim {
     let mut u = Unstructured::new(data);
     let aws = bool::arbitrary(&mut u).unwrap_or(false);
     let profile = if aws {
@@ -775,7 +761,7 @@ fn run_sim_with(data: &[u8], reconnecting: bool) -> Sim {
     } else {
         Profile::mqtt311()
     };
-    let mut sim = Sim::build(profile, 3, reconnecting);
+    let mut sim = Sim::with_reconnect(profile, 3, reconnecting);
     for i in 0..3 {
         sim.connect(i, false);
     }
@@ -808,5 +794,5 @@ fn run_sim_with(data: &[u8], reconnecting: bool) -> Sim {
 
 /// [`run_sim`], for the fuzz target.
 pub fn check_sim(data: &[u8]) {
-    run_sim(data);
+    run_sim(data, false);
 }

@@ -45,6 +45,9 @@ impl Messages {
 
 type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
+/// Most commands kept while the client waits to reconnect.
+const MAX_OFFLINE: usize = 64;
+
 #[derive(Debug)]
 enum Command {
     Publish {
@@ -142,6 +145,7 @@ impl Client {
             subscribes: BTreeMap::new(),
             unsubscribes: BTreeMap::new(),
             blocked: VecDeque::new(),
+            offline: VecDeque::new(),
             messages: messages_tx,
             connected: false,
             ended: None,
@@ -288,6 +292,9 @@ struct Driver {
     /// Publishes refused for a full inflight window or a lack of packet ids, retried as
     /// acknowledgements free room.
     blocked: VecDeque<Command>,
+    /// Commands that arrived while the client waited to reconnect, carried out once it
+    /// has (at most [`MAX_OFFLINE`]; beyond it the application waits).
+    offline: VecDeque<Command>,
     messages: mpsc::Sender<Publish<Bytes>>,
     connected: bool,
     /// Why the current connection ended, once it has.
@@ -348,6 +355,9 @@ impl Driver {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut buf = BytesMut::with_capacity(16 * 1024);
         loop {
+            for command in std::mem::take(&mut self.offline) {
+                self.command(command);
+            }
             while self.ended.is_none() {
                 self.drain().await;
                 self.retry_blocked();
@@ -373,7 +383,7 @@ impl Driver {
             } else {
                 tracing::info!("connection lost: {why}");
             }
-            if !self.follow_reconnects().await {
+            if !self.follow_reconnects(&mut commands).await {
                 break;
             }
         }
@@ -400,9 +410,11 @@ impl Driver {
     /// Follows the core while there is no connection: carries out its actions, wakes
     /// it on time, and opens a connection when it asks ([`Action::Reconnect`]). True
     /// once a new connection is accepted; false when the core asks for none (no
-    /// reconnecting configured, or a close a retry cannot help) or the failure is not
-    /// one a retry can help (a TLS or WebSocket handshake refused).
-    async fn follow_reconnects(&mut self) -> bool {
+    /// reconnecting configured, or a close a retry cannot help), the failure is not
+    /// one a retry can help (a TLS or WebSocket handshake refused), or the application
+    /// disconnects or drops every handle meanwhile. Other commands wait for the
+    /// connection.
+    async fn follow_reconnects(&mut self, commands: &mut mpsc::Receiver<Command>) -> bool {
         loop {
             self.drain().await;
             if std::mem::take(&mut self.redial) {
@@ -433,8 +445,25 @@ impl Driver {
             let Some(at) = self.core.poll_timeout() else {
                 return false;
             };
-            tokio::time::sleep_until(self.clock.to_tokio(at)).await;
-            self.core.handle_timeout(self.clock.now());
+            let room = self.offline.len() < MAX_OFFLINE;
+            tokio::select! {
+                () = tokio::time::sleep_until(self.clock.to_tokio(at)) => {
+                    self.core.handle_timeout(self.clock.now());
+                }
+                command = commands.recv(), if room => match command {
+                    Some(Command::Disconnect { reply }) => {
+                        // The core forgets the reconnect it was to ask for.
+                        let _ = self.core.disconnect(self.clock.now());
+                        self.disconnect = Some(reply);
+                        return false;
+                    }
+                    Some(other) => self.offline.push_back(other),
+                    None => {
+                        let _ = self.core.disconnect(self.clock.now());
+                        return false;
+                    }
+                },
+            }
         }
     }
 
@@ -755,6 +784,7 @@ impl Driver {
             let _ = link.writer.shutdown().await;
         }
         commands.close();
+        self.blocked.extend(self.offline.drain(..));
         while let Ok(command) = commands.try_recv() {
             self.blocked.push_back(command);
         }

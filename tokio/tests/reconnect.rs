@@ -181,6 +181,37 @@ async fn a_reconnected_client_keeps_working_after_repeated_cuts() {
 }
 
 #[tokio::test]
+async fn disconnect_during_an_outage_ends_the_client_without_waiting_for_the_server() {
+    let server = serve(vec![Listener::Tcp(any_port())], None).await;
+    let proxy = Proxy::start(server.addrs[0]).await;
+    let mut o = options(proxy.port, "outage");
+    o.clean_session = false;
+    o.config.reconnect = Some(fast_backoff());
+    let (client, _) = Client::connect(o).await.unwrap();
+    // The server goes away: every reconnect fails.
+    server.stop().await;
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A publish issued meanwhile waits for a connection.
+    let publish = tokio::spawn({
+        let client = client.clone();
+        async move { client.publish("o", QoS::AtLeastOnce, false, "x").await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!publish.is_finished());
+    tokio::time::timeout(LIMIT, client.disconnect())
+        .await
+        .expect("disconnect does not wait for the server")
+        .unwrap();
+    // Given up with the client (had it reached the core, with the connection).
+    let result = tokio::time::timeout(LIMIT, publish).await.unwrap().unwrap();
+    assert!(
+        matches!(result, Err(Error::Closed | Error::Lost)),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_subscribe_without_suback_fails_with_an_operation_timeout() {
     let server = serve(vec![Listener::Tcp(any_port())], None).await;
     let proxy = Proxy::start(server.addrs[0]).await;
