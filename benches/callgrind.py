@@ -14,8 +14,8 @@ workload of `benches/state.rs` (the client's publish round trip, the broker's fa
 one QoS 0 PUBLISH to 1, 100 or 10 000 subscribers) N times and 0 times (the same setup,
 nothing done), and the difference divided by N is one operation. `--before DIR` builds
 the same driver in another checkout of the crate (copied into DIR/examples and built
-there, in this checkout's target directory; for example `git worktree add /tmp/base
-COMMIT`) and prints both counts and their ratio.
+in DIR/target; for example `git worktree add /tmp/base COMMIT`) and prints both counts
+and their ratio.
 
 Usage: python3 benches/callgrind.py [WORKLOAD ...]
        python3 benches/callgrind.py --state [--before DIR] [WORKLOAD ...]
@@ -95,9 +95,9 @@ def build_driver(tree, out_dir, name):
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         with open(src, "rb") as f, open(dst, "wb") as g:
             g.write(f.read())
-    # One target directory for both checkouts, so that the dependencies are built once;
-    # each driver is copied out before the other overwrites it.
-    target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(HERE, "..", "target")
+    # Each checkout builds in its own target directory: in a shared one, cargo would
+    # take the other checkout's build of the same package for fresh.
+    target = os.path.join(tree, "target")
     env = dict(os.environ, CARGO_TARGET_DIR=target)
     subprocess.run(["cargo", "build", "--release", "-p", "mqtt-sansio", "--example", DRIVER],
                    cwd=tree, check=True, env=env)

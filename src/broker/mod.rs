@@ -22,8 +22,8 @@ use bytes::Bytes;
 use crate::packet::{Packet, PacketType};
 use crate::profile::Profile;
 use crate::server::{
-    Action as ServerAction, CloseReason, ConnectRequest, Ignored, Message, PolicyViolation,
-    Server, ServerConfig, ServerEvent, ServerSession,
+    Action as ServerAction, CloseReason, ConnectRequest, Ignored, Message, PolicyViolation, Server,
+    ServerConfig, ServerEvent, ServerSession,
 };
 use crate::session::BrokerChange;
 use crate::time::Instant;
@@ -477,7 +477,9 @@ impl Broker {
             };
             next += 1;
             if self.conns.at_mut(conn, slot).is_some_and(|c| c.dirty) {
-                self.pump_at(now, conn, slot);
+                // Only messages were handed to it since its last pump, which leaves
+                // its deadline where it was: no need to re-arm.
+                self.pump_at(now, conn, slot, false);
             }
         }
         batch.clear();
@@ -487,12 +489,13 @@ impl Broker {
     /// Carries out the actions of one connection's server, in order.
     fn pump(&mut self, now: Instant, conn: ConnId) {
         if let Some(slot) = self.conns.slot_of(conn) {
-            self.pump_at(now, conn, slot);
+            self.pump_at(now, conn, slot, true);
         }
     }
 
-    /// [`pump`](Self::pump) for connection `conn` in `slot`.
-    fn pump_at(&mut self, now: Instant, conn: ConnId, slot: usize) {
+    /// [`pump`](Self::pump) for connection `conn` in `slot`; `rearm` puts it back in
+    /// the timers under its (possibly new) deadline.
+    fn pump_at(&mut self, now: Instant, conn: ConnId, slot: usize, rearm: bool) {
         if let Some(c) = self.conns.at_mut(conn, slot) {
             c.dirty = false;
         }
@@ -529,12 +532,18 @@ impl Broker {
                 }
                 return;
             }
-            let Some(a) = c.server.poll_action() else {
-                break;
-            };
-            self.on_server_action(now, conn, a);
+            match c.server.poll_action() {
+                None => break,
+                Some(ServerAction::Send(packet @ Packet::Publish(_))) => {
+                    // The common case, without a detour.
+                    self.actions.push_back(Action::Send { conn, packet });
+                }
+                Some(a) => self.on_server_action(now, conn, a),
+            }
         }
-        self.arm(conn, slot);
+        if rearm {
+            self.arm(conn, slot);
+        }
     }
 
     /// Forgets a closed connection: its session is stored (persistent) or dropped with

@@ -283,8 +283,15 @@ mod tests {
         }
         assert!(ids.bits.is_some() && ids.len() == 1);
         assert!(ids.release(seventh));
-        assert!(ids.bits.is_none(), "bitmap freed when the last id is released");
-        assert_eq!(ids.allocate().unwrap().get(), 8, "reuse comes as late as possible");
+        assert!(
+            ids.bits.is_none(),
+            "bitmap freed when the last id is released"
+        );
+        assert_eq!(
+            ids.allocate().unwrap().get(),
+            8,
+            "reuse comes as late as possible"
+        );
         ids.clear();
         assert!(ids.is_empty() && ids.bits.is_none());
         assert_eq!(ids.allocate().unwrap().get(), 9);
@@ -321,7 +328,11 @@ mod tests {
             x ^= x << 5;
             // Phases of few and of many ids in use.
             let busy = (step / 2_000) % 2 == 1;
-            let allocate = if busy { x % 4 != 0 } else { x % 2 == 0 || model.is_empty() };
+            let allocate = if busy {
+                x % 4 != 0
+            } else {
+                x % 2 == 0 || model.is_empty()
+            };
             if allocate {
                 let mut want = cursor.wrapping_add(1);
                 while want == 0 || model.contains(&want) {
@@ -339,10 +350,16 @@ mod tests {
             }
             assert_eq!(ids.len(), model.len());
             if model.len() > FEW {
-                assert!(ids.bits.is_some(), "step {step}: more than {FEW} need the bitmap");
+                assert!(
+                    ids.bits.is_some(),
+                    "step {step}: more than {FEW} need the bitmap"
+                );
             }
             if model.is_empty() {
-                assert!(ids.bits.is_none(), "step {step}: an idle set holds no bitmap");
+                assert!(
+                    ids.bits.is_none(),
+                    "step {step}: an idle set holds no bitmap"
+                );
             }
         }
     }
