@@ -9,13 +9,24 @@ buffer per packet) with the ratio peer / ours, by the same rule as `report.py`. 
 single-packet workload is one packet per call; mixed_4MiB is one stream, back to back.
 Standard library only; needs valgrind.
 
+With `--state`, it counts the state machines instead: `examples/state_ops.rs` runs a
+workload of `benches/state.rs` (the client's publish round trip, the broker's fan-out of
+one QoS 0 PUBLISH to 1, 100 or 10 000 subscribers) N times and 0 times (the same setup,
+nothing done), and the difference divided by N is one operation. `--before DIR` builds
+the same driver in another checkout of the crate (copied into DIR/examples and built
+in DIR/target; for example `git worktree add /tmp/base COMMIT`) and prints both counts
+and their ratio.
+
 Usage: python3 benches/callgrind.py [WORKLOAD ...]
+       python3 benches/callgrind.py --state [--before DIR] [WORKLOAD ...]
 """
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 
 WORKLOADS = [
     "connect", "publish_qos0_16B", "publish_qos0_1KiB", "publish_qos0_64KiB",
@@ -41,14 +52,18 @@ PEERS = os.path.join(HERE, "peers")
 EXE = os.path.join(PEERS, "target", "release", "examples", "ops")
 
 
-def instructions(workload, n, mode, fresh=False):
-    env = dict(os.environ, FRESH="1" if fresh else "0")
+def instructions_of(cmd, env=None):
+    """The instructions callgrind counts for running `cmd`."""
     out = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", EXE,
-         workload, str(n), mode],
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"] + cmd,
         capture_output=True, text=True, check=True, env=env,
     ).stderr
     return int(re.search(r"refs:\s+([\d,]+)", out).group(1).replace(",", ""))
+
+
+def instructions(workload, n, mode, fresh=False):
+    env = dict(os.environ, FRESH="1" if fresh else "0")
+    return instructions_of([EXE, workload, str(n), mode], env)
 
 
 def per_op(workload, mode, fresh=False):
@@ -63,7 +78,78 @@ def per_op(workload, mode, fresh=False):
     return (instructions(workload, n, mode, fresh) - base) / n
 
 
+STATE_WORKLOADS = {"client_qos0": 2000, "client_qos1": 2000, "fanout_1": 2000,
+                   "fanout_100": 200, "fanout_10000": 10}
+# What one operation of each state workload is, for the table.
+STATE_OP = {"client_qos0": "one message", "client_qos1": "one message (PUBLISH, PUBACK, event)"}
+DRIVER = "state_ops"
+
+
+def build_driver(tree, out_dir, name):
+    """Builds examples/state_ops.rs of this checkout in `tree`; returns the executable,
+    copied to `out_dir` as `name`."""
+    tree = os.path.abspath(tree)
+    src = os.path.join(HERE, "..", "examples", DRIVER + ".rs")
+    dst = os.path.join(tree, "examples", DRIVER + ".rs")
+    if not os.path.exists(dst) or not os.path.samefile(src, dst):
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        with open(src, "rb") as f, open(dst, "wb") as g:
+            g.write(f.read())
+    # Each checkout builds in its own target directory: in a shared one, cargo would
+    # take the other checkout's build of the same package for fresh.
+    target = os.path.join(tree, "target")
+    env = dict(os.environ, CARGO_TARGET_DIR=target)
+    subprocess.run(["cargo", "build", "--release", "-p", "mqtt-sansio", "--example", DRIVER],
+                   cwd=tree, check=True, env=env)
+    exe = os.path.join(out_dir, name)
+    shutil.copy2(os.path.join(target, "release", "examples", DRIVER), exe)
+    return exe
+
+
+def state_per_op(exe, workload):
+    n = STATE_WORKLOADS.get(workload, 200)
+    run = lambda k: instructions_of([exe, workload, str(k)])
+    return (run(n) - run(0)) / n
+
+
+def state_main(args):
+    before = None
+    if "--before" in args:
+        i = args.index("--before")
+        before = args[i + 1]
+        args = args[:i] + args[i + 2:]
+    workloads = args or list(STATE_WORKLOADS)
+    with tempfile.TemporaryDirectory(prefix="state-ops-") as tmp:
+        after_exe = build_driver(os.path.join(HERE, ".."), tmp, "after")
+        before_exe = build_driver(before, tmp, "before") if before else None
+        state_table(workloads, before_exe, after_exe)
+
+
+def state_table(workloads, before_exe, after_exe):
+    fmt = lambda v: f"{v:,.0f}"
+    if before_exe:
+        print("| workload | operation | before | after | after ÷ before | after, per subscriber |")
+        print("|---|---|---|---|---|---|")
+    else:
+        print("| workload | operation | instructions | per subscriber |")
+        print("|---|---|---|---|")
+    for w in workloads:
+        subscribers = int(w[len("fanout_"):]) if w.startswith("fanout_") else None
+        op = STATE_OP.get(w, f"one PUBLISH to {subscribers:,} subscribers" if subscribers else w)
+        a = state_per_op(after_exe, w)
+        cells = [w, op]
+        if before_exe:
+            b = state_per_op(before_exe, w)
+            cells += [fmt(b), fmt(a), f"{a / b:.3f}"]
+        else:
+            cells.append(fmt(a))
+        cells.append(fmt(a / subscribers) if subscribers else "–")
+        print("| " + " | ".join(cells) + " |", flush=True)
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--state":
+        return state_main(sys.argv[2:])
     subprocess.run(["cargo", "build", "--release", "--example", "ops"], cwd=PEERS, check=True)
     workloads = sys.argv[1:] or WORKLOADS
     c = {(w, m): per_op(w, m) for w in workloads for m in DECODE + ENCODE}

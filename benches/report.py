@@ -155,16 +155,19 @@ def state_report(root):
     rows = sorted((k, v) for k, v in data.items() if k[0] in STATE_GROUPS)
     if not rows:
         sys.exit(f"no state benchmarks under {root}: run `cargo bench --bench state` first")
-    print("| group | case | median | per second | noise ± |")
-    print("|---|---|---|---|---|")
+    print("| group | case | median | per element | per second | noise ± |")
+    print("|---|---|---|---|---|---|")
     for (op, group), cases in rows:
         for case in sorted(cases, key=lambda c: (len(c), c)):
             t, half, size, elements = cases[case]
             if size:
                 rate = fmt_rate(size / (t / 1e9), "bytes")
+                each = "–"
             else:
                 rate = fmt_rate((elements or 1) / (t / 1e9), STATE_UNIT.get(op, "ops"))
-            print(f"| {op}/{group} | {case} | {fmt_time(t)} | {rate} | {half * 100:.1f}% |")
+                each = fmt_time(t / (elements or 1))
+            print(f"| {op}/{group} | {case} | {fmt_time(t)} | {each} | {rate} | "
+                  f"{half * 100:.1f}% |")
     idx = data.get(("index", "match_one_topic"), {})
     if idx:
         by_n = sorted((leading_number(c), v[0]) for c, v in idx.items())

@@ -7,8 +7,10 @@
 //! shared-subscription groups and AWS IoT Core's lifecycle events and CONNECT quota.
 //! `state` exports and imports what outlives a connection.
 
+mod conns;
 mod lifecycle;
 mod retry;
+mod route;
 mod shared;
 mod state;
 
@@ -19,15 +21,17 @@ use alloc::vec::Vec;
 use bytes::Bytes;
 
 use crate::packet::{Packet, PacketType};
-use crate::profile::{Profile, RetainPolicy};
+use crate::profile::Profile;
 use crate::server::{
-    Action as ServerAction, CloseReason, ConnectRequest, Ignored, Message, NotQueued,
-    PolicyViolation, Server, ServerConfig, ServerEvent, ServerSession,
+    Action as ServerAction, CloseReason, ConnectRequest, Ignored, Message, PolicyViolation, Server,
+    ServerConfig, ServerEvent, ServerSession,
 };
 use crate::session::BrokerChange;
 use crate::time::Instant;
 use crate::topic::{RetainedStore, SubscriptionIndex};
 use crate::types::{MqttString, PacketId, QoS, TopicFilter};
+
+use conns::{Conn, Conns};
 
 /// The caller's name for one network connection. The broker never invents one: the
 /// caller picks a fresh id for every connection it [`open`](Broker::open)s.
@@ -191,13 +195,6 @@ impl core::fmt::Display for ConnIdInUse {
 impl std::error::Error for ConnIdInUse {}
 
 #[derive(Debug)]
-struct Conn {
-    server: Server,
-    /// The client id and CleanSession flag, once the CONNECT is accepted.
-    accepted: Option<(Bytes, bool)>,
-}
-
-#[derive(Debug)]
 struct Stored {
     session: ServerSession,
     expires: Option<Instant>,
@@ -272,19 +269,25 @@ struct Stored {
 pub struct Broker {
     profile: Profile,
     config: BrokerConfig,
-    conns: BTreeMap<ConnId, Conn>,
+    conns: Conns,
     online: BTreeMap<Bytes, ConnId>,
     stored: BTreeMap<Bytes, Stored>,
     expiries: BTreeSet<(Instant, Bytes)>,
-    index: SubscriptionIndex<Bytes>,
+    /// The subscriptions, keyed by the subscribers' numbers.
+    index: SubscriptionIndex<route::Sid>,
+    subscribers: route::Subscribers,
     retained: RetainedStore<Message>,
     shared: shared::SharedGroups,
     lifecycle: lifecycle::Lifecycle,
     connect_rate: crate::quota::ConnectRate,
     retry: retry::RetryDeadlines,
     timers: BTreeSet<(Instant, ConnId)>,
-    armed: BTreeMap<ConnId, Instant>,
-    dirty: BTreeSet<ConnId>,
+    /// Connections (and their slots) that got something to send since they were last
+    /// pumped; each once, as its `dirty` flag says.
+    dirty: Vec<(ConnId, usize)>,
+    /// Kept between routes and settles for their capacity.
+    targets: Vec<route::Sid>,
+    settling: Vec<(ConnId, usize)>,
     actions: VecDeque<Action>,
     next_assigned: u64,
 }
@@ -302,14 +305,16 @@ impl Broker {
             retry: Default::default(),
             profile,
             config,
-            conns: BTreeMap::new(),
+            conns: Conns::default(),
+            subscribers: route::Subscribers::default(),
             online: BTreeMap::new(),
             stored: BTreeMap::new(),
             expiries: BTreeSet::new(),
             retained: RetainedStore::new(),
             timers: BTreeSet::new(),
-            armed: BTreeMap::new(),
-            dirty: BTreeSet::new(),
+            dirty: Vec::new(),
+            targets: Vec::new(),
+            settling: Vec::new(),
             actions: VecDeque::new(),
             next_assigned: 0,
         }
@@ -327,14 +332,14 @@ impl Broker {
             return Err(ConnIdInUse(conn));
         }
         let server = Server::open(now, self.profile.clone(), self.config.connection.clone());
-        self.conns.insert(
-            conn,
-            Conn {
-                server,
-                accepted: None,
-            },
-        );
-        self.arm(conn);
+        let slot = self.conns.insert(Conn {
+            id: conn,
+            server,
+            accepted: None,
+            armed: None,
+            dirty: false,
+        });
+        self.arm(conn, slot);
         Ok(())
     }
 
@@ -375,8 +380,8 @@ impl Broker {
                 break;
             }
             self.timers.pop_first();
-            self.armed.remove(&conn);
             if let Some(c) = self.conns.get_mut(&conn) {
+                c.armed = None;
                 c.server.handle_timeout(now);
                 self.pump(now, conn);
             }
@@ -450,28 +455,65 @@ impl Broker {
         self.retained.len()
     }
 
-    fn arm(&mut self, conn: ConnId) {
-        if let Some(old) = self.armed.remove(&conn) {
+    /// Puts connection `conn` (in `slot`) in the timers under its server's deadline.
+    fn arm(&mut self, conn: ConnId, slot: usize) {
+        let Some(c) = self.conns.at_mut(conn, slot) else {
+            return;
+        };
+        let at = c.server.poll_timeout();
+        if at == c.armed {
+            return;
+        }
+        if let Some(old) = core::mem::replace(&mut c.armed, at) {
             self.timers.remove(&(old, conn));
         }
-        if let Some(at) = self.conns.get(&conn).and_then(|c| c.server.poll_timeout()) {
-            self.armed.insert(conn, at);
+        if let Some(at) = at {
             self.timers.insert((at, conn));
         }
     }
 
-    /// Pumps every connection that got something to send, until none is left.
+    /// Pumps every connection that got something to send, in connection id order,
+    /// until none is left.
     fn settle(&mut self, now: Instant) {
-        while let Some(conn) = self.dirty.pop_first() {
-            self.pump(now, conn);
+        let mut batch = core::mem::take(&mut self.settling);
+        let mut next = 0;
+        loop {
+            if !self.dirty.is_empty() {
+                // More to pump: in order with what is left of this batch.
+                batch.drain(..next);
+                batch.append(&mut self.dirty);
+                batch.sort_unstable();
+                next = 0;
+            }
+            let Some(&(conn, slot)) = batch.get(next) else {
+                break;
+            };
+            next += 1;
+            if self.conns.at_mut(conn, slot).is_some_and(|c| c.dirty) {
+                // Only messages were handed to it since its last pump, which leaves
+                // its deadline where it was: no need to re-arm.
+                self.pump_at(now, conn, slot, false);
+            }
         }
+        batch.clear();
+        self.settling = batch;
     }
 
     /// Carries out the actions of one connection's server, in order.
     fn pump(&mut self, now: Instant, conn: ConnId) {
-        self.dirty.remove(&conn);
+        if let Some(slot) = self.conns.slot_of(conn) {
+            self.pump_at(now, conn, slot, true);
+        }
+    }
+
+    /// [`pump`](Self::pump) for connection `conn` in `slot`; `rearm` puts it back in
+    /// the timers under its (possibly new) deadline.
+    fn pump_at(&mut self, now: Instant, conn: ConnId, slot: usize, rearm: bool) {
+        if let Some(c) = self.conns.at_mut(conn, slot) {
+            c.dirty = false;
+        }
         loop {
-            let Some(c) = self.conns.get_mut(&conn) else {
+            let Some(c) = self.conns.at_mut(conn, slot) else {
                 return;
             };
             if c.server.is_closed() {
@@ -503,12 +545,18 @@ impl Broker {
                 }
                 return;
             }
-            let Some(a) = c.server.poll_action() else {
-                break;
-            };
-            self.on_server_action(now, conn, a);
+            match c.server.poll_action() {
+                None => break,
+                Some(ServerAction::Send(packet @ Packet::Publish(_))) => {
+                    // The common case, without a detour.
+                    self.actions.push_back(Action::Send { conn, packet });
+                }
+                Some(a) => self.on_server_action(now, conn, a),
+            }
         }
-        self.arm(conn);
+        if rearm {
+            self.arm(conn, slot);
+        }
     }
 
     /// Forgets a closed connection: its session is stored (persistent) or dropped with
@@ -521,7 +569,7 @@ impl Broker {
         if let Some(m) = self.lifecycle.disconnected(now, conn, reason) {
             self.route(now, m);
         }
-        if let Some(old) = self.armed.remove(&conn) {
+        if let Some(old) = c.armed.take() {
             self.timers.remove(&(old, conn));
         }
         let Some((client, clean)) = c.accepted.take() else {
@@ -529,6 +577,7 @@ impl Broker {
         };
         if self.online.get(&client) == Some(&conn) {
             self.online.remove(&client);
+            self.subscribers.set_conn(&client, None);
         }
         let mut session = c.server.take_session().unwrap_or_default();
         if clean {
@@ -720,7 +769,11 @@ impl Broker {
             }
         };
         let session_present = resumed.is_some();
-        let Some(c) = self.conns.get_mut(&conn) else {
+        let Some(slot) = self.conns.slot_of(conn) else {
+            return;
+        };
+        self.subscribers.set_conn(&key, Some((conn, slot)));
+        let Some(c) = self.conns.at_mut(conn, slot) else {
             return;
         };
         c.accepted = Some((key.clone(), req.clean_session));
@@ -799,98 +852,6 @@ impl Broker {
         let names: Vec<&str> = topics.iter().map(|f| f.as_str()).collect();
         if let Some(m) = self.lifecycle.subscriptions(now, conn, true, &names) {
             self.route(now, m);
-        }
-    }
-
-    /// Routes an application message to every matching session (MQTT-4.5.0-1) and
-    /// keeps it as the retained message when asked.
-    fn route(&mut self, now: Instant, m: Message) {
-        if m.retain && self.profile.retain == RetainPolicy::Store {
-            let topic = m.topic.as_bytes();
-            if m.payload.is_empty() {
-                // MQTT-3.3.1-10, -11
-                if self.retained.remove(topic).is_some() {
-                    self.change(BrokerChange::RetainedCleared(m.topic.clone()));
-                }
-            } else if self.retained.contains(topic)
-                || self
-                    .config
-                    .max_retained
-                    .is_none_or(|max| self.retained.len() < max)
-            {
-                // MQTT-3.3.1-5, -7
-                self.retained.insert(topic, m.clone());
-                self.change(BrokerChange::RetainedSet(m.clone()));
-            } else {
-                self.actions
-                    .push_back(Action::Event(BrokerEvent::RetainedNotStored {
-                        message: m.clone(),
-                    }));
-            }
-        }
-        // MQTT-3.3.5-1: one copy per client, at the highest matching QoS.
-        let mut targets: BTreeMap<Bytes, QoS> = BTreeMap::new();
-        self.index
-            .for_each_match(m.topic.as_bytes(), |client, qos| {
-                let e = targets.entry(client.clone()).or_insert(qos);
-                *e = (*e).max(qos);
-            });
-        for (client, qos) in targets {
-            // MQTT-3.8.4-6: min(publish, granted); MQTT-3.3.1-9: RETAIN=0 on routing.
-            let out = Message {
-                qos: m.qos.min(qos),
-                retain: false,
-                ..m.clone()
-            };
-            self.deliver(now, &client, out);
-        }
-        if self.profile.shared_subscriptions {
-            self.route_shared(now, &m);
-        }
-    }
-
-    fn deliver(&mut self, now: Instant, client: &Bytes, m: Message) {
-        let result = if let Some(&conn) = self.online.get(client) {
-            match self.conns.get_mut(&conn) {
-                Some(c) => {
-                    self.dirty.insert(conn);
-                    c.server.publish(now, m)
-                }
-                None => Ok(()),
-            }
-        } else if let Some(st) = self.stored.get_mut(client) {
-            if m.qos == QoS::AtMostOnce {
-                // QoS 0 is not kept for an offline session (optional, MQTT-3.1.2-5),
-                // and saying so keeps the loss visible.
-                self.actions.push_back(Action::Event(BrokerEvent::Dropped {
-                    client_id: MqttString(client.clone()),
-                    message: m,
-                    reason: DropReason::OfflineQos0,
-                }));
-                return;
-            } else {
-                // MQTT-3.1.2-5: queued while the client is offline.
-                // A stored session records no changes: the broker reports them.
-                let copy = self.config.connection.report_changes.then(|| m.clone());
-                let queued = st.session.enqueue(m, self.config.connection.max_queued);
-                if let (Ok(()), Some(m)) = (&queued, copy) {
-                    self.actions
-                        .push_back(Action::Change(BrokerChange::Session {
-                            client_id: MqttString(client.clone()),
-                            change: crate::session::Change::Queued(m),
-                        }));
-                }
-                queued
-            }
-        } else {
-            Ok(())
-        };
-        if let Err(NotQueued(message)) = result {
-            self.actions.push_back(Action::Event(BrokerEvent::Dropped {
-                client_id: MqttString(client.clone()),
-                message,
-                reason: DropReason::QueueFull,
-            }));
         }
     }
 }

@@ -233,7 +233,14 @@ impl Broker {
         if self.profile.shared_subscriptions && self.shared.join(filter, client, qos) {
             return false;
         }
-        self.index.insert(filter, client.clone(), qos);
+        let online = self.online.get(client).and_then(|&conn| {
+            let slot = self.conns.slot_of(conn)?;
+            Some((conn, slot))
+        });
+        let sid = self.subscribers.id_or_insert(client, online);
+        if self.index.insert(filter, sid, qos).is_none() {
+            self.subscribers.added(sid);
+        }
         true
     }
 
@@ -252,8 +259,10 @@ impl Broker {
                         }));
                 }
             }
-        } else {
-            self.index.remove(filter, client);
+        } else if let Some(sid) = self.subscribers.id(client) {
+            if self.index.remove(filter, &sid).is_some() {
+                self.subscribers.removed(sid);
+            }
         }
     }
 

@@ -1,0 +1,298 @@
+//! Routing: from one application message to every session whose subscriptions match
+//! it (MQTT-4.5.0-1), one copy per session at the highest matching QoS (MQTT-3.3.5-1).
+//!
+//! The subscription index does not hold client ids but dense numbers
+//! ([`Subscribers`]): a client id with at least one subscription in the index has one,
+//! and its record says which connection it is online on. Routing to many subscribers
+//! then costs no search per subscriber: the index yields numbers, a mark per record
+//! removes the duplicates (a client matched by several filters), and each record
+//! leads to its connection's slot.
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::mem;
+
+use bytes::Bytes;
+
+use super::{Action, Broker, BrokerEvent, ConnId, DropReason};
+use crate::profile::RetainPolicy;
+use crate::server::{Message, NotQueued};
+use crate::session::{BrokerChange, Change};
+use crate::time::Instant;
+use crate::types::{MqttString, QoS};
+
+/// The dense number of a client id in the subscription index.
+pub(super) type Sid = u32;
+
+/// One client id with subscriptions in the index.
+#[derive(Debug)]
+struct Subscriber {
+    client: Bytes,
+    /// How many (filter, this client) subscriptions the index holds.
+    filters: usize,
+    /// The connection (and its slot) the client is online on.
+    conn: Option<(ConnId, usize)>,
+    /// The route that matched it last, and the highest QoS that route matched.
+    mark: u64,
+    best: QoS,
+}
+
+/// The client ids with subscriptions in the index, by dense number. A number is
+/// reused once its client has no subscription left.
+#[derive(Debug, Default)]
+pub(super) struct Subscribers {
+    by_client: BTreeMap<Bytes, Sid>,
+    records: Vec<Option<Subscriber>>,
+    free: Vec<Sid>,
+    /// The number of the current route (marks older than it are stale).
+    route: u64,
+}
+
+impl Subscribers {
+    /// The number of `client`, if it has subscriptions.
+    pub(super) fn id(&self, client: &[u8]) -> Option<Sid> {
+        self.by_client.get(client).copied()
+    }
+
+    fn get(&self, sid: Sid) -> Option<&Subscriber> {
+        self.records.get(sid as usize)?.as_ref()
+    }
+
+    fn get_mut(&mut self, sid: Sid) -> Option<&mut Subscriber> {
+        self.records.get_mut(sid as usize)?.as_mut()
+    }
+
+    /// The number of `client`, made (online on `conn`) if it has none yet.
+    pub(super) fn id_or_insert(&mut self, client: &Bytes, conn: Option<(ConnId, usize)>) -> Sid {
+        if let Some(sid) = self.id(client) {
+            return sid;
+        }
+        let record = Some(Subscriber {
+            client: client.clone(),
+            filters: 0,
+            conn,
+            mark: 0,
+            best: QoS::AtMostOnce,
+        });
+        let sid = match self.free.pop() {
+            Some(sid) => {
+                self.records[sid as usize] = record;
+                sid
+            }
+            None => {
+                self.records.push(record);
+                (self.records.len() - 1) as Sid
+            }
+        };
+        self.by_client.insert(client.clone(), sid);
+        sid
+    }
+
+    /// One more subscription of `sid` in the index.
+    pub(super) fn added(&mut self, sid: Sid) {
+        if let Some(s) = self.get_mut(sid) {
+            s.filters += 1;
+        }
+    }
+
+    /// One subscription of `sid` less in the index; the number is freed with the last.
+    pub(super) fn removed(&mut self, sid: Sid) {
+        let Some(s) = self.get_mut(sid) else {
+            return;
+        };
+        s.filters -= 1;
+        if s.filters == 0 {
+            if let Some(s) = self.records[sid as usize].take() {
+                self.by_client.remove(&s.client);
+            }
+            self.free.push(sid);
+        }
+    }
+
+    /// `client` is now online on `conn` (in slot), or offline (`None`).
+    pub(super) fn set_conn(&mut self, client: &[u8], conn: Option<(ConnId, usize)>) {
+        if let Some(sid) = self.id(client) {
+            if let Some(s) = self.get_mut(sid) {
+                s.conn = conn;
+            }
+        }
+    }
+
+    /// Starts a route: every mark is stale.
+    fn begin(&mut self) {
+        self.route += 1;
+    }
+
+    /// `sid` matched the current route at `qos`: true the first time.
+    #[inline]
+    fn mark(&mut self, sid: Sid, qos: QoS) -> bool {
+        let route = self.route;
+        let Some(s) = self.get_mut(sid) else {
+            return false;
+        };
+        if s.mark == route {
+            s.best = s.best.max(qos);
+            false
+        } else {
+            s.mark = route;
+            s.best = qos;
+            true
+        }
+    }
+}
+
+/// A delivery whose outcome is an action of the broker's own (an event, a change):
+/// those go out in client-id order, as they always have.
+enum Late {
+    /// For a session whose client is offline.
+    Offline(Message),
+    /// Refused by an online session's bound.
+    Dropped(Message),
+}
+
+impl Broker {
+    /// Routes an application message to every matching session (MQTT-4.5.0-1) and
+    /// keeps it as the retained message when asked.
+    pub(super) fn route(&mut self, now: Instant, m: Message) {
+        if m.retain && self.profile.retain == RetainPolicy::Store {
+            self.retain(&m);
+        }
+        // MQTT-3.3.5-1: one copy per client, at the highest matching QoS.
+        let mut targets = mem::take(&mut self.targets);
+        targets.clear();
+        let subscribers = &mut self.subscribers;
+        subscribers.begin();
+        self.index.for_each_match(m.topic.as_bytes(), |&sid, qos| {
+            if subscribers.mark(sid, qos) {
+                targets.push(sid);
+            }
+        });
+        let mut late: Vec<(Bytes, Late)> = Vec::new();
+        for &sid in &targets {
+            let Some(s) = self.subscribers.get(sid) else {
+                continue;
+            };
+            let (conn, best) = (s.conn, s.best);
+            // MQTT-3.8.4-6: min(publish, granted); MQTT-3.3.1-9: RETAIN=0 on routing.
+            let out = Message {
+                qos: m.qos.min(best),
+                retain: false,
+                ..m.clone()
+            };
+            let result = match conn {
+                Some((conn, slot)) => match self.deliver_online(now, conn, slot, out) {
+                    Ok(()) => continue,
+                    Err(NotQueued(message)) => Late::Dropped(message),
+                },
+                None => Late::Offline(out),
+            };
+            if let Some(s) = self.subscribers.get(sid) {
+                late.push((s.client.clone(), result));
+            }
+        }
+        self.targets = targets;
+        late.sort_by(|a, b| a.0.cmp(&b.0));
+        for (client, l) in late {
+            match l {
+                Late::Offline(m) => self.deliver(now, &client, m),
+                Late::Dropped(message) => self.dropped(&client, message, DropReason::QueueFull),
+            }
+        }
+        if self.profile.shared_subscriptions {
+            self.route_shared(now, &m);
+        }
+    }
+
+    /// Stores or clears the retained message of `m`'s topic (MQTT-3.3.1-5, -7, -10,
+    /// -11), within [`max_retained`](super::BrokerConfig::max_retained).
+    fn retain(&mut self, m: &Message) {
+        let topic = m.topic.as_bytes();
+        if m.payload.is_empty() {
+            // MQTT-3.3.1-10, -11
+            if self.retained.remove(topic).is_some() {
+                self.change(BrokerChange::RetainedCleared(m.topic.clone()));
+            }
+        } else if self.retained.contains(topic)
+            || self
+                .config
+                .max_retained
+                .is_none_or(|max| self.retained.len() < max)
+        {
+            // MQTT-3.3.1-5, -7
+            self.retained.insert(topic, m.clone());
+            self.change(BrokerChange::RetainedSet(m.clone()));
+        } else {
+            self.actions
+                .push_back(Action::Event(BrokerEvent::RetainedNotStored {
+                    message: m.clone(),
+                }));
+        }
+    }
+
+    /// Hands `m` to the session of `client`, online or stored.
+    pub(super) fn deliver(&mut self, now: Instant, client: &Bytes, m: Message) {
+        let result = if let Some(&conn) = self.online.get(client) {
+            match self.conns.slot_of(conn) {
+                Some(slot) => self.deliver_online(now, conn, slot, m),
+                None => Ok(()),
+            }
+        } else {
+            self.deliver_stored(client, m)
+        };
+        if let Err(NotQueued(message)) = result {
+            self.dropped(client, message, DropReason::QueueFull);
+        }
+    }
+
+    /// Hands `m` to the server of connection `conn` (in `slot`), to be pumped.
+    #[inline]
+    fn deliver_online(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        slot: usize,
+        m: Message,
+    ) -> Result<(), NotQueued> {
+        let Some(c) = self.conns.at_mut(conn, slot) else {
+            return Ok(());
+        };
+        if !c.dirty {
+            c.dirty = true;
+            self.dirty.push((conn, slot));
+        }
+        c.server.publish(now, m)
+    }
+
+    /// Queues `m` in the stored session of `client` (QoS 1 and 2), reporting the change.
+    fn deliver_stored(&mut self, client: &Bytes, m: Message) -> Result<(), NotQueued> {
+        let Some(st) = self.stored.get_mut(client) else {
+            return Ok(());
+        };
+        if m.qos == QoS::AtMostOnce {
+            // QoS 0 is not kept for an offline session (optional, MQTT-3.1.2-5), and
+            // saying so keeps the loss visible.
+            self.dropped(client, m, DropReason::OfflineQos0);
+            return Ok(());
+        }
+        // MQTT-3.1.2-5: queued while the client is offline. A stored session records
+        // no changes: the broker reports them.
+        let copy = self.config.connection.report_changes.then(|| m.clone());
+        st.session.enqueue(m, self.config.connection.max_queued)?;
+        if let Some(m) = copy {
+            self.actions
+                .push_back(Action::Change(BrokerChange::Session {
+                    client_id: MqttString(client.clone()),
+                    change: Change::Queued(m),
+                }));
+        }
+        Ok(())
+    }
+
+    fn dropped(&mut self, client: &Bytes, message: Message, reason: DropReason) {
+        self.actions.push_back(Action::Event(BrokerEvent::Dropped {
+            client_id: MqttString(client.clone()),
+            message,
+            reason,
+        }));
+    }
+}
