@@ -477,6 +477,10 @@ impl Broker {
     fn settle(&mut self, now: Instant) {
         let mut batch = core::mem::take(&mut self.settling);
         let mut next = 0;
+        // A QoS 1 message sent under a retry limit starts its own deadline, which can
+        // come before the connection's; without that limit, handing messages to a
+        // connection leaves its deadline where it was.
+        let rearm = self.profile.quotas.qos1_retry_limit.is_some();
         loop {
             if !self.dirty.is_empty() {
                 // More to pump: in order with what is left of this batch.
@@ -490,9 +494,8 @@ impl Broker {
             };
             next += 1;
             if self.conns.at_mut(conn, slot).is_some_and(|c| c.dirty) {
-                // Only messages were handed to it since its last pump, which leaves
-                // its deadline where it was: no need to re-arm.
-                self.pump_at(now, conn, slot, false);
+                // Only messages were handed to it since its last pump.
+                self.pump_at(now, conn, slot, rearm);
             }
         }
         batch.clear();
