@@ -296,3 +296,110 @@ impl Broker {
         }));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use alloc::string::String;
+    use alloc::vec;
+
+    use super::*;
+    use crate::packet::{Connect, Packet, Publish, QosPid, Subscribe};
+    use crate::profile::Profile;
+    use crate::server::ServerConfig;
+    use crate::types::{PacketId, TopicFilter, TopicName};
+
+    fn input(b: &mut Broker, conn: u64, p: Packet<Bytes>) -> Vec<Action> {
+        b.handle_bytes(
+            Instant::ZERO,
+            ConnId(conn),
+            &p.to_bytes().expect("encodable"),
+        );
+        core::iter::from_fn(|| b.poll_action()).collect()
+    }
+
+    fn join(b: &mut Broker, conn: u64, client: &'static str, clean: bool) {
+        b.open(Instant::ZERO, ConnId(conn)).expect("a fresh id");
+        let connect = Connect {
+            client_id: MqttString::from_static(client).expect("valid"),
+            clean_session: clean,
+            keep_alive: 0,
+            will: None,
+            login: None,
+        };
+        input(b, conn, Packet::Connect(connect));
+        let filter = TopicFilter::from_static("t").expect("valid");
+        let id = PacketId::new(1).expect("non-zero");
+        let subscribe = Subscribe::new(id, &[(filter, QoS::AtMostOnce)]).expect("valid");
+        input(b, conn, subscribe.into());
+    }
+
+    fn publish(b: &mut Broker, conn: u64) -> Vec<Action> {
+        let topic = TopicName::from_static("t").expect("valid");
+        input(
+            b,
+            conn,
+            Publish::new(topic, QosPid::AtMostOnce, &b"m"[..]).into(),
+        )
+    }
+
+    #[test]
+    fn deliveries_go_out_in_connection_order_whatever_order_the_subscribers_came_in() {
+        let mut b = Broker::new(Profile::mqtt311(), ServerConfig::default());
+        // Subscriber numbers follow the order of subscription: 30, 20, 10.
+        for (conn, client) in [(30, "x"), (20, "y"), (10, "z")] {
+            join(&mut b, conn, client, true);
+        }
+        // The publisher subscribes too: its own copy goes out as it is pumped, first.
+        join(&mut b, 40, "publisher", true);
+        let sent: Vec<u64> = publish(&mut b, 40)
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { conn, .. } => Some(conn.0),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sent, [40, 10, 20, 30]);
+    }
+
+    #[test]
+    fn drops_for_offline_sessions_are_reported_in_client_id_order() {
+        let mut b = Broker::new(Profile::mqtt311(), ServerConfig::default());
+        // Subscriber numbers: c, a, b; connection ids in yet another order.
+        for (conn, client) in [(5, "c"), (7, "a"), (6, "b")] {
+            join(&mut b, conn, client, false);
+            b.connection_lost(Instant::ZERO, ConnId(conn));
+            while b.poll_action().is_some() {}
+        }
+        join(&mut b, 1, "publisher", true);
+        let dropped: Vec<String> = publish(&mut b, 1)
+            .iter()
+            .filter_map(|a| match a {
+                Action::Event(BrokerEvent::Dropped {
+                    client_id, reason, ..
+                }) => {
+                    assert_eq!(*reason, DropReason::OfflineQos0);
+                    Some(String::from(client_id.as_str()))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(dropped, vec!["a", "b", "c"]);
+    }
+
+    #[test]
+    fn a_subscriber_number_is_reused_once_its_client_has_no_subscription_left() {
+        let mut b = Broker::new(Profile::mqtt311(), ServerConfig::default());
+        join(&mut b, 1, "first", true);
+        assert_eq!(b.subscribers.id(b"first"), Some(0));
+        input(&mut b, 1, Packet::Disconnect);
+        assert_eq!(b.subscribers.id(b"first"), None, "a clean session ends");
+        join(&mut b, 2, "second", true);
+        assert_eq!(b.subscribers.id(b"second"), Some(0));
+        assert_eq!(b.subscribers.records.len(), 1);
+        let sent = publish(&mut b, 2);
+        assert!(
+            sent.iter()
+                .any(|a| matches!(a, Action::Send { conn, .. } if *conn == ConnId(2)))
+        );
+    }
+}
