@@ -1,5 +1,6 @@
 //! Routing: from one application message to every session whose subscriptions match
-//! it (MQTT-4.5.0-1), one copy per session at the highest matching QoS (MQTT-3.3.5-1).
+//! it (MQTT-4.5.0-1), one copy per session at the highest matching QoS (MQTT-3.3.5-1),
+//! and from a new subscription to the retained messages that match it (MQTT-3.3.1-6).
 //!
 //! The subscription index does not hold client ids but dense numbers
 //! ([`Subscribers`]): a client id with at least one subscription in the index has one,
@@ -19,7 +20,7 @@ use crate::profile::RetainPolicy;
 use crate::server::{Message, NotQueued};
 use crate::session::{BrokerChange, Change};
 use crate::time::Instant;
-use crate::types::{MqttString, QoS};
+use crate::types::{MqttString, QoS, TopicFilter};
 
 /// The dense number of a client id in the subscription index.
 pub(super) type Sid = u32;
@@ -200,6 +201,56 @@ impl Broker {
         }
         if self.profile.shared_subscriptions {
             self.route_shared(now, &m);
+        }
+    }
+
+    /// Subscriptions granted on `conn`: into the index, and the retained messages that
+    /// match them to the client.
+    pub(super) fn on_subscribed(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        list: Vec<(TopicFilter<Bytes>, QoS)>,
+    ) {
+        let Some(client) = self.client_of(conn) else {
+            return;
+        };
+        let topics: Vec<TopicFilter<Bytes>> = list.iter().map(|(f, _)| f.clone()).collect();
+        for (filter, qos) in list {
+            if !self.add_subscription(&filter, &client, qos) {
+                // A shared subscription gets no retained messages (MQTT 5 §4.8.2).
+                continue;
+            }
+            // MQTT-3.3.1-6, MQTT-3.8.4-3: retained messages matching the (new or
+            // replaced) subscription go out with RETAIN=1 (MQTT-3.3.1-8).
+            let hmp = self.profile.hash_matches_parent;
+            let matching: Vec<Message> = if filter.has_wildcards() {
+                if !self.profile.retained_on_wildcard {
+                    continue;
+                }
+                let mut found = Vec::new();
+                self.retained
+                    .for_each_match(filter.as_bytes(), hmp, |_, m| found.push(m.clone()));
+                found
+            } else {
+                self.retained
+                    .get(filter.as_bytes())
+                    .cloned()
+                    .into_iter()
+                    .collect()
+            };
+            for m in matching {
+                let out = Message {
+                    qos: m.qos.min(qos),
+                    retain: true,
+                    ..m
+                };
+                self.deliver(now, &client, out);
+            }
+        }
+        let names: Vec<&str> = topics.iter().map(|f| f.as_str()).collect();
+        if let Some(m) = self.lifecycle.subscriptions(now, conn, true, &names) {
+            self.route(now, m);
         }
     }
 
