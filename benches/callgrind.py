@@ -135,7 +135,9 @@ def state_table(workloads, before_exe, after_exe):
         print("|---|---|---|---|")
     for w in workloads:
         subscribers = int(w[len("fanout_"):]) if w.startswith("fanout_") else None
-        op = STATE_OP.get(w, f"one PUBLISH to {subscribers:,} subscribers" if subscribers else w)
+        plural = "" if subscribers == 1 else "s"
+        op = STATE_OP.get(w, f"one PUBLISH to {subscribers:,} subscriber{plural}"
+                          if subscribers else w)
         a = state_per_op(after_exe, w)
         cells = [w, op]
         if before_exe:

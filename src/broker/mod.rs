@@ -29,7 +29,7 @@ use crate::server::{
 use crate::session::BrokerChange;
 use crate::time::Instant;
 use crate::topic::{RetainedStore, SubscriptionIndex};
-use crate::types::{MqttString, PacketId, QoS, TopicFilter};
+use crate::types::{MqttString, PacketId, TopicFilter};
 
 use conns::{Conn, Conns};
 
@@ -812,49 +812,6 @@ impl Broker {
         self.retry.forget(key);
         if let Some(at) = at {
             self.expiries.remove(&(at, key.clone()));
-        }
-    }
-
-    fn on_subscribed(&mut self, now: Instant, conn: ConnId, list: Vec<(TopicFilter<Bytes>, QoS)>) {
-        let Some(client) = self.client_of(conn) else {
-            return;
-        };
-        let topics: Vec<TopicFilter<Bytes>> = list.iter().map(|(f, _)| f.clone()).collect();
-        for (filter, qos) in list {
-            if !self.add_subscription(&filter, &client, qos) {
-                // A shared subscription gets no retained messages (MQTT 5 §4.8.2).
-                continue;
-            }
-            // MQTT-3.3.1-6, MQTT-3.8.4-3: retained messages matching the (new or
-            // replaced) subscription go out with RETAIN=1 (MQTT-3.3.1-8).
-            let hmp = self.profile.hash_matches_parent;
-            let matching: Vec<Message> = if filter.has_wildcards() {
-                if !self.profile.retained_on_wildcard {
-                    continue;
-                }
-                let mut found = Vec::new();
-                self.retained
-                    .for_each_match(filter.as_bytes(), hmp, |_, m| found.push(m.clone()));
-                found
-            } else {
-                self.retained
-                    .get(filter.as_bytes())
-                    .cloned()
-                    .into_iter()
-                    .collect()
-            };
-            for m in matching {
-                let out = Message {
-                    qos: m.qos.min(qos),
-                    retain: true,
-                    ..m
-                };
-                self.deliver(now, &client, out);
-            }
-        }
-        let names: Vec<&str> = topics.iter().map(|f| f.as_str()).collect();
-        if let Some(m) = self.lifecycle.subscriptions(now, conn, true, &names) {
-            self.route(now, m);
         }
     }
 }

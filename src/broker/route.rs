@@ -1,5 +1,6 @@
 //! Routing: from one application message to every session whose subscriptions match
-//! it (MQTT-4.5.0-1), one copy per session at the highest matching QoS (MQTT-3.3.5-1).
+//! it (MQTT-4.5.0-1), one copy per session at the highest matching QoS (MQTT-3.3.5-1),
+//! and from a new subscription to the retained messages that match it (MQTT-3.3.1-6).
 //!
 //! The subscription index does not hold client ids but dense numbers
 //! ([`Subscribers`]): a client id with at least one subscription in the index has one,
@@ -19,7 +20,7 @@ use crate::profile::RetainPolicy;
 use crate::server::{Message, NotQueued};
 use crate::session::{BrokerChange, Change};
 use crate::time::Instant;
-use crate::types::{MqttString, QoS};
+use crate::types::{MqttString, QoS, TopicFilter};
 
 /// The dense number of a client id in the subscription index.
 pub(super) type Sid = u32;
@@ -203,6 +204,56 @@ impl Broker {
         }
     }
 
+    /// Subscriptions granted on `conn`: into the index, and the retained messages that
+    /// match them to the client.
+    pub(super) fn on_subscribed(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        list: Vec<(TopicFilter<Bytes>, QoS)>,
+    ) {
+        let Some(client) = self.client_of(conn) else {
+            return;
+        };
+        let topics: Vec<TopicFilter<Bytes>> = list.iter().map(|(f, _)| f.clone()).collect();
+        for (filter, qos) in list {
+            if !self.add_subscription(&filter, &client, qos) {
+                // A shared subscription gets no retained messages (MQTT 5 §4.8.2).
+                continue;
+            }
+            // MQTT-3.3.1-6, MQTT-3.8.4-3: retained messages matching the (new or
+            // replaced) subscription go out with RETAIN=1 (MQTT-3.3.1-8).
+            let hmp = self.profile.hash_matches_parent;
+            let matching: Vec<Message> = if filter.has_wildcards() {
+                if !self.profile.retained_on_wildcard {
+                    continue;
+                }
+                let mut found = Vec::new();
+                self.retained
+                    .for_each_match(filter.as_bytes(), hmp, |_, m| found.push(m.clone()));
+                found
+            } else {
+                self.retained
+                    .get(filter.as_bytes())
+                    .cloned()
+                    .into_iter()
+                    .collect()
+            };
+            for m in matching {
+                let out = Message {
+                    qos: m.qos.min(qos),
+                    retain: true,
+                    ..m
+                };
+                self.deliver(now, &client, out);
+            }
+        }
+        let names: Vec<&str> = topics.iter().map(|f| f.as_str()).collect();
+        if let Some(m) = self.lifecycle.subscriptions(now, conn, true, &names) {
+            self.route(now, m);
+        }
+    }
+
     /// Stores or clears the retained message of `m`'s topic (MQTT-3.3.1-5, -7, -10,
     /// -11), within [`max_retained`](super::BrokerConfig::max_retained).
     fn retain(&mut self, m: &Message) {
@@ -294,5 +345,112 @@ impl Broker {
             message,
             reason,
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::string::String;
+    use alloc::vec;
+
+    use super::*;
+    use crate::packet::{Connect, Packet, Publish, QosPid, Subscribe};
+    use crate::profile::Profile;
+    use crate::server::ServerConfig;
+    use crate::types::{PacketId, TopicFilter, TopicName};
+
+    fn input(b: &mut Broker, conn: u64, p: Packet<Bytes>) -> Vec<Action> {
+        b.handle_bytes(
+            Instant::ZERO,
+            ConnId(conn),
+            &p.to_bytes().expect("encodable"),
+        );
+        core::iter::from_fn(|| b.poll_action()).collect()
+    }
+
+    fn join(b: &mut Broker, conn: u64, client: &'static str, clean: bool) {
+        b.open(Instant::ZERO, ConnId(conn)).expect("a fresh id");
+        let connect = Connect {
+            client_id: MqttString::from_static(client).expect("valid"),
+            clean_session: clean,
+            keep_alive: 0,
+            will: None,
+            login: None,
+        };
+        input(b, conn, Packet::Connect(connect));
+        let filter = TopicFilter::from_static("t").expect("valid");
+        let id = PacketId::new(1).expect("non-zero");
+        let subscribe = Subscribe::new(id, &[(filter, QoS::AtMostOnce)]).expect("valid");
+        input(b, conn, subscribe.into());
+    }
+
+    fn publish(b: &mut Broker, conn: u64) -> Vec<Action> {
+        let topic = TopicName::from_static("t").expect("valid");
+        input(
+            b,
+            conn,
+            Publish::new(topic, QosPid::AtMostOnce, &b"m"[..]).into(),
+        )
+    }
+
+    #[test]
+    fn deliveries_go_out_in_connection_order_whatever_order_the_subscribers_came_in() {
+        let mut b = Broker::new(Profile::mqtt311(), ServerConfig::default());
+        // Subscriber numbers follow the order of subscription: 30, 20, 10.
+        for (conn, client) in [(30, "x"), (20, "y"), (10, "z")] {
+            join(&mut b, conn, client, true);
+        }
+        // The publisher subscribes too: its own copy goes out as it is pumped, first.
+        join(&mut b, 40, "publisher", true);
+        let sent: Vec<u64> = publish(&mut b, 40)
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { conn, .. } => Some(conn.0),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sent, [40, 10, 20, 30]);
+    }
+
+    #[test]
+    fn drops_for_offline_sessions_are_reported_in_client_id_order() {
+        let mut b = Broker::new(Profile::mqtt311(), ServerConfig::default());
+        // Subscriber numbers: c, a, b; connection ids in yet another order.
+        for (conn, client) in [(5, "c"), (7, "a"), (6, "b")] {
+            join(&mut b, conn, client, false);
+            b.connection_lost(Instant::ZERO, ConnId(conn));
+            while b.poll_action().is_some() {}
+        }
+        join(&mut b, 1, "publisher", true);
+        let dropped: Vec<String> = publish(&mut b, 1)
+            .iter()
+            .filter_map(|a| match a {
+                Action::Event(BrokerEvent::Dropped {
+                    client_id, reason, ..
+                }) => {
+                    assert_eq!(*reason, DropReason::OfflineQos0);
+                    Some(String::from(client_id.as_str()))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(dropped, vec!["a", "b", "c"]);
+    }
+
+    #[test]
+    fn a_subscriber_number_is_reused_once_its_client_has_no_subscription_left() {
+        let mut b = Broker::new(Profile::mqtt311(), ServerConfig::default());
+        join(&mut b, 1, "first", true);
+        assert_eq!(b.subscribers.id(b"first"), Some(0));
+        input(&mut b, 1, Packet::Disconnect);
+        assert_eq!(b.subscribers.id(b"first"), None, "a clean session ends");
+        join(&mut b, 2, "second", true);
+        assert_eq!(b.subscribers.id(b"second"), Some(0));
+        assert_eq!(b.subscribers.records.len(), 1);
+        let sent = publish(&mut b, 2);
+        assert!(
+            sent.iter()
+                .any(|a| matches!(a, Action::Send { conn, .. } if *conn == ConnId(2)))
+        );
     }
 }
