@@ -21,8 +21,8 @@ use tokio_rustls::rustls::ServerConfig;
 use crate::Error;
 use crate::clock::Clock;
 use crate::store::{BrokerStore, StoreError};
-use commit::Commits;
 use crate::transport::{Accept, Accepted, Writer};
+use commit::Commits;
 
 mod commit;
 mod read;

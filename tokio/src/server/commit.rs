@@ -103,7 +103,12 @@ impl Commits {
         }
         let store = self.store.store();
         let handle = tokio::task::spawn_blocking(move || {
-            crate::store::lock(&store).commit_batch(writes)
+            #[cfg(test)]
+            tests::gate::enter();
+            let result = crate::store::lock(&store).commit_batch(writes);
+            #[cfg(test)]
+            tests::gate::leave();
+            result
         });
         self.running = Some((batch, handle));
         Ok(())
@@ -176,3 +181,6 @@ fn waits_for_commit(packet: &Packet<Bytes>) -> bool {
         _ => true,
     }
 }
+
+#[cfg(test)]
+mod tests;

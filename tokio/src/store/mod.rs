@@ -258,12 +258,12 @@ impl Store {
                 db.write(
                     &std::collections::BTreeSet::new(),
                     [
-                    ((Table::Meta, FORMAT_KEY.to_vec()), Some(FORMAT.to_vec())),
-                    (
-                        (Table::Meta, COMMITS_KEY.to_vec()),
-                        Some(0u64.to_be_bytes().to_vec()),
-                    ),
-                ],
+                        ((Table::Meta, FORMAT_KEY.to_vec()), Some(FORMAT.to_vec())),
+                        (
+                            (Table::Meta, COMMITS_KEY.to_vec()),
+                            Some(0u64.to_be_bytes().to_vec()),
+                        ),
+                    ],
                 )?;
             }
         }
