@@ -105,7 +105,13 @@ impl Commits {
         let handle = tokio::task::spawn_blocking(move || {
             #[cfg(test)]
             tests::gate::enter();
+            let (keys, sessions) = writes.size();
+            let began = std::time::Instant::now();
             let result = crate::store::lock(&store).commit_batch(writes);
+            tracing::debug!(
+                "batch {batch}: {keys} keys, {sessions} sessions removed, committed in {:?}",
+                began.elapsed()
+            );
             #[cfg(test)]
             tests::gate::leave();
             result

@@ -35,6 +35,11 @@ impl Batch {
         self.gone.is_empty() && self.ops.is_empty()
     }
 
+    /// How many keys the batch writes, and how many sessions it removes.
+    pub fn size(&self) -> (usize, usize) {
+        (self.ops.len(), self.gone.len())
+    }
+
     /// Adds `w` after the writes added before it.
     pub fn add(&mut self, w: &Write) -> Result<(), StoreError> {
         match place(w)? {
