@@ -1,8 +1,9 @@
-//! One transaction's writes, coalesced as they are added: the last write of a key wins,
-//! a session's removal takes what the batch wrote for it before, and the removal of a
-//! record the database does not hold yet takes the batch's write of it instead of being
+//! Writes coalesced as they are added: the last write of a key wins, a session's removal
+//! takes what the batch wrote for it before, and the removal of a record the batch
+//! created (the database does not hold it) takes the batch's write of it instead of being
 //! written. A message queued for a session, sent and acknowledged within one batch
-//! writes nothing.
+//! writes nothing. Batches merge the same way, so a record that lives for a few commits
+//! never reaches the store's tables (see [`Store`](super::Store)).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,6 +20,9 @@ pub(crate) struct Batch {
     pub(super) gone: BTreeSet<Vec<u8>>,
     /// Then the last value of each key (`None`: removed).
     pub(super) ops: BTreeMap<Key, Option<Vec<u8>>>,
+    /// The keys of `ops` that the batch created: neither the tables nor an earlier batch
+    /// hold them.
+    pub(super) fresh: BTreeSet<Key>,
 }
 
 /// Where a write goes.
@@ -43,40 +47,60 @@ impl Batch {
     /// Adds `w` after the writes added before it.
     pub fn add(&mut self, w: &Write) -> Result<(), StoreError> {
         match place(w)? {
-            Place::Session(prefix) => {
-                for t in Table::PER_SESSION {
-                    let ours: Vec<Key> = self
-                        .ops
-                        .range((t, prefix.clone())..)
-                        .map(|(k, _)| k)
-                        .take_while(|(kt, k)| *kt == t && k.starts_with(&prefix))
-                        .cloned()
-                        .collect();
-                    for k in ours {
-                        self.ops.remove(&k);
-                    }
-                }
-                self.gone.insert(prefix);
-            }
-            Place::Key(key, value) => {
-                self.ops.insert(key, value);
-            }
+            Place::Session(prefix) => self.remove_session(prefix),
+            Place::Key(key, value) => self.put(key, value, false),
         }
         Ok(())
     }
 
-    /// Adds the removal `w` of a record that only this batch wrote (the database does
-    /// not hold it, and no batch committed before this one holds it): the batch's write
-    /// of it is dropped and nothing is written. A write that is not a removal of one
-    /// record is added as by [`add`](Self::add).
-    pub fn add_unstored_removal(&mut self, w: &Write) -> Result<(), StoreError> {
+    /// Adds `w`, a write that creates its record: no earlier write (committed or in this
+    /// batch) put its key, or the session's removal took it.
+    pub fn add_new(&mut self, w: &Write) -> Result<(), StoreError> {
         match place(w)? {
-            Place::Key(key, None) => {
-                self.ops.remove(&key);
-                Ok(())
-            }
-            _ => self.add(w),
+            Place::Session(prefix) => self.remove_session(prefix),
+            Place::Key(key, value) => self.put(key, value, true),
         }
+        Ok(())
+    }
+
+    /// Adds the writes of `later`, a batch that follows this one.
+    pub fn merge(&mut self, later: Batch) {
+        for prefix in later.gone {
+            self.remove_session(prefix);
+        }
+        for (key, value) in later.ops {
+            let fresh = later.fresh.contains(&key);
+            self.put(key, value, fresh);
+        }
+    }
+
+    fn remove_session(&mut self, prefix: Vec<u8>) {
+        for t in Table::PER_SESSION {
+            let ours: Vec<Key> = self
+                .ops
+                .range((t, prefix.clone())..)
+                .map(|(k, _)| k)
+                .take_while(|(kt, k)| *kt == t && k.starts_with(&prefix))
+                .cloned()
+                .collect();
+            for k in ours {
+                self.ops.remove(&k);
+                self.fresh.remove(&k);
+            }
+        }
+        self.gone.insert(prefix);
+    }
+
+    fn put(&mut self, key: Key, value: Option<Vec<u8>>, fresh: bool) {
+        if value.is_none() && self.fresh.remove(&key) {
+            // Created and removed here: nothing to write.
+            self.ops.remove(&key);
+            return;
+        }
+        if fresh {
+            self.fresh.insert(key.clone());
+        }
+        self.ops.insert(key, value);
     }
 }
 

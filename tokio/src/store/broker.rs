@@ -25,42 +25,13 @@ struct Places {
     queue: VecDeque<u64>,
     next_queue: u64,
     inbound: BTreeSet<u16>,
-    /// The batch in which `stored_out` and `stored_queue` were last brought up to date.
-    batch: u64,
-    /// Slots from these on were written by the open batch only: the database does not
-    /// hold them, and no earlier batch does.
-    stored_out: u64,
-    stored_queue: u64,
 }
 
-impl Places {
-    /// The places of a session the open batch `batch` creates.
-    fn new(batch: u64) -> Places {
-        Places {
-            batch,
-            ..Places::default()
-        }
-    }
-
-    /// Brings the first unstored slots up to date when the batch `batch` first touches
-    /// the session: every slot made before it is in an earlier batch.
-    fn touch(&mut self, batch: u64) {
-        if self.batch != batch {
-            self.batch = batch;
-            self.stored_out = self.next_out;
-            self.stored_queue = self.next_queue;
-        }
-    }
-}
-
-/// A shared-subscription group's queue: its slots, the next one, and the first slot
-/// only the open batch wrote (as in [`Places`]).
+/// A shared-subscription group's queue: its slots, and the next one.
 #[derive(Default)]
 struct SharedPlaces {
     queue: VecDeque<u64>,
     next: u64,
-    batch: u64,
-    stored: u64,
 }
 
 /// A [`Store`] fed with a broker's [`BrokerChange`]s.
@@ -75,10 +46,8 @@ pub struct BrokerStore {
     /// Per shared-subscription group: the slots of its queue.
     shared: BTreeMap<Bytes, SharedPlaces>,
     origin_ms: u64,
-    /// The changes noted since the last commit, and the number of that batch (counted
-    /// from 1 at open).
+    /// The changes noted since the last commit.
     open: Batch,
-    batch: u64,
     /// The first change that could not be written (a client id or topic too long): the
     /// next commit fails with it.
     failed: Option<StoreError>,
@@ -142,8 +111,6 @@ impl BrokerStore {
                 queue: s.queue.iter().map(|(slot, _)| *slot).collect(),
                 inbound: s.inbound.iter().copied().collect(),
                 outgoing: s.outgoing.clone(),
-                // Batch 0: the first batch that touches it finds every slot stored.
-                ..Places::default()
             };
             let mut outgoing = Vec::with_capacity(s.outgoing.len());
             for (_, o) in s.outgoing {
@@ -200,8 +167,6 @@ impl BrokerStore {
             let places = SharedPlaces {
                 queue: q.iter().map(|(s, _)| *s).collect(),
                 next,
-                batch: 0,
-                stored: next,
             };
             shared_places.insert(group.clone(), places);
             let mut queue = Vec::with_capacity(q.len());
@@ -225,7 +190,6 @@ impl BrokerStore {
                 shared: shared_places,
                 origin_ms,
                 open: Batch::default(),
-                batch: 1,
                 failed: None,
             },
             export,
@@ -238,7 +202,7 @@ impl BrokerStore {
         match change {
             BrokerChange::SessionCreated { client_id } => {
                 let client = client_id.clone().into_inner();
-                self.places.insert(client.clone(), Places::new(self.batch));
+                self.places.insert(client.clone(), Places::default());
                 self.add(&Write::SessionGone {
                     client: client.clone(),
                 });
@@ -274,7 +238,7 @@ impl BrokerStore {
                 let slot = places.next;
                 places.next += 1;
                 places.queue.push_back(slot);
-                self.add(&Write::SharedQueued {
+                self.add_new(&Write::SharedQueued {
                     group,
                     slot,
                     message: stored(message),
@@ -282,17 +246,11 @@ impl BrokerStore {
             }
             BrokerChange::SharedDequeued(group) => {
                 let group = group.clone().into_inner();
-                let batch = self.batch;
                 let Some(places) = self.shared.get_mut(&group) else {
                     return;
                 };
-                if places.batch != batch {
-                    places.batch = batch;
-                    places.stored = places.next;
-                }
                 if let Some(slot) = places.queue.pop_front() {
-                    let unstored = slot >= places.stored;
-                    self.remove(&Write::SharedQueuedGone { group, slot }, unstored);
+                    self.add(&Write::SharedQueuedGone { group, slot });
                 }
             }
         }
@@ -306,15 +264,9 @@ impl BrokerStore {
         }
     }
 
-    /// Adds the removal `w` of one record, which only the open batch wrote when
-    /// `unstored`.
-    fn remove(&mut self, w: &Write, unstored: bool) {
-        let added = if unstored {
-            self.open.add_unstored_removal(w)
-        } else {
-            self.open.add(w)
-        };
-        if let Err(e) = added {
+    /// Adds `w`, which creates its record (a slot handed out now), to the open batch.
+    fn add_new(&mut self, w: &Write) {
+        if let Err(e) = self.open.add_new(w) {
             self.failed.get_or_insert(e);
         }
     }
@@ -335,8 +287,7 @@ impl BrokerStore {
         let Some(p) = self.places.get_mut(&client) else {
             return;
         };
-        p.touch(self.batch);
-        // The writes, each with whether it removes a record only the open batch wrote.
+        // The writes, each with whether it creates its record.
         let mut w: Vec<(Write, bool)> = Vec::with_capacity(2);
         let find = |p: &Places, id: PacketId| p.outgoing.iter().position(|(_, o)| o.id == id.get());
         let mut cursor_moved = false;
@@ -358,7 +309,7 @@ impl BrokerStore {
                         slot,
                         entry,
                     },
-                    false,
+                    true,
                 ));
             }
             Change::Sent(id) => {
@@ -387,7 +338,7 @@ impl BrokerStore {
                             client: client.clone(),
                             slot: old,
                         },
-                        old >= p.stored_out,
+                        false,
                     ));
                     w.push((
                         Write::Outgoing {
@@ -395,7 +346,7 @@ impl BrokerStore {
                             slot,
                             entry: e,
                         },
-                        false,
+                        true,
                     ));
                 }
             }
@@ -407,7 +358,7 @@ impl BrokerStore {
                             client: client.clone(),
                             slot,
                         },
-                        slot >= p.stored_out,
+                        false,
                     ));
                 }
             }
@@ -485,7 +436,7 @@ impl BrokerStore {
                         slot,
                         message: stored(m),
                     },
-                    false,
+                    true,
                 ));
             }
             Change::Dequeued => {
@@ -495,13 +446,17 @@ impl BrokerStore {
                             client: client.clone(),
                             slot,
                         },
-                        slot >= p.stored_queue,
+                        false,
                     ));
                 }
             }
         }
-        for (write, unstored) in &w {
-            self.remove(write, *unstored);
+        for (write, new) in &w {
+            if *new {
+                self.add_new(write);
+            } else {
+                self.add(write);
+            }
         }
         if cursor_moved {
             self.session(&client);
@@ -528,7 +483,6 @@ impl BrokerStore {
         if let Some(e) = self.failed.take() {
             return Err(e);
         }
-        self.batch += 1;
         Ok(std::mem::take(&mut self.open))
     }
 
