@@ -2,8 +2,7 @@
 //! takes what the batch wrote for it before, and the removal of a record the batch
 //! created (the database does not hold it) takes the batch's write of it instead of being
 //! written. A message queued for a session, sent and acknowledged within one batch
-//! writes nothing. Batches merge the same way, so a record that lives for a few commits
-//! never reaches the store's tables (see [`Store`](super::Store)).
+//! writes nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -61,17 +60,6 @@ impl Batch {
             Place::Key(key, value) => self.put(key, value, true),
         }
         Ok(())
-    }
-
-    /// Adds the writes of `later`, a batch that follows this one.
-    pub fn merge(&mut self, later: Batch) {
-        for prefix in later.gone {
-            self.remove_session(prefix);
-        }
-        for (key, value) in later.ops {
-            let fresh = later.fresh.contains(&key);
-            self.put(key, value, fresh);
-        }
     }
 
     fn remove_session(&mut self, prefix: Vec<u8>) {

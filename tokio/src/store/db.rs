@@ -35,14 +35,11 @@ impl Db {
             path: path.to_path_buf(),
         };
         // EXCLUSIVE: the lock is held from the first access on, so a second broker on
-        // the same directory is refused. FULL: every commit syncs the WAL. A checkpoint
-        // every 4 000 pages (16 MiB of log) instead of 1 000: the same few pages change
-        // in commit after commit (records come and go), and a checkpoint copies each
-        // once, so fewer checkpoints copy fewer pages.
+        // the same directory is refused. FULL: every commit syncs the WAL.
         db.conn
             .execute_batch(
                 "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; \
-                 PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=4000;",
+                 PRAGMA synchronous=FULL;",
             )
             .map_err(|e| error(path, e))?;
         let mut schema = String::new();
