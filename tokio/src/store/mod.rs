@@ -114,7 +114,7 @@ impl std::error::Error for StoreError {
 }
 
 /// The tables, one per kind of record.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 enum Table {
     Meta,
     Sessions,
@@ -336,10 +336,9 @@ impl Store {
             (Table::Meta, COMMITS_KEY.to_vec()),
             Some(commits.to_be_bytes().to_vec()),
         );
-        self.db.write(
-            &batch.gone,
-            batch.ops.into_iter().chain(std::iter::once(count)),
-        )?;
+        let ops = batch.encoded()?;
+        self.db
+            .write(&batch.gone, ops.into_iter().chain(std::iter::once(count)))?;
         self.commits = commits;
         put_counter(&mut self.counter, commits).map_err(|source| StoreError::Io {
             path: self.dir.join(COMMITS),
