@@ -12,6 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use bytes::Bytes;
 
+use super::db::Op;
 use super::record::{client_key, client_prefix, encode_message, encode_outgoing, encode_session};
 use super::{StoreError, Table, Write};
 
@@ -93,7 +94,7 @@ impl Batch {
     }
 
     /// The writes in key order, encoded: the last value of each key (`None`: removed).
-    pub(super) fn encoded(&self) -> Result<Vec<(Key, Option<Vec<u8>>)>, StoreError> {
+    pub(super) fn encoded(&self) -> Result<Vec<Op>, StoreError> {
         let mut out = Vec::with_capacity(self.ops.len());
         for (rec, (write, _)) in &self.ops {
             out.push(match write {
@@ -166,7 +167,7 @@ fn key_of(rec: &Rec) -> Result<Vec<u8>, StoreError> {
 }
 
 /// The key of `w` and its value (`None`: removed); `None` for a session's removal.
-fn place(w: &Write) -> Result<Option<(Key, Option<Vec<u8>>)>, StoreError> {
+fn place(w: &Write) -> Result<Option<Op>, StoreError> {
     let (t, key, value) = match w {
         Write::Session {
             client,
