@@ -16,9 +16,6 @@ use super::db::Op;
 use super::record::{client_key, client_prefix, encode_message, encode_outgoing, encode_session};
 use super::{StoreError, Table, Write};
 
-/// A key of the database: its table and its bytes.
-pub(super) type Key = (Table, Vec<u8>);
-
 /// A record, named without encoding its key: its table, its owner (a client id, a
 /// group's filter or, for a retained message, the topic) and its place under the owner.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
