@@ -655,9 +655,15 @@ impl Core {
 
     async fn shutdown(mut self) {
         if let Some(commits) = &mut self.commits {
-            // What waits for it is not sent: the connections close.
-            if let Err(e) = commits.finish().await {
-                tracing::error!("the last commit failed: {e}");
+            // The changes noted so far are committed; what waited for them goes out
+            // before the connections close.
+            match commits.commit_all().await {
+                Ok(()) => {
+                    while let Some(action) = self.commits.as_mut().and_then(Commits::pop_ready) {
+                        self.act(action);
+                    }
+                }
+                Err(e) => tracing::error!("the last commit failed: {e}"),
             }
         }
         tracing::info!("shutting down: closing {} connection(s)", self.links.len());

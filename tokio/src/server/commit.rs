@@ -140,8 +140,15 @@ impl Commits {
         Some(action)
     }
 
+    /// Commits every change noted so far and waits until it is durable.
+    pub(super) async fn commit_all(&mut self) -> Result<(), StoreError> {
+        self.finish().await?;
+        self.start()?;
+        self.finish().await
+    }
+
     /// Waits for the running commit, if any, and returns its result.
-    pub(super) async fn finish(&mut self) -> Result<(), StoreError> {
+    async fn finish(&mut self) -> Result<(), StoreError> {
         match self.running.take() {
             Some((batch, handle)) => self.finished(batch, handle.await),
             None => Ok(()),
