@@ -15,13 +15,15 @@
 #   BROKER msgs/s M lost N p50_ms X load L [dir_bytes B]
 # Then the restart tool (tokio/examples/restart_time.rs): our broker's start on 10 000
 # sessions holding 100 000 queued messages, and the disk bytes per stored message.
-# Needs mosquitto (Debian's /usr/sbin/mosquitto, or MOSQUITTO=path). Stops what it
-# starts, by PID; removes its directories.
+# BROKER=path runs another build of the example broker (to compare before and after a
+# change). Needs mosquitto (Debian's /usr/sbin/mosquitto, or MOSQUITTO=path). Stops what
+# it starts, by PID; removes its directories.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${ROUNDS:-2}"
 mosquitto="${MOSQUITTO:-/usr/sbin/mosquitto}"
 cargo build -q --release --example broker --example loadgen --example restart_time
+broker="${BROKER:-target/release/examples/broker}"
 lg=target/release/examples/loadgen
 tmp=$(mktemp -d)
 pids=()
@@ -56,7 +58,7 @@ print('$1', 'msgs/s', d['msgs_per_sec'], 'lost', d['lost'], 'p50_ms', d['latency
 }
 
 ours() { # NAME [--data-dir DIR]
-    target/release/examples/broker --listen 127.0.0.1:0 --profile mqtt311 \
+    "$broker" --listen 127.0.0.1:0 --profile mqtt311 \
         --max-inflight 100 --max-queued 100000 --write-queue 200000 "${@:2}" >"$tmp/ours.out" 2>/dev/null &
     local pid=$!
     pids+=("$pid")

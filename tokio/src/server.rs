@@ -22,12 +22,13 @@ use crate::Error;
 use crate::clock::Clock;
 use crate::store::{BrokerStore, StoreError};
 use crate::transport::{Accept, Accepted, Writer};
+use commit::Commits;
 
+mod commit;
 mod read;
 use read::read_loop;
 
-/// The most inputs handled before the broker's actions are carried out (and, with a
-/// store, committed as one transaction).
+/// The most inputs handled before the broker's actions are carried out.
 const MAX_BATCH: usize = 256;
 /// How long a closing connection may take to flush what was queued for it.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -351,7 +352,7 @@ impl Server {
         };
         let mut core = Core {
             broker,
-            store,
+            commits: store.map(Commits::new),
             store_failed: None,
             links: BTreeMap::new(),
             clock,
@@ -383,6 +384,7 @@ impl Server {
                     core.drain();
                 }
                 () = timer => core.on_timeout(),
+                done = commit::committed(&mut core.commits) => core.on_committed(done),
                 () = &mut shutdown => break,
             }
             if let Some(e) = core.store_failed.take() {
@@ -471,8 +473,9 @@ struct Link {
 /// The task that owns the broker.
 struct Core {
     broker: Broker,
-    /// With a data directory: where changes are committed before the actions after them.
-    store: Option<BrokerStore>,
+    /// With a data directory: where changes are committed, and the actions that wait
+    /// for their commit.
+    commits: Option<Commits>,
     /// A commit failed: the server stops, acknowledging nothing more.
     store_failed: Option<StoreError>,
     links: BTreeMap<ConnId, Link>,
@@ -567,31 +570,43 @@ impl Core {
     }
 
     /// Carries out every action the broker has, in order; with a store, the changes
-    /// among them are committed (one transaction) before any other action is carried out.
+    /// among them are noted and committed in batches, and an action that waits for a
+    /// commit is held until it is durable (see [`commit`]).
     fn drain(&mut self) {
-        let mut actions = Vec::new();
         loop {
-            actions.extend(std::iter::from_fn(|| self.broker.poll_action()));
-            if actions.is_empty() {
+            while let Some(action) = self.broker.poll_action() {
+                let action = match &mut self.commits {
+                    Some(commits) => commits.route(action),
+                    None => Some(action),
+                };
+                if let Some(action) = action {
+                    self.act(action);
+                }
+            }
+            let Some(commits) = &mut self.commits else {
+                return;
+            };
+            if let Err(e) = commits.start() {
+                // Nothing held may go out: it may acknowledge what is lost.
+                self.store_failed = Some(e);
                 return;
             }
-            if let Some(store) = &mut self.store {
-                for a in &actions {
-                    if let Action::Change(c) = a {
-                        store.note(c);
-                    }
-                }
-                if store.has_pending() {
-                    if let Err(e) = store.commit() {
-                        // Nothing that follows may go out: it may acknowledge what is lost.
-                        self.store_failed = Some(e);
-                        return;
-                    }
-                }
-            }
-            for action in actions.drain(..) {
+            let mut released = false;
+            while let Some(action) = self.commits.as_mut().and_then(Commits::pop_ready) {
+                released = true;
                 self.act(action);
             }
+            if !released {
+                return;
+            }
+        }
+    }
+
+    /// A commit finished: what waited for it goes out, and the next batch is committed.
+    fn on_committed(&mut self, done: Result<(), StoreError>) {
+        match done {
+            Ok(()) => self.drain(),
+            Err(e) => self.store_failed = Some(e),
         }
     }
 
@@ -633,12 +648,24 @@ impl Core {
                 }
             }
             Action::Event(event) => log_event(&event),
-            // Committed by `drain` with a store; without one, state lives in memory.
+            // Noted by `drain` with a store; without one, state lives in memory.
             Action::Change(_) => {}
         }
     }
 
     async fn shutdown(mut self) {
+        if let Some(commits) = &mut self.commits {
+            // The changes noted so far are committed; what waited for them goes out
+            // before the connections close.
+            match commits.commit_all().await {
+                Ok(()) => {
+                    while let Some(action) = self.commits.as_mut().and_then(Commits::pop_ready) {
+                        self.act(action);
+                    }
+                }
+                Err(e) => tracing::error!("the last commit failed: {e}"),
+            }
+        }
         tracing::info!("shutting down: closing {} connection(s)", self.links.len());
         let links = std::mem::take(&mut self.links);
         for (_, link) in links {

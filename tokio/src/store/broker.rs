@@ -9,7 +9,9 @@ use mqtt_sansio::session::{
 };
 use mqtt_sansio::{Instant, MqttString, PacketId, QoS, TopicFilter, TopicName};
 
-use super::{Store, StoreError, StoredMessage, StoredOutgoing, Write};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::{Batch, Store, StoreError, StoredMessage, StoredOutgoing, Write};
 
 /// What the broker store remembers of one session to place its records: the slots of
 /// its outgoing entries and queued messages.
@@ -25,6 +27,13 @@ struct Places {
     inbound: BTreeSet<u16>,
 }
 
+/// A shared-subscription group's queue: its slots, and the next one.
+#[derive(Default)]
+struct SharedPlaces {
+    queue: VecDeque<u64>,
+    next: u64,
+}
+
 /// A [`Store`] fed with a broker's [`BrokerChange`]s.
 ///
 /// The core's instants count milliseconds from the driver's start; the store keeps
@@ -34,18 +43,29 @@ struct Places {
 /// is before the new start reads as the start: the limit of such a message counts
 /// again from the restart, so it is kept longer than its limit, never shorter.
 pub struct BrokerStore {
-    store: Store,
+    /// Shared with the thread that commits while the broker goes on.
+    store: Arc<Mutex<Store>>,
     places: BTreeMap<Bytes, Places>,
-    /// Per shared-subscription group: the slots of its queue, and the next one.
-    shared: BTreeMap<Bytes, (VecDeque<u64>, u64)>,
+    /// Per shared-subscription group: the slots of its queue.
+    shared: BTreeMap<Bytes, SharedPlaces>,
     origin_ms: u64,
-    pending: Vec<Write>,
+    /// The changes noted since the last commit.
+    open: Batch,
+    /// The first change that could not be written (a client id or topic too long): the
+    /// next commit fails with it.
+    failed: Option<StoreError>,
+}
+
+/// The store, whatever a panicking holder left (a commit is one transaction: a panic
+/// in it rolls it back).
+pub(crate) fn lock(store: &Mutex<Store>) -> MutexGuard<'_, Store> {
+    store.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl std::fmt::Debug for BrokerStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BrokerStore")
-            .field("dir", &self.store.dir())
+            .field("dir", &lock(&self.store).dir())
             .field("sessions", &self.places.len())
             .finish_non_exhaustive()
     }
@@ -155,7 +175,11 @@ impl BrokerStore {
         let mut shared_places = BTreeMap::new();
         for (group, q) in state.shared {
             let next = q.last().map_or(0, |(slot, _)| slot + 1);
-            shared_places.insert(group.clone(), (q.iter().map(|(s, _)| *s).collect(), next));
+            let places = SharedPlaces {
+                queue: q.iter().map(|(s, _)| *s).collect(),
+                next,
+            };
+            shared_places.insert(group.clone(), places);
             let mut queue = Vec::with_capacity(q.len());
             for (_, m) in q {
                 queue.push(message(m)?);
@@ -172,11 +196,12 @@ impl BrokerStore {
         };
         Ok((
             BrokerStore {
-                store,
+                store: Arc::new(Mutex::new(store)),
                 places,
                 shared: shared_places,
                 origin_ms,
-                pending: Vec::new(),
+                open: Batch::default(),
+                failed: None,
             },
             export,
         ))
@@ -189,7 +214,7 @@ impl BrokerStore {
             BrokerChange::SessionCreated { client_id } => {
                 let client = client_id.clone().into_inner();
                 self.places.insert(client.clone(), Places::default());
-                self.pending.push(Write::SessionGone {
+                self.add(&Write::SessionGone {
                     client: client.clone(),
                 });
                 self.session(&client);
@@ -197,7 +222,7 @@ impl BrokerStore {
             BrokerChange::SessionDiscarded { client_id } => {
                 let client = client_id.clone().into_inner();
                 self.places.remove(&client);
-                self.pending.push(Write::SessionGone { client });
+                self.add(&Write::SessionGone { client });
             }
             BrokerChange::SessionExpires { client_id, at } => {
                 let client = client_id.clone().into_inner();
@@ -211,20 +236,20 @@ impl BrokerStore {
                 self.session_change(client_id.clone().into_inner(), change);
             }
             BrokerChange::RetainedSet(m) => {
-                self.pending.push(Write::Retained { message: stored(m) });
+                self.add(&Write::Retained { message: stored(m) });
             }
             BrokerChange::RetainedCleared(topic) => {
-                self.pending.push(Write::RetainedGone {
+                self.add(&Write::RetainedGone {
                     topic: topic.clone().into_inner(),
                 });
             }
             BrokerChange::SharedQueued { group, message } => {
                 let group = group.clone().into_inner();
-                let (queue, next) = self.shared.entry(group.clone()).or_default();
-                let slot = *next;
-                *next += 1;
-                queue.push_back(slot);
-                self.pending.push(Write::SharedQueued {
+                let places = self.shared.entry(group.clone()).or_default();
+                let slot = places.next;
+                places.next += 1;
+                places.queue.push_back(slot);
+                self.add_new(&Write::SharedQueued {
                     group,
                     slot,
                     message: stored(message),
@@ -232,23 +257,40 @@ impl BrokerStore {
             }
             BrokerChange::SharedDequeued(group) => {
                 let group = group.clone().into_inner();
-                if let Some((queue, _)) = self.shared.get_mut(&group) {
-                    if let Some(slot) = queue.pop_front() {
-                        self.pending.push(Write::SharedQueuedGone { group, slot });
-                    }
+                let Some(places) = self.shared.get_mut(&group) else {
+                    return;
+                };
+                if let Some(slot) = places.queue.pop_front() {
+                    self.add(&Write::SharedQueuedGone { group, slot });
                 }
             }
+        }
+    }
+
+    /// Adds `w` to the open batch; the first write that cannot be encoded fails the
+    /// next commit.
+    fn add(&mut self, w: &Write) {
+        if let Err(e) = self.open.add(w) {
+            self.failed.get_or_insert(e);
+        }
+    }
+
+    /// Adds `w`, which creates its record (a slot handed out now), to the open batch.
+    fn add_new(&mut self, w: &Write) {
+        if let Err(e) = self.open.add_new(w) {
+            self.failed.get_or_insert(e);
         }
     }
 
     /// The session's own record (its expiry and id cursor).
     fn session(&mut self, client: &Bytes) {
         if let Some(p) = self.places.get(client) {
-            self.pending.push(Write::Session {
+            let w = Write::Session {
                 client: client.clone(),
                 expires_ms: p.expires_ms,
                 cursor: p.cursor,
-            });
+            };
+            self.add(&w);
         }
     }
 
@@ -256,8 +298,9 @@ impl BrokerStore {
         let Some(p) = self.places.get_mut(&client) else {
             return;
         };
-        let w = &mut self.pending;
         let origin_ms = self.origin_ms;
+        // The writes, each with whether it creates its record.
+        let mut w: Vec<(Write, bool)> = Vec::with_capacity(2);
         let find = |p: &Places, id: PacketId| p.outgoing.iter().position(|(_, o)| o.id == id.get());
         let mut cursor_moved = false;
         match change {
@@ -273,22 +316,28 @@ impl BrokerStore {
                 p.outgoing.push((slot, entry.clone()));
                 p.cursor = id.get();
                 cursor_moved = true;
-                w.push(Write::Outgoing {
-                    client: client.clone(),
-                    slot,
-                    entry,
-                });
+                w.push((
+                    Write::Outgoing {
+                        client: client.clone(),
+                        slot,
+                        entry,
+                    },
+                    true,
+                ));
             }
             Change::Sent { id, at } => {
                 if let Some(i) = find(p, *id) {
                     let (slot, e) = &mut p.outgoing[i];
                     e.stage = e.stage.max(1);
                     e.first_sent_ms = Some(origin_ms.saturating_add(at.as_millis()));
-                    w.push(Write::Outgoing {
-                        client: client.clone(),
-                        slot: *slot,
-                        entry: e.clone(),
-                    });
+                    w.push((
+                        Write::Outgoing {
+                            client: client.clone(),
+                            slot: *slot,
+                            entry: e.clone(),
+                        },
+                        false,
+                    ));
                 }
             }
             Change::Released(id) => {
@@ -298,35 +347,47 @@ impl BrokerStore {
                     let slot = p.next_out;
                     p.next_out += 1;
                     p.outgoing.push((slot, e.clone()));
-                    w.push(Write::OutgoingGone {
-                        client: client.clone(),
-                        slot: old,
-                    });
-                    w.push(Write::Outgoing {
-                        client: client.clone(),
-                        slot,
-                        entry: e,
-                    });
+                    w.push((
+                        Write::OutgoingGone {
+                            client: client.clone(),
+                            slot: old,
+                        },
+                        false,
+                    ));
+                    w.push((
+                        Write::Outgoing {
+                            client: client.clone(),
+                            slot,
+                            entry: e,
+                        },
+                        true,
+                    ));
                 }
             }
             Change::Removed(id) => {
                 if let Some(i) = find(p, *id) {
                     let (slot, _) = p.outgoing.remove(i);
-                    w.push(Write::OutgoingGone {
-                        client: client.clone(),
-                        slot,
-                    });
+                    w.push((
+                        Write::OutgoingGone {
+                            client: client.clone(),
+                            slot,
+                        },
+                        false,
+                    ));
                 }
             }
             Change::Renumbered { old, new } => {
                 if let Some(i) = find(p, *old) {
                     let (slot, e) = &mut p.outgoing[i];
                     e.id = new.get();
-                    w.push(Write::Outgoing {
-                        client: client.clone(),
-                        slot: *slot,
-                        entry: e.clone(),
-                    });
+                    w.push((
+                        Write::Outgoing {
+                            client: client.clone(),
+                            slot: *slot,
+                            entry: e.clone(),
+                        },
+                        false,
+                    ));
                 }
                 p.cursor = new.get();
                 cursor_moved = true;
@@ -335,52 +396,80 @@ impl BrokerStore {
             Change::Allocated(_) => {}
             Change::InboundStored(id) => {
                 p.inbound.insert(id.get());
-                w.push(Write::Inbound {
-                    client: client.clone(),
-                    id: id.get(),
-                });
+                w.push((
+                    Write::Inbound {
+                        client: client.clone(),
+                        id: id.get(),
+                    },
+                    false,
+                ));
             }
             Change::InboundReleased(id) => {
                 p.inbound.remove(&id.get());
-                w.push(Write::InboundGone {
-                    client: client.clone(),
-                    id: id.get(),
-                });
+                w.push((
+                    Write::InboundGone {
+                        client: client.clone(),
+                        id: id.get(),
+                    },
+                    false,
+                ));
             }
             Change::InboundCleared => {
                 for id in std::mem::take(&mut p.inbound) {
-                    w.push(Write::InboundGone {
-                        client: client.clone(),
-                        id,
-                    });
+                    w.push((
+                        Write::InboundGone {
+                            client: client.clone(),
+                            id,
+                        },
+                        false,
+                    ));
                 }
             }
-            Change::Subscribed { filter, qos } => w.push(Write::Subscribed {
-                client: client.clone(),
-                filter: filter.clone().into_inner(),
-                qos: *qos as u8,
-            }),
-            Change::Unsubscribed(filter) => w.push(Write::Unsubscribed {
-                client: client.clone(),
-                filter: filter.clone().into_inner(),
-            }),
+            Change::Subscribed { filter, qos } => w.push((
+                Write::Subscribed {
+                    client: client.clone(),
+                    filter: filter.clone().into_inner(),
+                    qos: *qos as u8,
+                },
+                false,
+            )),
+            Change::Unsubscribed(filter) => w.push((
+                Write::Unsubscribed {
+                    client: client.clone(),
+                    filter: filter.clone().into_inner(),
+                },
+                false,
+            )),
             Change::Queued(m) => {
                 let slot = p.next_queue;
                 p.next_queue += 1;
                 p.queue.push_back(slot);
-                w.push(Write::Queued {
-                    client: client.clone(),
-                    slot,
-                    message: stored(m),
-                });
+                w.push((
+                    Write::Queued {
+                        client: client.clone(),
+                        slot,
+                        message: stored(m),
+                    },
+                    true,
+                ));
             }
             Change::Dequeued => {
                 if let Some(slot) = p.queue.pop_front() {
-                    w.push(Write::QueuedGone {
-                        client: client.clone(),
-                        slot,
-                    });
+                    w.push((
+                        Write::QueuedGone {
+                            client: client.clone(),
+                            slot,
+                        },
+                        false,
+                    ));
                 }
+            }
+        }
+        for (write, new) in &w {
+            if *new {
+                self.add_new(write);
+            } else {
+                self.add(write);
             }
         }
         if cursor_moved {
@@ -388,15 +477,31 @@ impl BrokerStore {
         }
     }
 
-    /// Whether changes were noted since the last commit.
+    /// Whether changes were noted since the last commit that write something (changes
+    /// that cancel out within the batch write nothing).
     pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
+        !self.open.is_empty() || self.failed.is_some()
     }
 
     /// Writes every change noted since the last commit as one transaction, durably.
     /// After an error the store and the broker disagree: stop the broker.
     pub fn commit(&mut self) -> Result<(), StoreError> {
-        let writes = std::mem::take(&mut self.pending);
-        self.store.commit(&writes)
+        let batch = self.seal()?;
+        lock(&self.store).commit_batch(batch)
+    }
+
+    /// Closes the open batch and returns it, to be committed (by
+    /// [`Store::commit_batch`] on [`store`](Self::store)) before the next one is; the
+    /// changes noted from now on go to the next batch.
+    pub(crate) fn seal(&mut self) -> Result<Batch, StoreError> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        Ok(std::mem::take(&mut self.open))
+    }
+
+    /// The store the batches are committed to.
+    pub(crate) fn store(&self) -> Arc<Mutex<Store>> {
+        self.store.clone()
     }
 }

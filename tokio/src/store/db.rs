@@ -2,6 +2,7 @@
 //! and values per kind of record, each value followed by a CRC-32 of its table, key and
 //! value (SQLite checks its structure, not the bytes of a record).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -104,28 +105,6 @@ impl Db {
         Ok(out)
     }
 
-    /// The keys of `t` that start with `prefix`.
-    pub(super) fn keys_with_prefix(
-        &self,
-        t: Table,
-        prefix: &[u8],
-    ) -> Result<Vec<Vec<u8>>, StoreError> {
-        let sql = format!(
-            "SELECT k FROM {} WHERE k >= ?1 AND substr(k, 1, ?2) = ?1",
-            t.name()
-        );
-        let mut st = self
-            .conn
-            .prepare_cached(&sql)
-            .map_err(|e| error(&self.path, e))?;
-        let rows = st
-            .query_map(params![prefix, prefix.len() as i64], |r| {
-                r.get::<_, Vec<u8>>(0)
-            })
-            .map_err(|e| error(&self.path, e))?;
-        rows.map(|r| r.map_err(|e| error(&self.path, e))).collect()
-    }
-
     /// Whether `t` holds no record.
     pub(super) fn is_empty(&self, t: Table) -> Result<bool, StoreError> {
         let sql = format!("SELECT NOT EXISTS (SELECT 1 FROM {})", t.name());
@@ -134,29 +113,59 @@ impl Db {
             .map_err(|e| error(&self.path, e))
     }
 
-    /// Applies `ops` as one transaction and returns once it is durable.
-    pub(super) fn write(&mut self, ops: impl IntoIterator<Item = Op>) -> Result<(), StoreError> {
+    /// Removes every record of the sessions whose keys start with one of `gone`, then
+    /// applies `ops`, as one transaction, and returns once it is durable.
+    pub(super) fn write(
+        &mut self,
+        gone: &BTreeSet<Vec<u8>>,
+        ops: impl IntoIterator<Item = Op>,
+    ) -> Result<(), StoreError> {
         let path = self.path.clone();
         let tx = self.conn.transaction().map_err(|e| error(&path, e))?;
-        for ((t, key), value) in ops {
-            match value {
-                Some(v) => {
-                    let sql = format!("INSERT OR REPLACE INTO {}(k, v) VALUES (?1, ?2)", t.name());
-                    let sealed = seal(t, &key, v);
-                    tx.prepare_cached(&sql)
-                        .and_then(|mut st| st.execute(params![key, sealed]))
-                        .map_err(|e| error(&path, e))?;
-                }
-                None => {
-                    let sql = format!("DELETE FROM {} WHERE k = ?1", t.name());
-                    tx.prepare_cached(&sql)
-                        .and_then(|mut st| st.execute(params![key]))
-                        .map_err(|e| error(&path, e))?;
-                }
+        for prefix in gone {
+            for t in Table::PER_SESSION {
+                let result = match successor(prefix) {
+                    Some(end) => tx
+                        .prepare_cached(&format!(
+                            "DELETE FROM {} WHERE k >= ?1 AND k < ?2",
+                            t.name()
+                        ))
+                        .and_then(|mut st| st.execute(params![prefix, end])),
+                    None => tx
+                        .prepare_cached(&format!("DELETE FROM {} WHERE k >= ?1", t.name()))
+                        .and_then(|mut st| st.execute(params![prefix])),
+                };
+                result.map_err(|e| error(&path, e))?;
             }
+        }
+        for ((t, key), value) in ops {
+            let result = match value {
+                Some(v) => {
+                    let sealed = seal(t, &key, v);
+                    tx.prepare_cached(t.put())
+                        .and_then(|mut st| st.execute(params![key, sealed]))
+                }
+                None => tx
+                    .prepare_cached(t.delete())
+                    .and_then(|mut st| st.execute(params![key])),
+            };
+            result.map_err(|e| error(&path, e))?;
         }
         tx.commit().map_err(|e| error(&path, e))
     }
+}
+
+/// The least key above every key that starts with `prefix`; `None` when there is none
+/// (`prefix` is all `0xff`: every key from it on starts with it).
+fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
 }
 
 /// `v` followed by the CRC-32 of the table's name, the key and `v`.

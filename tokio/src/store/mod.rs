@@ -17,6 +17,7 @@
 //! file `commits` (a second `fsync`): a database that comes back with fewer commits than
 //! the file recorded lost an acknowledged batch and is refused.
 
+mod batch;
 mod broker;
 mod client;
 mod db;
@@ -29,13 +30,12 @@ use std::path::{Path, PathBuf};
 
 use db::Db;
 
+pub(crate) use batch::Batch;
 pub use broker::BrokerStore;
+pub(crate) use broker::lock;
 pub use client::ClientStore;
 pub use record::{StoredMessage, StoredOutgoing, StoredSession, StoredState, Write};
-use record::{
-    client_key, client_prefix, decode_message, decode_outgoing, decode_session, decode_u64,
-    encode_message, encode_outgoing, encode_session, split_key,
-};
+use record::{decode_message, decode_outgoing, decode_session, decode_u64, split_key};
 
 /// The marker file's name and its only accepted content.
 const MARKER: &str = "mqtt-sansio-store";
@@ -117,7 +117,7 @@ impl std::error::Error for StoreError {
 }
 
 /// The tables, one per kind of record.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 enum Table {
     Meta,
     Sessions,
@@ -158,6 +158,32 @@ impl Table {
             Table::Subscriptions => "subscriptions",
             Table::Retained => "retained",
             Table::Shared => "shared",
+        }
+    }
+    /// The statement that puts a record (`?1` key, `?2` value).
+    fn put(self) -> &'static str {
+        match self {
+            Table::Meta => "INSERT OR REPLACE INTO meta(k, v) VALUES (?1, ?2)",
+            Table::Sessions => "INSERT OR REPLACE INTO sessions(k, v) VALUES (?1, ?2)",
+            Table::Outgoing => "INSERT OR REPLACE INTO outgoing(k, v) VALUES (?1, ?2)",
+            Table::Queue => "INSERT OR REPLACE INTO queue(k, v) VALUES (?1, ?2)",
+            Table::Inbound => "INSERT OR REPLACE INTO inbound(k, v) VALUES (?1, ?2)",
+            Table::Subscriptions => "INSERT OR REPLACE INTO subscriptions(k, v) VALUES (?1, ?2)",
+            Table::Retained => "INSERT OR REPLACE INTO retained(k, v) VALUES (?1, ?2)",
+            Table::Shared => "INSERT OR REPLACE INTO shared(k, v) VALUES (?1, ?2)",
+        }
+    }
+    /// The statement that removes a record (`?1` key).
+    fn delete(self) -> &'static str {
+        match self {
+            Table::Meta => "DELETE FROM meta WHERE k = ?1",
+            Table::Sessions => "DELETE FROM sessions WHERE k = ?1",
+            Table::Outgoing => "DELETE FROM outgoing WHERE k = ?1",
+            Table::Queue => "DELETE FROM queue WHERE k = ?1",
+            Table::Inbound => "DELETE FROM inbound WHERE k = ?1",
+            Table::Subscriptions => "DELETE FROM subscriptions WHERE k = ?1",
+            Table::Retained => "DELETE FROM retained WHERE k = ?1",
+            Table::Shared => "DELETE FROM shared WHERE k = ?1",
         }
     }
 }
@@ -232,13 +258,16 @@ impl Store {
                         });
                     }
                 }
-                db.write([
-                    ((Table::Meta, FORMAT_KEY.to_vec()), Some(FORMAT.to_vec())),
-                    (
-                        (Table::Meta, COMMITS_KEY.to_vec()),
-                        Some(0u64.to_be_bytes().to_vec()),
-                    ),
-                ])?;
+                db.write(
+                    &std::collections::BTreeSet::new(),
+                    [
+                        ((Table::Meta, FORMAT_KEY.to_vec()), Some(FORMAT.to_vec())),
+                        (
+                            (Table::Meta, COMMITS_KEY.to_vec()),
+                            Some(0u64.to_be_bytes().to_vec()),
+                        ),
+                    ],
+                )?;
             }
         }
         let in_db = db
@@ -291,138 +320,33 @@ impl Store {
     /// Writes `writes`, in order, as one transaction, and returns once it is durable
     /// (the journal `fsync`ed). On an error nothing of the batch is applied.
     pub fn commit(&mut self, writes: &[Write]) -> Result<(), StoreError> {
-        if writes.is_empty() {
+        let mut batch = Batch::default();
+        for w in writes {
+            batch.add(w)?;
+        }
+        self.commit_batch(batch)
+    }
+
+    /// Writes `batch` as one transaction, with the count of commits, and returns once
+    /// it is durable: the database's `fsync`, then the `commits` file's. An empty batch
+    /// writes nothing.
+    pub(crate) fn commit_batch(&mut self, batch: Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
             return Ok(());
         }
-        // Last write of a key wins; a session's removal also removes what this batch
-        // wrote for it before. Every key then reaches the database once.
-        let mut pending: BTreeMap<(Table, Vec<u8>), Option<Vec<u8>>> = BTreeMap::new();
-        for w in writes {
-            self.stage(w, &mut pending)?;
-        }
         let commits = self.commits + 1;
-        pending.insert(
+        let count = (
             (Table::Meta, COMMITS_KEY.to_vec()),
             Some(commits.to_be_bytes().to_vec()),
         );
-        self.db.write(pending)?;
+        let ops = batch.encoded()?;
+        self.db
+            .write(&batch.gone, ops.into_iter().chain(std::iter::once(count)))?;
         self.commits = commits;
         put_counter(&mut self.counter, commits).map_err(|source| StoreError::Io {
             path: self.dir.join(COMMITS),
             source,
         })
-    }
-
-    fn stage(
-        &self,
-        w: &Write,
-        pending: &mut BTreeMap<(Table, Vec<u8>), Option<Vec<u8>>>,
-    ) -> Result<(), StoreError> {
-        let (t, key, value) = match w {
-            Write::Session {
-                client,
-                expires_ms,
-                cursor,
-            } => (
-                Table::Sessions,
-                client_prefix(client)?,
-                Some(encode_session(*expires_ms, *cursor)),
-            ),
-            Write::SessionGone { client } => {
-                let prefix = client_prefix(client)?;
-                for t in Table::PER_SESSION {
-                    // Keys of this client's records: what is committed, then this batch's.
-                    for key in self.db.keys_with_prefix(t, &prefix)? {
-                        if split_key(&key).is_some_and(|(c, _)| c == &client[..]) {
-                            pending.insert((t, key), None);
-                        }
-                    }
-                    for ((pt, key), value) in pending.iter_mut() {
-                        if *pt == t && split_key(key).is_some_and(|(c, _)| c == &client[..]) {
-                            *value = None;
-                        }
-                    }
-                }
-                return Ok(());
-            }
-            Write::Outgoing {
-                client,
-                slot,
-                entry,
-            } => (
-                Table::Outgoing,
-                client_key(client, &slot.to_be_bytes())?,
-                Some(encode_outgoing(entry)?),
-            ),
-            Write::OutgoingGone { client, slot } => (
-                Table::Outgoing,
-                client_key(client, &slot.to_be_bytes())?,
-                None,
-            ),
-            Write::Queued {
-                client,
-                slot,
-                message,
-            } => {
-                let mut v = Vec::with_capacity(4 + message.topic.len() + message.payload.len());
-                encode_message(message, &mut v)?;
-                (
-                    Table::Queue,
-                    client_key(client, &slot.to_be_bytes())?,
-                    Some(v),
-                )
-            }
-            Write::QueuedGone { client, slot } => {
-                (Table::Queue, client_key(client, &slot.to_be_bytes())?, None)
-            }
-            Write::Inbound { client, id } => (
-                Table::Inbound,
-                client_key(client, &id.to_be_bytes())?,
-                Some(Vec::new()),
-            ),
-            Write::InboundGone { client, id } => {
-                (Table::Inbound, client_key(client, &id.to_be_bytes())?, None)
-            }
-            Write::Subscribed {
-                client,
-                filter,
-                qos,
-            } => (
-                Table::Subscriptions,
-                client_key(client, filter)?,
-                Some(vec![*qos]),
-            ),
-            Write::Unsubscribed { client, filter } => {
-                (Table::Subscriptions, client_key(client, filter)?, None)
-            }
-            Write::Retained { message } => {
-                if message.topic.len() > usize::from(u16::MAX) {
-                    return Err(StoreError::TopicTooLong);
-                }
-                let mut v = Vec::with_capacity(4 + message.topic.len() + message.payload.len());
-                encode_message(message, &mut v)?;
-                (Table::Retained, message.topic.to_vec(), Some(v))
-            }
-            Write::RetainedGone { topic } => (Table::Retained, topic.to_vec(), None),
-            Write::SharedQueued {
-                group,
-                slot,
-                message,
-            } => {
-                let mut v = Vec::with_capacity(4 + message.topic.len() + message.payload.len());
-                encode_message(message, &mut v)?;
-                (
-                    Table::Shared,
-                    client_key(group, &slot.to_be_bytes())?,
-                    Some(v),
-                )
-            }
-            Write::SharedQueuedGone { group, slot } => {
-                (Table::Shared, client_key(group, &slot.to_be_bytes())?, None)
-            }
-        };
-        pending.insert((t, key), value);
-        Ok(())
     }
 
     /// Reads every record back. A record this format cannot hold, or one of a session
