@@ -13,6 +13,7 @@ mod state;
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::format;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use bytes::Bytes;
@@ -262,7 +263,8 @@ struct Stored {
 /// ```
 #[derive(Debug)]
 pub struct Broker {
-    profile: Profile,
+    /// Shared with every connection's [`Server`].
+    profile: Arc<Profile>,
     config: BrokerConfig,
     conns: BTreeMap<ConnId, Conn>,
     online: BTreeMap<Bytes, ConnId>,
@@ -290,7 +292,7 @@ impl Broker {
             shared: shared::SharedGroups::new(profile.hash_matches_parent),
             lifecycle: lifecycle::Lifecycle::default(),
             connect_rate: Default::default(),
-            profile,
+            profile: Arc::new(profile),
             config,
             conns: BTreeMap::new(),
             online: BTreeMap::new(),

@@ -18,7 +18,9 @@ pub use action::{
 };
 pub use config::{AllowAll, Authorizer, PublishDecision, ServerConfig};
 
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::time::Duration;
 
@@ -46,7 +48,8 @@ enum State {
     },
     AwaitingAnswer {
         deadline: Instant,
-        request: ConnectRequest,
+        /// Boxed: a connection spends a moment in this state, and the request is large.
+        request: Box<ConnectRequest>,
     },
     Connected {
         keep_alive: Option<Duration>,
@@ -106,20 +109,25 @@ enum State {
 /// ```
 #[derive(Debug)]
 pub struct Server {
-    profile: Profile,
+    /// Shared: a broker's connections all follow one profile.
+    profile: Arc<Profile>,
     config: ServerConfig,
     decoder: Decoder,
     rx: BytesMut,
     state: State,
     client_id: MqttString<Bytes>,
-    will: Option<Will<Bytes>>,
+    /// Boxed: most clients have none, and an idle connection should be small.
+    will: Option<Box<Will<Bytes>>>,
     session: ServerSession,
     accepted: bool,
     actions: VecDeque<Action>,
+    /// Set by a control packet (CONNECT, SUBSCRIBE, UNSUBSCRIBE, PINGREQ): `actions`
+    /// gives its allocation back once drained.
+    release_actions: bool,
     publish_window: crate::quota::PublishWindow,
     /// A PUBLISH over the byte-rate quota, held until the next window; the bytes after
     /// it wait in `rx`.
-    delayed: Option<(Instant, Publish<Bytes>)>,
+    delayed: Option<Box<(Instant, Publish<Bytes>)>>,
 }
 
 fn protocol(rule: &'static str, expected: &'static str, got: PacketType) -> CloseReason {
@@ -138,13 +146,17 @@ fn max_packet_size(profile: &Profile) -> usize {
 
 impl Server {
     /// A new connection, waiting for CONNECT.
-    pub fn new(profile: Profile, config: ServerConfig) -> Server {
+    pub fn new(profile: impl Into<Arc<Profile>>, config: ServerConfig) -> Server {
         Server::open(Instant::ZERO, profile, config)
     }
 
     /// A new connection opened at `now`, waiting for CONNECT until `now` plus the
     /// configured connect timeout.
-    pub fn open(now: Instant, profile: Profile, config: ServerConfig) -> Server {
+    ///
+    /// The profile is a [`Profile`] or, to share one among many connections, an
+    /// `Arc<Profile>`.
+    pub fn open(now: Instant, profile: impl Into<Arc<Profile>>, config: ServerConfig) -> Server {
+        let profile = profile.into();
         let deadline = now + config.connect_timeout;
         Server {
             decoder: Decoder::new().with_max_packet_size(max_packet_size(&profile)),
@@ -159,6 +171,7 @@ impl Server {
             publish_window: Default::default(),
             delayed: None,
             actions: VecDeque::new(),
+            release_actions: false,
         }
     }
 
@@ -207,7 +220,15 @@ impl Server {
         if self.session.session.has_changes() {
             self.flush_changes();
         }
-        self.actions.pop_front()
+        let action = self.actions.pop_front();
+        if action.is_none() && self.release_actions {
+            // A control packet came last: the connection may stay idle for long, so the
+            // queue gives its allocation back. PUBLISH flows come in streams and keep
+            // it (a free and an allocation per packet would cost more than they save).
+            self.release_actions = false;
+            self.actions = VecDeque::new();
+        }
+        action
     }
 
     /// Queues `action` after the changes recorded before it.
@@ -237,7 +258,7 @@ impl Server {
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let resume = self.delayed.as_ref().map(|(at, _)| *at);
+        let resume = self.delayed.as_deref().map(|(at, _)| *at);
         match (self.deadline(), resume) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -260,8 +281,8 @@ impl Server {
     /// Time has passed: closes the connection if its deadline is reached, and resumes
     /// a PUBLISH held by the byte-rate quota when its window has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.delayed.as_ref().is_some_and(|(at, _)| now >= *at) {
-            if let Some((at, p)) = self.delayed.take() {
+        if self.delayed.as_deref().is_some_and(|(at, _)| now >= *at) {
+            if let Some((at, p)) = self.delayed.take().map(|d| *d) {
                 self.handle_publish(at.max(now), p);
                 self.process(now);
             }
@@ -453,7 +474,7 @@ impl Server {
         };
         self.state = State::AwaitingAnswer {
             deadline,
-            request: request.clone(),
+            request: Box::new(request.clone()),
         };
         self.event(ServerEvent::Connect(request));
     }
@@ -475,7 +496,7 @@ impl Server {
         let State::AwaitingAnswer { ref request, .. } = self.state else {
             return Err(ServerError::NotAwaitingAnswer);
         };
-        let request = request.clone();
+        let request = ConnectRequest::clone(request);
         let session_present = resumed.is_some() && !request.clean_session;
         self.session = match resumed {
             Some(s) if !request.clean_session => s,
@@ -485,8 +506,9 @@ impl Server {
             .session
             .set_recording(self.config.report_changes && !request.clean_session);
         self.client_id = client_id.unwrap_or(request.client_id);
-        self.will = request.will;
+        self.will = request.will.map(Box::new);
         self.accepted = true;
+        self.release_actions = true;
         self.state = State::Connected {
             keep_alive: self.profile.inactivity_timeout(request.keep_alive),
             last_rx: now,
@@ -617,9 +639,18 @@ impl Server {
                 self.session.session.on_pubrel(id);
                 self.send(Packet::PubComp(id));
             }
-            Packet::Subscribe(s) => self.handle_subscribe(s),
-            Packet::Unsubscribe(u) => self.handle_unsubscribe(u),
-            Packet::PingReq => self.send(Packet::PingResp),
+            Packet::Subscribe(s) => {
+                self.release_actions = true;
+                self.handle_subscribe(s);
+            }
+            Packet::Unsubscribe(u) => {
+                self.release_actions = true;
+                self.handle_unsubscribe(u);
+            }
+            Packet::PingReq => {
+                self.release_actions = true;
+                self.send(Packet::PingResp);
+            }
             Packet::Disconnect => {
                 // MQTT-3.14.4-3: the will is discarded.
                 self.will = None;
@@ -662,7 +693,7 @@ impl Server {
             Admit::Yes => {}
             Admit::OverCount => return self.event(ServerEvent::Ignored(Ignored::PublishOverQuota)),
             Admit::OverBytes { resume } => {
-                self.delayed = Some((resume, p));
+                self.delayed = Some(Box::new((resume, p)));
                 return;
             }
         }

@@ -49,10 +49,17 @@
 //! resumes and the core resends what was not acknowledged, so the pending `publish`
 //! calls complete on the new connection.
 //!
-//! The **server** has one task that owns the [`Broker`](mqtt_sansio::Broker), one task
-//! per listener that accepts and spawns the TLS and WebSocket handshakes, and per
-//! connection a reader task (socket → core task) and a writer task (bounded queue →
-//! socket, batching up to 64 KiB per write).
+//! The **server** has one task that owns the [`Broker`](mqtt_sansio::Broker) (the core
+//! task), one task per listener that accepts connections (and spawns the TLS and
+//! WebSocket handshakes), and one task per plain TCP connection. That task reads its
+//! socket (holding no buffer while the connection is idle) and hands the bytes to the
+//! core task. The core task encodes each connection's packets into that connection's
+//! outbox and, once it has carried out a batch of actions (with a store: after their
+//! changes are committed), writes every outbox to its socket without waiting, one
+//! write per connection per batch; only what a socket does not take at once is left to
+//! the connection's task, which waits until the socket is writable. A TLS or WebSocket
+//! connection has a reader task and a writer task instead, since those streams cannot
+//! be written without waiting.
 //!
 //! Why this shape: every PUBLISH touches the sessions of all its subscribers, so the
 //! broker is one piece of state; with one owner no lock is taken, the broker's output is
