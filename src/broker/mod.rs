@@ -11,6 +11,7 @@ mod lifecycle;
 mod shared;
 mod state;
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::format;
 use alloc::sync::Arc;
@@ -266,7 +267,11 @@ pub struct Broker {
     /// Shared with every connection's [`Server`].
     profile: Arc<Profile>,
     config: BrokerConfig,
-    conns: BTreeMap<ConnId, Conn>,
+    /// `config.connection`, shared with every connection's [`Server`].
+    connection: Arc<ServerConfig>,
+    /// Boxed: a B-tree node holds eleven entries and is seldom full, and a
+    /// connection's state is large.
+    conns: BTreeMap<ConnId, Box<Conn>>,
     online: BTreeMap<Bytes, ConnId>,
     stored: BTreeMap<Bytes, Stored>,
     expiries: BTreeSet<(Instant, Bytes)>,
@@ -293,6 +298,7 @@ impl Broker {
             lifecycle: lifecycle::Lifecycle::default(),
             connect_rate: Default::default(),
             profile: Arc::new(profile),
+            connection: Arc::new(config.connection.clone()),
             config,
             conns: BTreeMap::new(),
             online: BTreeMap::new(),
@@ -318,13 +324,13 @@ impl Broker {
         if self.conns.contains_key(&conn) {
             return Err(ConnIdInUse(conn));
         }
-        let server = Server::open(now, self.profile.clone(), self.config.connection.clone());
+        let server = Server::open(now, self.profile.clone(), self.connection.clone());
         self.conns.insert(
             conn,
-            Conn {
+            Box::new(Conn {
                 server,
                 accepted: None,
-            },
+            }),
         );
         self.arm(conn);
         Ok(())

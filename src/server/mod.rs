@@ -111,7 +111,8 @@ enum State {
 pub struct Server {
     /// Shared: a broker's connections all follow one profile.
     profile: Arc<Profile>,
-    config: ServerConfig,
+    /// Shared, like the profile.
+    config: Arc<ServerConfig>,
     decoder: Decoder,
     rx: BytesMut,
     state: State,
@@ -146,17 +147,22 @@ fn max_packet_size(profile: &Profile) -> usize {
 
 impl Server {
     /// A new connection, waiting for CONNECT.
-    pub fn new(profile: impl Into<Arc<Profile>>, config: ServerConfig) -> Server {
+    pub fn new(profile: impl Into<Arc<Profile>>, config: impl Into<Arc<ServerConfig>>) -> Server {
         Server::open(Instant::ZERO, profile, config)
     }
 
     /// A new connection opened at `now`, waiting for CONNECT until `now` plus the
     /// configured connect timeout.
     ///
-    /// The profile is a [`Profile`] or, to share one among many connections, an
-    /// `Arc<Profile>`.
-    pub fn open(now: Instant, profile: impl Into<Arc<Profile>>, config: ServerConfig) -> Server {
+    /// The profile and the configuration are values or, to share them among many
+    /// connections, `Arc`s.
+    pub fn open(
+        now: Instant,
+        profile: impl Into<Arc<Profile>>,
+        config: impl Into<Arc<ServerConfig>>,
+    ) -> Server {
         let profile = profile.into();
+        let config = config.into();
         let deadline = now + config.connect_timeout;
         Server {
             decoder: Decoder::new().with_max_packet_size(max_packet_size(&profile)),

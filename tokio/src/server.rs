@@ -25,7 +25,7 @@ use crate::transport::{Accept, Accepted, Stream};
 
 mod conn;
 mod read;
-use conn::{NotQueued, Outbox, tcp_task, write_loop};
+use conn::{NotQueued, Outbox, TcpTask, write_loop};
 use read::read_loop;
 
 /// The most inputs handled before the broker's actions are carried out (and, with a
@@ -535,7 +535,7 @@ impl Core {
         let (outbox, task, writer) = match accepted.stream {
             Stream::Tcp(tcp) => {
                 let outbox = Arc::new(Outbox::new(Some(tcp)));
-                let task = tokio::spawn(tcp_task(
+                let task = tokio::spawn(TcpTask::new(
                     conn,
                     outbox.clone(),
                     self.input.clone(),

@@ -3,13 +3,17 @@
 //! once it has carried out a batch of actions; the connection's task writes only what
 //! the socket would not take at once (and, over TLS and WebSocket, everything).
 
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
 use bytes::{Buf, Bytes, BytesMut};
 use mqtt_sansio::Packet;
 use mqtt_sansio::broker::ConnId;
 use tokio::net::TcpStream;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 
 use super::read::{FirstPacket, READ_CHUNK, TooLarge};
 use super::{Counters, FLUSH_TIMEOUT, Input};
@@ -22,9 +26,6 @@ pub(super) struct Outbox {
     /// of the two tasks finds bytes waiting.
     tcp: Option<TcpStream>,
     pending: Mutex<Pending>,
-    /// Wakes the connection's task: bytes wait that the core task could not write, or
-    /// the connection is closed.
-    wake: Notify,
 }
 
 #[derive(Default)]
@@ -35,6 +36,24 @@ struct Pending {
     packets: usize,
     /// The core task closed the connection: write what waits, then end.
     closed: bool,
+    /// The connection's task, to wake when bytes wait that the core task could not
+    /// write, or when the connection is closed.
+    task: Option<Waker>,
+}
+
+impl Pending {
+    fn wake(&self) {
+        if let Some(w) = &self.task {
+            w.wake_by_ref();
+        }
+    }
+
+    /// Keeps `cx`'s waker for [`wake`](Self::wake).
+    fn register(&mut self, cx: &Context<'_>) {
+        if !self.task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            self.task = Some(cx.waker().clone());
+        }
+    }
 }
 
 /// A packet that could not be queued.
@@ -50,7 +69,6 @@ impl Outbox {
         Outbox {
             tcp,
             pending: Mutex::new(Pending::default()),
-            wake: Notify::new(),
         }
     }
 
@@ -77,16 +95,16 @@ impl Outbox {
             write_some(tcp, &mut p, counters)?;
         }
         if !p.buf.is_empty() {
-            drop(p);
-            self.wake.notify_one();
+            p.wake();
         }
         Ok(())
     }
 
     /// Marks the connection closed and wakes its task, which writes what waits and ends.
     pub(super) fn close(&self) {
-        self.lock().closed = true;
-        self.wake.notify_one();
+        let mut p = self.lock();
+        p.closed = true;
+        p.wake();
     }
 }
 
@@ -113,76 +131,144 @@ fn write_some(tcp: &TcpStream, p: &mut Pending, counters: &Counters) -> Result<(
     Ok(())
 }
 
+/// The rare waits of a plain TCP connection's task, boxed: `true` to go on reading.
+type Wait = Pin<Box<dyn Future<Output = bool> + Send>>;
+
 /// The task of a plain TCP connection: reads it and hands its bytes to the core task
 /// (holding no buffer while the connection is idle: it waits for readability, then
 /// reads into a fresh buffer of at most [`READ_CHUNK`] bytes, freed once the core task
 /// has handled it), and writes what the core task could not write at once.
-pub(super) async fn tcp_task(
+///
+/// A future written by hand, so that an idle connection's task holds only these
+/// fields: it polls the socket's readiness itself, keeps its waker in the outbox for
+/// the core task, and boxes its rare waits (room in the core task's queue, reporting
+/// the end, the last flush).
+pub(super) struct TcpTask {
     conn: ConnId,
     outbox: Arc<Outbox>,
     input: mpsc::Sender<Input>,
-    max_connect: usize,
     counters: Counters,
-) {
-    let Some(tcp) = outbox.tcp.as_ref() else {
-        return;
-    };
-    let mut first = FirstPacket::new(max_connect);
-    // Why the connection ended; `None` when the core task closed it or is gone.
-    let why = loop {
-        let (waiting, closed) = {
-            let p = outbox.lock();
-            (!p.buf.is_empty(), p.closed)
-        };
-        if closed {
-            break None;
+    first: FirstPacket,
+    wait: Option<Wait>,
+}
+
+impl TcpTask {
+    pub(super) fn new(
+        conn: ConnId,
+        outbox: Arc<Outbox>,
+        input: mpsc::Sender<Input>,
+        max_connect: usize,
+        counters: Counters,
+    ) -> TcpTask {
+        TcpTask {
+            conn,
+            outbox,
+            input,
+            counters,
+            first: FirstPacket::new(max_connect),
+            wait: None,
         }
-        tokio::select! {
-            () = outbox.wake.notified() => continue,
-            ready = tcp.writable(), if waiting => {
-                if let Err(e) = ready
-                    .map_err(Error::from)
-                    .and_then(|()| write_some(tcp, &mut outbox.lock(), &counters))
-                {
-                    break Some(e.to_string());
-                }
-            }
-            ready = tcp.readable() => {
-                if let Err(e) = ready {
-                    break Some(e.to_string());
-                }
-                let mut buf = BytesMut::with_capacity(READ_CHUNK);
-                match tcp.try_read_buf(&mut buf) {
-                    Ok(0) => break Some("end of stream".to_string()),
-                    Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                    Err(e) => break Some(e.to_string()),
-                }
-                let bytes = match first.pass(buf.freeze(), &counters) {
-                    Ok(Some(b)) => b,
-                    Ok(None) => continue,
-                    Err(TooLarge) => break Some(first.too_large()),
-                };
-                if input.send(Input::Bytes(conn, bytes)).await.is_err() {
-                    break None;
-                }
-            }
-        }
-    };
-    match why {
-        Some(why) => {
+    }
+
+    /// Reports the end of the connection to the core task, then ends.
+    fn lost(&self, why: String) -> Wait {
+        let input = self.input.clone();
+        let conn = self.conn;
+        Box::pin(async move {
             let _ = input.send(Input::Lost(conn, why)).await;
+            false
+        })
+    }
+
+    /// Writes what is queued (for a while at most), then ends; dropping the socket
+    /// then closes it.
+    fn flush_and_end(&self) -> Wait {
+        let outbox = self.outbox.clone();
+        let counters = self.counters.clone();
+        Box::pin(async move {
+            let _ = tokio::time::timeout(FLUSH_TIMEOUT, drain_tcp(&outbox, &counters)).await;
+            false
+        })
+    }
+
+    /// One step: `Ready(Some(wait))` to wait on, `Ready(None)` to step again.
+    fn step(&mut self, cx: &mut Context<'_>) -> Poll<Option<Wait>> {
+        let Some(tcp) = self.outbox.tcp.as_ref() else {
+            return Poll::Ready(Some(Box::pin(std::future::ready(false))));
+        };
+        let readable = {
+            let mut p = self.outbox.lock();
+            if p.closed {
+                drop(p);
+                return Poll::Ready(Some(self.flush_and_end()));
+            }
+            p.register(cx);
+            if !p.buf.is_empty() {
+                if let Poll::Ready(r) = tcp.poll_write_ready(cx) {
+                    let written = r
+                        .map_err(Error::from)
+                        .and_then(|()| write_some(tcp, &mut p, &self.counters));
+                    drop(p);
+                    return Poll::Ready(match written {
+                        Ok(()) => None,
+                        Err(e) => Some(self.lost(e.to_string())),
+                    });
+                }
+            }
+            drop(p);
+            std::task::ready!(tcp.poll_read_ready(cx))
+        };
+        if let Err(e) = readable {
+            return Poll::Ready(Some(self.lost(e.to_string())));
         }
-        None => {
-            // Everything queued is written, for a while at most; dropping the socket
-            // then closes it.
-            let _ = tokio::time::timeout(FLUSH_TIMEOUT, drain_tcp(tcp, &outbox, &counters)).await;
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        match tcp.try_read_buf(&mut buf) {
+            Ok(0) => return Poll::Ready(Some(self.lost("end of stream".to_string()))),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Poll::Ready(None),
+            Err(e) => return Poll::Ready(Some(self.lost(e.to_string()))),
+        }
+        let bytes = match self.first.pass(buf.freeze(), &self.counters) {
+            Ok(Some(b)) => b,
+            Ok(None) => return Poll::Ready(None),
+            Err(TooLarge) => return Poll::Ready(Some(self.lost(self.first.too_large()))),
+        };
+        Poll::Ready(match self.input.try_send(Input::Bytes(self.conn, bytes)) {
+            Ok(()) => None,
+            // The core task is behind: wait for room.
+            Err(TrySendError::Full(i)) => {
+                let input = self.input.clone();
+                Some(Box::pin(async move { input.send(i).await.is_ok() }))
+            }
+            // The core task is gone: write what is queued and end.
+            Err(TrySendError::Closed(_)) => Some(self.flush_and_end()),
+        })
+    }
+}
+
+impl Future for TcpTask {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        loop {
+            if let Some(wait) = &mut this.wait {
+                let go_on = std::task::ready!(wait.as_mut().poll(cx));
+                this.wait = None;
+                if !go_on {
+                    return Poll::Ready(());
+                }
+            }
+            this.wait = std::task::ready!(this.step(cx));
         }
     }
 }
 
 /// Writes everything that waits in a closed connection's outbox.
-async fn drain_tcp(tcp: &TcpStream, outbox: &Outbox, counters: &Counters) -> Result<(), Error> {
+async fn drain_tcp(outbox: &Outbox, counters: &Counters) -> Result<(), Error> {
+    let Some(tcp) = outbox.tcp.as_ref() else {
+        return Ok(());
+    };
     loop {
         {
             let mut p = outbox.lock();
@@ -205,17 +291,18 @@ pub(super) async fn write_loop(
     counters: Counters,
 ) {
     loop {
-        let (batch, closed) = {
+        let (batch, closed) = poll_fn(|cx| {
             let mut p = outbox.lock();
-            p.packets = 0;
-            (std::mem::take(&mut p.buf), p.closed)
-        };
-        if batch.is_empty() {
-            if closed {
-                break;
+            if p.buf.is_empty() && !p.closed {
+                p.register(cx);
+                return Poll::Pending;
             }
-            outbox.wake.notified().await;
-            continue;
+            p.packets = 0;
+            Poll::Ready((std::mem::take(&mut p.buf), p.closed))
+        })
+        .await;
+        if batch.is_empty() {
+            break;
         }
         let write = writer.write(&batch);
         let result = if closed {

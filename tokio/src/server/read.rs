@@ -17,8 +17,9 @@ pub(super) const READ_CHUNK: usize = 8 * 1024;
 /// bytes read pass through it on their way to the core task.
 pub(super) struct FirstPacket {
     /// The start of the first packet, until its fixed header is complete (at most 5
-    /// bytes are needed, but a read may bring more); `None` once it passed.
-    head: Option<BytesMut>,
+    /// bytes are needed, but a read may bring more); `None` once it passed. Boxed, so
+    /// that an idle connection's task does not carry it.
+    head: Option<Box<BytesMut>>,
     max_connect: usize,
 }
 
@@ -28,7 +29,7 @@ pub(super) struct TooLarge;
 impl FirstPacket {
     pub(super) fn new(max_connect: usize) -> FirstPacket {
         FirstPacket {
-            head: Some(BytesMut::new()),
+            head: Some(Box::default()),
             max_connect,
         }
     }
@@ -53,7 +54,7 @@ impl FirstPacket {
         };
         match first_packet_check(&bytes, self.max_connect) {
             Check::Incomplete => {
-                self.head = Some(BytesMut::from(&bytes[..]));
+                self.head = Some(Box::new(BytesMut::from(&bytes[..])));
                 Ok(None)
             }
             Check::TooLarge => {
@@ -74,7 +75,7 @@ impl FirstPacket {
 }
 
 /// Reads a TLS or WebSocket connection and hands its bytes to the core task (a plain
-/// TCP connection is read by its connection task, [`tcp_task`](super::conn::tcp_task)).
+/// TCP connection is read by its connection task, [`TcpTask`](super::conn::TcpTask)).
 pub(super) async fn read_loop(
     conn: ConnId,
     mut reader: Reader,
