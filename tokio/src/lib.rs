@@ -81,7 +81,19 @@
 //! the lock, and on two threads the other tasks wait for it). The example broker before this crate (the same
 //! shape, written by hand) measured 454k, 407k / 34k, 37k / 270k, 358k in the same runs,
 //! so the server keeps its throughput. The example broker runs on one thread by default
-//! (`--threads N` for more).
+//! (`--threads N` for more). That table was measured when each connection still had
+//! a reader and a writer task.
+//!
+//! Why the core task writes to TCP sockets itself: every packet used to travel over a
+//! channel to a writer task, one more task switch between a PUBLISH read and its
+//! delivery written, and each connection carried a second task and a channel. Now the
+//! packets of a batch go out in one write per connection, from the task that produced
+//! them; a connection's task wakes for writing only when its socket is full. An idle
+//! TCP connection costs a small task (a future written by hand, so that it holds only a
+//! few pointers), its socket's registration, its outbox (no buffer while empty) and its
+//! state in the core (`tokio/examples/session_cost.rs` counts the core's part;
+//! `benches/idle-connections.py` compares the whole process with mosquitto; figures in
+//! the README).
 //!
 //! ## TLS
 //!

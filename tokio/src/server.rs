@@ -447,7 +447,11 @@ async fn accept_loop(
                 server_name: None,
             };
             let accepted = Accepted::tcp(stream);
-            if input.send(Input::Open(Box::new(accepted), peer)).await.is_err() {
+            if input
+                .send(Input::Open(Box::new(accepted), peer))
+                .await
+                .is_err()
+            {
                 return;
             }
             continue;
