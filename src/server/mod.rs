@@ -16,6 +16,7 @@ mod config;
 pub use action::{
     Action, CloseReason, ConnectRequest, Ignored, PolicyViolation, ServerError, ServerEvent,
 };
+use config::max_packet_size;
 pub use config::{AllowAll, Authorizer, PublishDecision, ServerConfig};
 
 use alloc::boxed::Box;
@@ -135,16 +136,6 @@ fn protocol(rule: &'static str, expected: &'static str, got: PacketType) -> Clos
     CloseReason::Protocol(ProtocolError::new(rule, expected, got.name()))
 }
 
-fn max_packet_size(profile: &Profile) -> usize {
-    // A PUBLISH of the largest payload with the longest topic, or a CONNECT with every
-    // field at its longest.
-    let publish = profile
-        .max_payload
-        .saturating_add(profile.max_topic_len)
-        .saturating_add(9);
-    publish.clamp(5 * 65_537 + 15, crate::codec::MAX_PACKET_SIZE)
-}
-
 impl Server {
     /// A new connection, waiting for CONNECT.
     pub fn new(profile: impl Into<Arc<Profile>>, config: impl Into<Arc<ServerConfig>>) -> Server {
@@ -228,9 +219,8 @@ impl Server {
         }
         let action = self.actions.pop_front();
         if action.is_none() && self.release_actions {
-            // A control packet came last: the connection may stay idle for long, so the
-            // queue gives its allocation back. PUBLISH flows come in streams and keep
-            // it (a free and an allocation per packet would cost more than they save).
+            // After a control packet a connection may stay idle for long; PUBLISH flows
+            // come in streams and keep the allocation (one per packet would cost more).
             self.release_actions = false;
             self.actions = VecDeque::new();
         }
@@ -622,6 +612,10 @@ impl Server {
     }
 
     fn handle_connected(&mut self, now: Instant, packet: Packet<Bytes>) {
+        self.release_actions |= matches!(
+            packet,
+            Packet::Subscribe(_) | Packet::Unsubscribe(_) | Packet::PingReq
+        );
         match packet {
             Packet::Connect(_) => self.close(protocol(
                 "MQTT-3.1.0-2",
@@ -645,18 +639,9 @@ impl Server {
                 self.session.session.on_pubrel(id);
                 self.send(Packet::PubComp(id));
             }
-            Packet::Subscribe(s) => {
-                self.release_actions = true;
-                self.handle_subscribe(s);
-            }
-            Packet::Unsubscribe(u) => {
-                self.release_actions = true;
-                self.handle_unsubscribe(u);
-            }
-            Packet::PingReq => {
-                self.release_actions = true;
-                self.send(Packet::PingResp);
-            }
+            Packet::Subscribe(s) => self.handle_subscribe(s),
+            Packet::Unsubscribe(u) => self.handle_unsubscribe(u),
+            Packet::PingReq => self.send(Packet::PingResp),
             Packet::Disconnect => {
                 // MQTT-3.14.4-3: the will is discarded.
                 self.will = None;

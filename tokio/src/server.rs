@@ -141,7 +141,7 @@ impl Counters {
     pub fn bytes_sent(&self) -> u64 {
         self.0.bytes_sent.load(Ordering::Relaxed)
     }
-    /// Packets handed to the connections' writers.
+    /// Packets queued for the connections' sockets.
     pub fn packets_sent(&self) -> u64 {
         self.0.packets_sent.load(Ordering::Relaxed)
     }
