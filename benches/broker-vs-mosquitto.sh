@@ -4,9 +4,11 @@
 # against our broker and then against mosquitto, first over TCP, then the TLS workloads
 # over TLS (both brokers with the same server certificate, made here by the openssl
 # CLI). Prints one line per run:
-#   BROKER WORKLOAD msgs/s lost N p50_ms X
-# Needs mosquitto (Debian's /usr/sbin/mosquitto, or MOSQUITTO=path). Stops what it
-# starts, by PID.
+#   BROKER WORKLOAD msgs/s lost N p50_ms X p99_ms Y
+# (latency: from the publish call to the delivery at a subscriber, in the load generator)
+# Needs mosquitto (Debian's /usr/sbin/mosquitto, or MOSQUITTO=path). BEFORE=path adds
+# another build of the example broker (an older commit, say) to each round, printed as
+# `mqtt-sansio-before`. Stops what it starts, by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${ROUNDS:-3}"
@@ -51,31 +53,38 @@ drive() { # BROKER PORT TLS_PORT
         "$lg" --port "$2" ${workloads[$w]} --json | python3 -c "
 import json, sys
 d = json.load(sys.stdin)
-print('$1', '$w', d['msgs_per_sec'], 'lost', d['lost'], 'p50_ms', d['latency_ms']['p50'])"
+print('$1', '$w', d['msgs_per_sec'], 'lost', d['lost'], 'p50_ms', d['latency_ms']['p50'], 'p99_ms', d['latency_ms']['p99'])"
     done
     for w in "${tls_order[@]}"; do
         # shellcheck disable=SC2086
         "$lg" --port "$3" --cafile "$tmp/ca.pem" ${workloads[$w]} --json | python3 -c "
 import json, sys
 d = json.load(sys.stdin)
-print('$1', 'tls_$w', d['msgs_per_sec'], 'lost', d['lost'], 'p50_ms', d['latency_ms']['p50'])"
+print('$1', 'tls_$w', d['msgs_per_sec'], 'lost', d['lost'], 'p50_ms', d['latency_ms']['p50'], 'p99_ms', d['latency_ms']['p99'])"
     done
 }
 
-for _ in $(seq "$rounds"); do
-    target/release/examples/broker --listen 127.0.0.1:0 --profile mqtt311 \
+run_ours() { # NAME BINARY
+    "$2" --listen 127.0.0.1:0 --profile mqtt311 \
         --tls-listen 127.0.0.1:0 --tls-cert "$tmp/server.pem" --tls-key "$tmp/server.key" \
         --max-inflight 100 --max-queued 100000 --write-queue 200000 >"$tmp/ours.out" 2>/dev/null &
-    ours=$!
+    local ours=$!
     pids+=("$ours")
     for _ in $(seq 50); do
         grep -q "tls listening on" "$tmp/ours.out" && break
         sleep 0.1
     done
-    drive mqtt-sansio "$(sed -n 's/^listening on 127.0.0.1://p' "$tmp/ours.out")" \
+    drive "$1" "$(sed -n 's/^listening on 127.0.0.1://p' "$tmp/ours.out")" \
         "$(sed -n 's/^tls listening on 127.0.0.1://p' "$tmp/ours.out")"
     kill "$ours"
     wait "$ours" 2>/dev/null || true
+}
+
+for _ in $(seq "$rounds"); do
+    run_ours mqtt-sansio target/release/examples/broker
+    if [ -n "${BEFORE:-}" ]; then
+        run_ours mqtt-sansio-before "$BEFORE"
+    fi
 
     port=$(free_port)
     tls_port=$(free_port)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The broker server's shape, measured: the crate's Server (one task owns the Broker;
-# reader and writer tasks per connection) against one task per connection sharing the
+# The broker server's shape, measured: the crate's Server (one task owns the Broker and
+# writes to TCP sockets itself; one task per TCP connection) against one task per connection sharing the
 # Broker behind a mutex (tokio/examples/shape_locked.rs), each on a single-threaded and
 # on a 2-thread runtime, with the load generator; ROUNDS rounds (default 2), every shape
 # in each round. OLD_BROKER=path adds another broker binary (for example the example

@@ -16,6 +16,7 @@ mod state;
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::format;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use bytes::Bytes;
@@ -267,8 +268,11 @@ struct Stored {
 /// ```
 #[derive(Debug)]
 pub struct Broker {
-    profile: Profile,
+    /// Shared with every connection's [`Server`].
+    profile: Arc<Profile>,
     config: BrokerConfig,
+    /// `config.connection`, shared with every connection's [`Server`].
+    connection: Arc<ServerConfig>,
     conns: Conns,
     online: BTreeMap<Bytes, ConnId>,
     stored: BTreeMap<Bytes, Stored>,
@@ -303,7 +307,8 @@ impl Broker {
             lifecycle: lifecycle::Lifecycle::default(),
             connect_rate: Default::default(),
             retry: Default::default(),
-            profile,
+            profile: Arc::new(profile),
+            connection: Arc::new(config.connection.clone()),
             config,
             conns: Conns::default(),
             subscribers: route::Subscribers::default(),
@@ -331,7 +336,7 @@ impl Broker {
         if self.conns.contains_key(&conn) {
             return Err(ConnIdInUse(conn));
         }
-        let server = Server::open(now, self.profile.clone(), self.config.connection.clone());
+        let server = Server::open(now, self.profile.clone(), self.connection.clone());
         let slot = self.conns.insert(Conn {
             id: conn,
             server,

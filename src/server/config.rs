@@ -114,3 +114,13 @@ impl Default for ServerConfig {
         }
     }
 }
+
+/// The largest packet a connection following `profile` accepts: a PUBLISH of the
+/// largest payload with the longest topic, or a CONNECT with every field at its longest.
+pub(super) fn max_packet_size(profile: &crate::profile::Profile) -> usize {
+    let publish = profile
+        .max_payload
+        .saturating_add(profile.max_topic_len)
+        .saturating_add(9);
+    publish.clamp(5 * 65_537 + 15, crate::codec::MAX_PACKET_SIZE)
+}

@@ -17,9 +17,12 @@ mod retry;
 pub use action::{
     Action, CloseReason, ConnectRequest, Ignored, PolicyViolation, ServerError, ServerEvent,
 };
+use config::max_packet_size;
 pub use config::{AllowAll, Authorizer, PublishDecision, ServerConfig};
 
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::time::Duration;
 
@@ -47,7 +50,8 @@ enum State {
     },
     AwaitingAnswer {
         deadline: Instant,
-        request: ConnectRequest,
+        /// Boxed: a connection spends a moment in this state, and the request is large.
+        request: Box<ConnectRequest>,
     },
     Connected {
         keep_alive: Option<Duration>,
@@ -107,45 +111,50 @@ enum State {
 /// ```
 #[derive(Debug)]
 pub struct Server {
-    profile: Profile,
-    config: ServerConfig,
+    /// Shared: a broker's connections all follow one profile.
+    profile: Arc<Profile>,
+    /// Shared, like the profile.
+    config: Arc<ServerConfig>,
     decoder: Decoder,
     rx: BytesMut,
     state: State,
     client_id: MqttString<Bytes>,
-    will: Option<Will<Bytes>>,
+    /// Boxed: most clients have none, and an idle connection should be small.
+    will: Option<Box<Will<Bytes>>>,
     session: ServerSession,
     accepted: bool,
     actions: VecDeque<Action>,
+    /// Set by a control packet (CONNECT, SUBSCRIBE, UNSUBSCRIBE, PINGREQ): `actions`
+    /// gives its allocation back once drained.
+    release_actions: bool,
     publish_window: crate::quota::PublishWindow,
     /// A PUBLISH over the byte-rate quota, held until the next window; the bytes after
     /// it wait in `rx`.
-    delayed: Option<(Instant, Publish<Bytes>)>,
+    delayed: Option<Box<(Instant, Publish<Bytes>)>>,
 }
 
 fn protocol(rule: &'static str, expected: &'static str, got: PacketType) -> CloseReason {
     CloseReason::Protocol(ProtocolError::new(rule, expected, got.name()))
 }
 
-fn max_packet_size(profile: &Profile) -> usize {
-    // A PUBLISH of the largest payload with the longest topic, or a CONNECT with every
-    // field at its longest.
-    let publish = profile
-        .max_payload
-        .saturating_add(profile.max_topic_len)
-        .saturating_add(9);
-    publish.clamp(5 * 65_537 + 15, crate::codec::MAX_PACKET_SIZE)
-}
-
 impl Server {
     /// A new connection, waiting for CONNECT.
-    pub fn new(profile: Profile, config: ServerConfig) -> Server {
+    pub fn new(profile: impl Into<Arc<Profile>>, config: impl Into<Arc<ServerConfig>>) -> Server {
         Server::open(Instant::ZERO, profile, config)
     }
 
     /// A new connection opened at `now`, waiting for CONNECT until `now` plus the
     /// configured connect timeout.
-    pub fn open(now: Instant, profile: Profile, config: ServerConfig) -> Server {
+    ///
+    /// The profile and the configuration are values or, to share them among many
+    /// connections, `Arc`s.
+    pub fn open(
+        now: Instant,
+        profile: impl Into<Arc<Profile>>,
+        config: impl Into<Arc<ServerConfig>>,
+    ) -> Server {
+        let profile = profile.into();
+        let config = config.into();
         let deadline = now + config.connect_timeout;
         Server {
             decoder: Decoder::new().with_max_packet_size(max_packet_size(&profile)),
@@ -160,6 +169,7 @@ impl Server {
             publish_window: Default::default(),
             delayed: None,
             actions: VecDeque::new(),
+            release_actions: false,
         }
     }
 
@@ -208,7 +218,14 @@ impl Server {
         if self.session.session.has_changes() {
             self.flush_changes();
         }
-        self.actions.pop_front()
+        let action = self.actions.pop_front();
+        if action.is_none() && self.release_actions {
+            // After a control packet a connection may stay idle for long; PUBLISH flows
+            // come in streams and keep the allocation (one per packet would cost more).
+            self.release_actions = false;
+            self.actions = VecDeque::new();
+        }
+        action
     }
 
     /// Queues `action` after the changes recorded before it.
@@ -238,7 +255,7 @@ impl Server {
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let resume = self.delayed.as_ref().map(|(at, _)| *at);
+        let resume = self.delayed.as_deref().map(|(at, _)| *at);
         let next = match (self.deadline(), resume) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -266,8 +283,8 @@ impl Server {
     /// PUBLISH held by the byte-rate quota when its window has passed, and drops the
     /// unacknowledged QoS 1 messages the profile's retry limit has reached.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.delayed.as_ref().is_some_and(|(at, _)| now >= *at) {
-            if let Some((at, p)) = self.delayed.take() {
+        if self.delayed.as_deref().is_some_and(|(at, _)| now >= *at) {
+            if let Some((at, p)) = self.delayed.take().map(|d| *d) {
                 self.handle_publish(at.max(now), p);
                 self.process(now);
             }
@@ -463,7 +480,7 @@ impl Server {
         };
         self.state = State::AwaitingAnswer {
             deadline,
-            request: request.clone(),
+            request: Box::new(request.clone()),
         };
         self.event(ServerEvent::Connect(request));
     }
@@ -485,7 +502,7 @@ impl Server {
         let State::AwaitingAnswer { ref request, .. } = self.state else {
             return Err(ServerError::NotAwaitingAnswer);
         };
-        let request = request.clone();
+        let request = ConnectRequest::clone(request);
         let session_present = resumed.is_some() && !request.clean_session;
         self.session = match resumed {
             Some(s) if !request.clean_session => s,
@@ -495,8 +512,9 @@ impl Server {
             .session
             .set_recording(self.config.report_changes && !request.clean_session);
         self.client_id = client_id.unwrap_or(request.client_id);
-        self.will = request.will;
+        self.will = request.will.map(Box::new);
         self.accepted = true;
+        self.release_actions = true;
         self.state = State::Connected {
             keep_alive: self.profile.inactivity_timeout(request.keep_alive),
             last_rx: now,
@@ -605,6 +623,10 @@ impl Server {
     }
 
     fn handle_connected(&mut self, now: Instant, packet: Packet<Bytes>) {
+        self.release_actions |= matches!(
+            packet,
+            Packet::Subscribe(_) | Packet::Unsubscribe(_) | Packet::PingReq
+        );
         match packet {
             Packet::Connect(_) => self.close(protocol(
                 "MQTT-3.1.0-2",
@@ -673,7 +695,7 @@ impl Server {
             Admit::Yes => {}
             Admit::OverCount => return self.event(ServerEvent::Ignored(Ignored::PublishOverQuota)),
             Admit::OverBytes { resume } => {
-                self.delayed = Some((resume, p));
+                self.delayed = Some(Box::new((resume, p)));
                 return;
             }
         }

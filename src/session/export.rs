@@ -1,12 +1,13 @@
 //! Session state as plain data: what a client or a broker exports, imports, and keeps
 //! current by applying [`Change`]s. `encoding` writes it down as bytes.
 
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 use core::fmt;
 
 use bytes::Bytes;
 
+use super::server::Subscriptions;
 use super::{BrokerChange, Change, Message, Outgoing, ServerSession, Session, Stage};
 use crate::error::DecodeError;
 use crate::time::Instant;
@@ -368,7 +369,7 @@ impl ServerSession {
         if record.session.outgoing.iter().any(|o| !o.sent) {
             return Err(StateError::Invalid("an unsent entry in a server's session"));
         }
-        let mut subscriptions = BTreeMap::new();
+        let mut subscriptions = Subscriptions::default();
         for (filter, qos) in record.subscriptions {
             if subscriptions.insert(filter.0, qos).is_some() {
                 return Err(StateError::Invalid("a filter twice in one session"));

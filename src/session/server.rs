@@ -1,6 +1,7 @@
 //! What a server keeps of a client's session beyond the state both roles share.
 
 use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
 
 use bytes::Bytes;
 
@@ -19,7 +20,7 @@ pub struct NotQueued(pub Message);
 /// connections when the client asked for a persistent session.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServerSession {
-    pub(crate) subscriptions: BTreeMap<Bytes, QoS>,
+    pub(crate) subscriptions: Subscriptions,
     pub(crate) session: Session,
     pub(crate) queue: VecDeque<Message>,
 }
@@ -94,5 +95,84 @@ impl ServerSession {
             self.session.record(|| Change::Unsubscribed(filter.clone()));
         }
         removed
+    }
+}
+
+/// A session's subscriptions by filter, in byte order of the filter.
+///
+/// A few are kept in a sorted vector, allocated to size (one subscription costs its
+/// filter and QoS, where a B-tree allocates a node for eleven); beyond
+/// [`Subscriptions::FEW`] they move to a B-tree, so a session with very many
+/// subscriptions still inserts in logarithmic time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Subscriptions {
+    Few(Vec<(Bytes, QoS)>),
+    Many(BTreeMap<Bytes, QoS>),
+}
+
+impl Default for Subscriptions {
+    fn default() -> Self {
+        Subscriptions::Few(Vec::new())
+    }
+}
+
+impl Subscriptions {
+    /// The most subscriptions kept in the sorted vector.
+    const FEW: usize = 16;
+
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Subscriptions::Few(v) => v.len(),
+            Subscriptions::Many(m) => m.len(),
+        }
+    }
+
+    pub(crate) fn contains_key(&self, filter: &[u8]) -> bool {
+        match self {
+            Subscriptions::Few(v) => v.binary_search_by(|(f, _)| f[..].cmp(filter)).is_ok(),
+            Subscriptions::Many(m) => m.contains_key(filter),
+        }
+    }
+
+    /// Makes or replaces the subscription to `filter`; the QoS it replaced.
+    pub(crate) fn insert(&mut self, filter: Bytes, qos: QoS) -> Option<QoS> {
+        match self {
+            Subscriptions::Few(v) => match v.binary_search_by(|(f, _)| f[..].cmp(&filter[..])) {
+                Ok(i) => Some(core::mem::replace(&mut v[i].1, qos)),
+                Err(_) if v.len() >= Self::FEW => {
+                    let mut m: BTreeMap<Bytes, QoS> = core::mem::take(v).into_iter().collect();
+                    m.insert(filter, qos);
+                    *self = Subscriptions::Many(m);
+                    None
+                }
+                Err(i) => {
+                    // Grow one at a time: most sessions hold one or two.
+                    v.reserve_exact(1);
+                    v.insert(i, (filter, qos));
+                    None
+                }
+            },
+            Subscriptions::Many(m) => m.insert(filter, qos),
+        }
+    }
+
+    /// Deletes the subscription to `filter`; the QoS it had.
+    pub(crate) fn remove(&mut self, filter: &[u8]) -> Option<QoS> {
+        match self {
+            Subscriptions::Few(v) => {
+                let i = v.binary_search_by(|(f, _)| f[..].cmp(filter)).ok()?;
+                Some(v.remove(i).1)
+            }
+            Subscriptions::Many(m) => m.remove(filter),
+        }
+    }
+
+    /// Every subscription, in byte order of the filter.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Bytes, &QoS)> + '_ {
+        let (few, many) = match self {
+            Subscriptions::Few(v) => (Some(v.iter().map(|(f, q)| (f, q))), None),
+            Subscriptions::Many(m) => (None, Some(m.iter())),
+        };
+        few.into_iter().flatten().chain(many.into_iter().flatten())
     }
 }

@@ -167,3 +167,55 @@ fn a_retry_limit_drops_only_unacknowledged_qos1_publishes_old_enough_and_reports
     assert_eq!(s.inflight(), 2);
     assert_eq!(s.retry_deadline(limit), None);
 }
+
+#[test]
+fn subscriptions_stay_in_filter_order_when_they_outgrow_the_vector() {
+    use crate::types::TopicFilter;
+    let filter = |i: usize| TopicFilter::new(Bytes::from(alloc::format!("f/{i:03}"))).unwrap();
+    let mut s = ServerSession::new();
+    // Inserted in reverse, one more than the vector keeps: the last moves them all.
+    for i in (0..=16).rev() {
+        s.subscribe(&filter(i), QoS::AtMostOnce);
+    }
+    s.subscribe(&filter(3), QoS::AtLeastOnce);
+    assert!(matches!(s.subscriptions, server::Subscriptions::Many(_)));
+    let got: Vec<(Vec<u8>, QoS)> = s.subscriptions().map(|(f, q)| (f.to_vec(), q)).collect();
+    let want: Vec<(Vec<u8>, QoS)> = (0..=16)
+        .map(|i| {
+            let qos = if i == 3 {
+                QoS::AtLeastOnce
+            } else {
+                QoS::AtMostOnce
+            };
+            (filter(i).as_bytes().to_vec(), qos)
+        })
+        .collect();
+    assert_eq!(got, want, "byte order, the replaced QoS kept");
+    assert!(s.unsubscribe(&filter(16)));
+    assert!(!s.unsubscribe(&filter(16)), "already gone");
+    assert_eq!(s.subscriptions().count(), 16);
+}
+
+#[test]
+fn a_few_subscriptions_are_replaced_and_removed_in_place() {
+    use crate::types::TopicFilter;
+    let a = TopicFilter::new(Bytes::from_static(b"a/#")).unwrap();
+    let b = TopicFilter::new(Bytes::from_static(b"b")).unwrap();
+    let mut s = ServerSession::new();
+    s.subscribe(&b, QoS::AtMostOnce);
+    s.subscribe(&a, QoS::AtMostOnce);
+    s.subscribe(&b, QoS::ExactlyOnce);
+    assert!(matches!(s.subscriptions, server::Subscriptions::Few(_)));
+    let got: Vec<(&[u8], QoS)> = s.subscriptions().collect();
+    assert_eq!(
+        got,
+        [
+            (&b"a/#"[..], QoS::AtMostOnce),
+            (&b"b"[..], QoS::ExactlyOnce)
+        ]
+    );
+    assert!(s.unsubscribe(&a));
+    assert!(!s.unsubscribe(&a));
+    let got: Vec<(&[u8], QoS)> = s.subscriptions().collect();
+    assert_eq!(got, [(&b"b"[..], QoS::ExactlyOnce)]);
+}

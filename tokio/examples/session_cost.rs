@@ -8,7 +8,8 @@
 //! Opens N connections (default 5 000), each sending a CONNECT (clean session, client id
 //! `idle-I`, keep alive 0) and one SUBSCRIBE (`idle/I/#`, QoS 1), takes every action the
 //! broker has (the CONNACKs and SUBACKs, dropped), then prints the bytes still allocated
-//! per session: `sessions N live_bytes B bytes_per_session C`. The same traffic as
+//! per session: `sessions N live_bytes B bytes_per_session C (open O, connect K,
+//! subscribe S)`, the last three what each step added. The same traffic as
 //! `benches/idle-connections.py` sends to the broker processes.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -85,12 +86,11 @@ fn main() {
     // are left out of the difference.
     while broker.poll_action().is_some() {}
     let before = LIVE.load(Ordering::Relaxed);
+    // Bytes added by each step, over all sessions: the open connection, its CONNECT
+    // (the session), its SUBSCRIBE (the subscription).
+    let mut steps = [0isize; 3];
     for i in 0..n {
         let conn = ConnId(i + 1);
-        if let Err(e) = broker.open(now, conn) {
-            eprintln!("conn {i}: {e:?}");
-            std::process::exit(1);
-        }
         let mut connect = Vec::new();
         mqtt_string(&mut connect, "MQTT");
         connect.extend([4, 0x02, 0, 0]);
@@ -98,12 +98,28 @@ fn main() {
         let mut subscribe = vec![0, 1];
         mqtt_string(&mut subscribe, &format!("idle/{i}/#"));
         subscribe.push(1);
-        let mut bytes = packet(0x10, &connect);
-        bytes.extend(packet(0x82, &subscribe));
-        broker.handle_bytes(now, conn, &bytes);
+        let connect = packet(0x10, &connect);
+        let subscribe = packet(0x82, &subscribe);
+        // The packets themselves are allocated before the first mark and freed after
+        // the last step.
+        let mut mark = LIVE.load(Ordering::Relaxed);
+        let mut step = |k: usize| {
+            let now = LIVE.load(Ordering::Relaxed);
+            steps[k] += now - mark;
+            mark = now;
+        };
+        if let Err(e) = broker.open(now, conn) {
+            eprintln!("conn {i}: {e:?}");
+            std::process::exit(1);
+        }
+        step(0);
         let mut answers = 0;
-        while broker.poll_action().is_some() {
-            answers += 1;
+        for (k, bytes) in [(1, &connect), (2, &subscribe)] {
+            broker.handle_bytes(now, conn, bytes);
+            while broker.poll_action().is_some() {
+                answers += 1;
+            }
+            step(k);
         }
         if answers < 2 {
             eprintln!("conn {i}: {answers} action(s), expected CONNACK and SUBACK");
@@ -111,8 +127,12 @@ fn main() {
         }
     }
     let live = LIVE.load(Ordering::Relaxed) - before;
+    let per = |b: isize| b / n as isize;
     println!(
-        "sessions {n} live_bytes {live} bytes_per_session {}",
-        live / n as isize
+        "sessions {n} live_bytes {live} bytes_per_session {} (open {}, connect {}, subscribe {})",
+        per(live),
+        per(steps[0]),
+        per(steps[1]),
+        per(steps[2])
     );
 }

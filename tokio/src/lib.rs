@@ -50,10 +50,17 @@
 //! what was not acknowledged, so the pending `publish` calls complete on the new
 //! connection. Operation time-outs are the core's too.
 //!
-//! The **server** has one task that owns the [`Broker`](mqtt_sansio::Broker), one task
-//! per listener that accepts and spawns the TLS and WebSocket handshakes, and per
-//! connection a reader task (socket → core task) and a writer task (bounded queue →
-//! socket, batching up to 64 KiB per write).
+//! The **server** has one task that owns the [`Broker`](mqtt_sansio::Broker) (the core
+//! task), one task per listener that accepts connections (and spawns the TLS and
+//! WebSocket handshakes), and one task per plain TCP connection. That task reads its
+//! socket (holding no buffer while the connection is idle) and hands the bytes to the
+//! core task. The core task encodes each connection's packets into that connection's
+//! outbox and, once it has carried out a batch of actions (with a store: after their
+//! changes are committed), writes every outbox to its socket without waiting, one
+//! write per connection per batch; only what a socket does not take at once is left to
+//! the connection's task, which waits until the socket is writable. A TLS or WebSocket
+//! connection has a reader task and a writer task instead, since those streams cannot
+//! be written without waiting.
 //!
 //! Why this shape: every PUBLISH touches the sessions of all its subscribers, so the
 //! broker is one piece of state; with one owner no lock is taken, the broker's output is
@@ -75,7 +82,19 @@
 //! the lock, and on two threads the other tasks wait for it). The example broker before this crate (the same
 //! shape, written by hand) measured 454k, 407k / 34k, 37k / 270k, 358k in the same runs,
 //! so the server keeps its throughput. The example broker runs on one thread by default
-//! (`--threads N` for more).
+//! (`--threads N` for more). That table was measured when each connection still had
+//! a reader and a writer task.
+//!
+//! Why the core task writes to TCP sockets itself: every packet used to travel over a
+//! channel to a writer task, one more task switch between a PUBLISH read and its
+//! delivery written, and each connection carried a second task and a channel. Now the
+//! packets of a batch go out in one write per connection, from the task that produced
+//! them; a connection's task wakes for writing only when its socket is full. An idle
+//! TCP connection costs a small task (a future written by hand, so that it holds only a
+//! few pointers), its socket's registration, its outbox (no buffer while empty) and its
+//! state in the core (`tokio/examples/session_cost.rs` counts the core's part;
+//! `benches/idle-connections.py` compares the whole process with mosquitto; figures in
+//! the README).
 //!
 //! ## TLS
 //!

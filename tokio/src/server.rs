@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use mqtt_sansio::broker::{Action, Broker, BrokerConfig, BrokerEvent, ConnId};
 use mqtt_sansio::server::{Authorizer, Message, PublishDecision};
 use mqtt_sansio::session::BrokerExport;
@@ -21,11 +21,13 @@ use tokio_rustls::rustls::ServerConfig;
 use crate::Error;
 use crate::clock::Clock;
 use crate::store::{BrokerStore, StoreError};
-use crate::transport::{Accept, Accepted, Writer};
+use crate::transport::{Accept, Accepted, Stream};
 use commit::Commits;
 
 mod commit;
+mod conn;
 mod read;
+use conn::{NotQueued, Outbox, TcpTask, write_loop};
 use read::read_loop;
 
 /// The most inputs handled before the broker's actions are carried out.
@@ -140,7 +142,7 @@ impl Counters {
     pub fn bytes_sent(&self) -> u64 {
         self.0.bytes_sent.load(Ordering::Relaxed)
     }
-    /// Packets handed to the connections' writers.
+    /// Packets queued for the connections' sockets.
     pub fn packets_sent(&self) -> u64 {
         self.0.packets_sent.load(Ordering::Relaxed)
     }
@@ -361,6 +363,7 @@ impl Server {
             max_connect_size: self.max_connect_size,
             next_conn: 0,
             closing: Vec::new(),
+            dirty: Vec::new(),
             current,
             counters: self.counters,
         };
@@ -392,6 +395,7 @@ impl Server {
                 for task in accepting {
                     task.abort();
                 }
+                drop(input_rx);
                 core.shutdown().await;
                 return Err(Error::Io(std::io::Error::other(e)));
             }
@@ -399,6 +403,8 @@ impl Server {
         for task in accepting {
             task.abort();
         }
+        // A connection's task waiting to hand bytes over stops waiting.
+        drop(input_rx);
         core.shutdown().await;
         tracing::info!("stopped");
         Ok(())
@@ -433,6 +439,25 @@ async fn accept_loop(
             }
         };
         Counters::add(&counters.0.accepted, 1);
+        if accept.is_plain() {
+            // No handshake: no task for it.
+            let peer = Peer {
+                addr,
+                transport: kind,
+                certificates: Vec::new(),
+                alpn: None,
+                server_name: None,
+            };
+            let accepted = Accepted::tcp(stream);
+            if input
+                .send(Input::Open(Box::new(accepted), peer))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            continue;
+        }
         let accept = accept.clone();
         let input = input.clone();
         let counters = counters.clone();
@@ -464,10 +489,16 @@ async fn accept_loop(
 
 /// One open connection, as the core task sees it.
 struct Link {
-    writer: mpsc::Sender<Bytes>,
-    reader: JoinHandle<()>,
-    writer_task: JoinHandle<()>,
-    peer: Arc<Peer>,
+    /// The bytes queued for it, and over plain TCP its socket.
+    outbox: Arc<Outbox>,
+    /// The connection's task (plain TCP), or its reader (TLS, WebSocket).
+    task: JoinHandle<()>,
+    /// The writer of a TLS or WebSocket connection.
+    writer: Option<JoinHandle<()>>,
+    /// The peer, kept only for a [`PeerCheck`].
+    peer: Option<Arc<Peer>>,
+    /// Packets were queued since the last flush.
+    dirty: bool,
 }
 
 /// The task that owns the broker.
@@ -485,8 +516,10 @@ struct Core {
     /// The pre-authentication limit on the first packet's Remaining Length.
     max_connect_size: usize,
     next_conn: u64,
-    /// Writers of closed connections, still flushing.
+    /// Tasks of closed connections, still flushing.
     closing: Vec<JoinHandle<()>>,
+    /// The connections with packets queued since the last flush.
+    dirty: Vec<ConnId>,
     /// The peer the [`PeerCheck`] sees, when there is one.
     current: Option<Current>,
     counters: Counters,
@@ -500,35 +533,52 @@ impl Core {
             tracing::warn!("conn {}: cannot open: {e:?}", conn.0);
             return;
         }
-        let (tx, rx) = mpsc::channel(self.write_queue);
-        let reader = tokio::spawn(read_loop(
-            conn,
-            accepted.reader,
-            self.input.clone(),
-            self.max_connect_size,
-            self.counters.clone(),
-        ));
-        let writer_task = tokio::spawn(write_loop(
-            conn,
-            accepted.writer,
-            rx,
-            self.input.clone(),
-            self.counters.clone(),
-        ));
         tracing::info!(
             "conn {}: accepted from {} over {}",
             conn.0,
             peer.addr,
             peer.transport
         );
+        let (outbox, task, writer) = match accepted.stream {
+            Stream::Tcp(tcp) => {
+                let outbox = Arc::new(Outbox::new(Some(tcp)));
+                let task = tokio::spawn(TcpTask::new(
+                    conn,
+                    outbox.clone(),
+                    self.input.clone(),
+                    self.max_connect_size,
+                    self.counters.clone(),
+                ));
+                (outbox, task, None)
+            }
+            Stream::Split(reader, writer) => {
+                let outbox = Arc::new(Outbox::new(None));
+                let task = tokio::spawn(read_loop(
+                    conn,
+                    reader,
+                    self.input.clone(),
+                    self.max_connect_size,
+                    self.counters.clone(),
+                ));
+                let writer = tokio::spawn(write_loop(
+                    conn,
+                    writer,
+                    outbox.clone(),
+                    self.input.clone(),
+                    self.counters.clone(),
+                ));
+                (outbox, task, Some(writer))
+            }
+        };
         Counters::add(&self.counters.0.open, 1);
         self.links.insert(
             conn,
             Link {
-                writer: tx,
-                reader,
-                writer_task,
-                peer: Arc::new(peer),
+                outbox,
+                task,
+                writer,
+                peer: self.current.is_some().then(|| Arc::new(peer)),
+                dirty: false,
             },
         );
     }
@@ -541,7 +591,7 @@ impl Core {
                 Counters::add(&self.counters.0.bytes_received, bytes.len() as u64);
                 if let (Some(current), Some(link)) = (&self.current, self.links.get(&conn)) {
                     let mut current = current.lock().unwrap_or_else(|p| p.into_inner());
-                    *current = Some(link.peer.clone());
+                    *current = link.peer.clone();
                 }
                 self.broker.handle_bytes(now, conn, &bytes);
             }
@@ -560,18 +610,37 @@ impl Core {
         self.drain();
     }
 
-    /// Closes a connection after its writer has flushed what is queued.
+    /// Closes a connection after what is queued for it is written.
     fn finish(&mut self, link: Link) {
         Counters::add_neg(&self.counters.0.open);
-        link.reader.abort();
-        drop(link.writer);
+        link.outbox.close();
         self.closing.retain(|h| !h.is_finished());
-        self.closing.push(link.writer_task);
+        match link.writer {
+            Some(writer) => {
+                link.task.abort();
+                self.closing.push(writer);
+            }
+            None => self.closing.push(link.task),
+        }
+    }
+
+    /// Drops a connection at once, without writing what is queued: its socket failed or
+    /// its client stopped reading.
+    fn drop_link(&mut self, conn: ConnId) {
+        if let Some(link) = self.links.remove(&conn) {
+            Counters::add_neg(&self.counters.0.open);
+            link.task.abort();
+            if let Some(writer) = link.writer {
+                writer.abort();
+            }
+        }
+        self.broker.connection_lost(self.clock.now(), conn);
     }
 
     /// Carries out every action the broker has, in order; with a store, the changes
     /// among them are noted and committed in batches, and an action that waits for a
-    /// commit is held until it is durable (see [`commit`]).
+    /// commit is held until it is durable (see [`commit`]). The packets queued meanwhile
+    /// are written once no action is left.
     fn drain(&mut self) {
         loop {
             while let Some(action) = self.broker.poll_action() {
@@ -583,22 +652,26 @@ impl Core {
                     self.act(action);
                 }
             }
-            let Some(commits) = &mut self.commits else {
-                return;
-            };
-            if let Err(e) = commits.start() {
-                // Nothing held may go out: it may acknowledge what is lost.
-                self.store_failed = Some(e);
+            if let Some(commits) = &mut self.commits {
+                if let Err(e) = commits.start() {
+                    // Nothing held may go out: it may acknowledge what is lost.
+                    self.store_failed = Some(e);
+                    return;
+                }
+                let mut released = false;
+                while let Some(action) = self.commits.as_mut().and_then(Commits::pop_ready) {
+                    released = true;
+                    self.act(action);
+                }
+                if released {
+                    continue;
+                }
+            }
+            if self.dirty.is_empty() {
                 return;
             }
-            let mut released = false;
-            while let Some(action) = self.commits.as_mut().and_then(Commits::pop_ready) {
-                released = true;
-                self.act(action);
-            }
-            if !released {
-                return;
-            }
+            // A failed write makes the broker lose the connection: more actions.
+            self.flush();
         }
     }
 
@@ -610,34 +683,42 @@ impl Core {
         }
     }
 
+    /// Writes what was queued for each connection, as far as its socket takes it
+    /// without waiting; the connection's task writes the rest.
+    fn flush(&mut self) {
+        for conn in std::mem::take(&mut self.dirty) {
+            let Some(link) = self.links.get_mut(&conn) else {
+                continue;
+            };
+            link.dirty = false;
+            if let Err(e) = link.outbox.flush(&self.counters) {
+                tracing::info!("conn {}: closed by the network: {e}", conn.0);
+                self.drop_link(conn);
+            }
+        }
+    }
+
     fn act(&mut self, action: Action) {
         match action {
             Action::Send { conn, packet } => {
-                let Some(link) = self.links.get(&conn) else {
+                let Some(link) = self.links.get_mut(&conn) else {
                     return;
                 };
-                let bytes = match packet.to_bytes() {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::error!("conn {}: cannot encode {packet:?}: {e}", conn.0);
-                        return;
-                    }
-                };
-                match link.writer.try_send(bytes) {
-                    Ok(()) => Counters::add(&self.counters.0.packets_sent, 1),
-                    Err(e) => {
-                        let why = match e {
-                            mpsc::error::TrySendError::Full(_) => "write queue full",
-                            mpsc::error::TrySendError::Closed(_) => "writer gone",
-                        };
-                        tracing::warn!("conn {}: dropped: {why}", conn.0);
-                        Counters::add(&self.counters.0.slow_dropped, 1);
-                        if let Some(link) = self.links.remove(&conn) {
-                            Counters::add_neg(&self.counters.0.open);
-                            link.reader.abort();
-                            link.writer_task.abort();
+                match link.outbox.push(&packet, self.write_queue) {
+                    Ok(()) => {
+                        Counters::add(&self.counters.0.packets_sent, 1);
+                        if !link.dirty {
+                            link.dirty = true;
+                            self.dirty.push(conn);
                         }
-                        self.broker.connection_lost(self.clock.now(), conn);
+                    }
+                    Err(NotQueued::Encode(e)) => {
+                        tracing::error!("conn {}: cannot encode {packet:?}: {e}", conn.0);
+                    }
+                    Err(NotQueued::Full) => {
+                        tracing::warn!("conn {}: dropped: write queue full", conn.0);
+                        Counters::add(&self.counters.0.slow_dropped, 1);
+                        self.drop_link(conn);
                     }
                 }
             }
@@ -738,41 +819,4 @@ fn log_event(event: &BrokerEvent) {
             packet_type.name()
         ),
     }
-}
-
-async fn write_loop(
-    conn: ConnId,
-    mut writer: Writer,
-    mut rx: mpsc::Receiver<Bytes>,
-    input: mpsc::Sender<Input>,
-    counters: Counters,
-) {
-    let mut batch = BytesMut::new();
-    while let Some(first) = rx.recv().await {
-        batch.extend_from_slice(&first);
-        while batch.len() < 64 * 1024 {
-            match rx.try_recv() {
-                Ok(more) => batch.extend_from_slice(&more),
-                Err(_) => break,
-            }
-        }
-        let closing = rx.is_closed();
-        let n = batch.len() as u64;
-        let write = writer.write(&batch);
-        let result = if closing {
-            tokio::time::timeout(FLUSH_TIMEOUT, write)
-                .await
-                .unwrap_or_else(|_| Err(Error::Timeout(crate::Timeout::Operation)))
-        } else {
-            write.await
-        };
-        batch.clear();
-        if let Err(e) = result {
-            let _ = input.send(Input::Lost(conn, e.to_string())).await;
-            return;
-        }
-        Counters::add(&counters.0.bytes_sent, n);
-    }
-    // The broker closed the connection: everything queued was written.
-    let _ = tokio::time::timeout(FLUSH_TIMEOUT, writer.shutdown()).await;
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -51,40 +51,75 @@ pub(crate) enum Writer {
     Ws(SplitSink<WebSocketStream<BoxIo>, Message>),
 }
 
-impl Reader {
-    /// Waits until bytes (or the end of the stream) can be read without waiting, holding
-    /// no buffer meanwhile. Only TCP can wait so; TLS and WebSocket return at once (their
-    /// libraries keep their own buffers) and [`read`](Self::read) does the waiting.
-    pub(crate) async fn readable(&mut self) -> Result<(), Error> {
-        match self {
-            Reader::Tcp(r) => Ok(r.readable().await?),
-            Reader::Stream(_) | Reader::Ws(_) => Ok(()),
-        }
-    }
+/// The buffer a TLS connection's reader holds while it waits for bytes.
+const IDLE_READ: usize = 64;
 
+impl Reader {
     /// Appends what arrives to `buf`; `Ok(0)` at the end of the stream.
     pub(crate) async fn read(&mut self, buf: &mut BytesMut) -> Result<usize, Error> {
         match self {
             Reader::Tcp(r) => Ok(r.read_buf(buf).await?),
             Reader::Stream(r) => Ok(r.read_buf(buf).await?),
-            Reader::Ws(r) => loop {
-                match r.next().await {
-                    None | Some(Ok(Message::Close(_))) => return Ok(0),
-                    Some(Ok(Message::Binary(data))) if !data.is_empty() => {
-                        buf.extend_from_slice(&data);
-                        return Ok(data.len());
-                    }
-                    Some(Ok(Message::Text(_))) => {
-                        return Err(Error::WebSocket(
-                            "a text frame: MQTT travels in binary frames only (MQTT-6.0.0-1)"
-                                .into(),
-                        ));
-                    }
-                    // Empty binary frames, ping and pong (tungstenite answers pings).
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return Err(e.into()),
+            Reader::Ws(r) => match Self::next_binary(r).await? {
+                Some(data) => {
+                    buf.extend_from_slice(&data);
+                    Ok(data.len())
                 }
+                None => Ok(0),
             },
+        }
+    }
+
+    /// Waits for what arrives next and returns it (at most about `max` bytes); empty
+    /// at the end of the stream. While nothing arrives it holds no buffer over TCP and
+    /// WebSocket (a binary frame's payload is returned as it is) and a small one over
+    /// TLS: rustls keeps what it has decrypted, and the rest is taken without waiting.
+    pub(crate) async fn read_chunk(&mut self, max: usize) -> Result<Bytes, Error> {
+        match self {
+            Reader::Tcp(r) => {
+                r.readable().await?;
+                let mut buf = BytesMut::with_capacity(max);
+                r.read_buf(&mut buf).await?;
+                Ok(buf.freeze())
+            }
+            Reader::Stream(r) => {
+                let mut head = BytesMut::with_capacity(IDLE_READ);
+                if r.read_buf(&mut head).await? == 0 || head.len() < IDLE_READ {
+                    return Ok(head.freeze());
+                }
+                let mut buf = BytesMut::with_capacity(max.max(IDLE_READ));
+                buf.extend_from_slice(&head);
+                drop(head);
+                while buf.len() < max {
+                    match r.read_buf(&mut buf).now_or_never() {
+                        None | Some(Ok(0)) => break,
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => return Err(e.into()),
+                    }
+                }
+                Ok(buf.freeze())
+            }
+            Reader::Ws(r) => Ok(Self::next_binary(r).await?.unwrap_or_default()),
+        }
+    }
+
+    /// The payload of the next non-empty binary frame; `None` at the end of the stream.
+    async fn next_binary(
+        r: &mut SplitStream<WebSocketStream<BoxIo>>,
+    ) -> Result<Option<Bytes>, Error> {
+        loop {
+            match r.next().await {
+                None | Some(Ok(Message::Close(_))) => return Ok(None),
+                Some(Ok(Message::Binary(data))) if !data.is_empty() => return Ok(Some(data)),
+                Some(Ok(Message::Text(_))) => {
+                    return Err(Error::WebSocket(
+                        "a text frame: MQTT travels in binary frames only (MQTT-6.0.0-1)".into(),
+                    ));
+                }
+                // Empty binary frames, ping and pong (tungstenite answers pings).
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+            }
         }
     }
 }
@@ -247,10 +282,17 @@ pub(crate) struct Accept {
     pub(crate) ws: bool,
 }
 
+/// A server's connection once its handshakes are done.
+pub(crate) enum Stream {
+    /// Plain TCP, whole: one task reads it and the core task writes it directly.
+    Tcp(TcpStream),
+    /// TLS or WebSocket, split into its reading and writing halves.
+    Split(Reader, Writer),
+}
+
 /// What the server learns of a connection during the handshakes.
 pub(crate) struct Accepted {
-    pub(crate) reader: Reader,
-    pub(crate) writer: Writer,
+    pub(crate) stream: Stream,
     /// The client's certificate chain (mutual TLS), end entity first.
     pub(crate) certificates: Vec<rustls_pki_types::CertificateDer<'static>>,
     /// The ALPN protocol agreed on.
@@ -259,12 +301,30 @@ pub(crate) struct Accepted {
     pub(crate) server_name: Option<String>,
 }
 
+impl Accepted {
+    /// A plain TCP connection, which needs no handshake.
+    pub(crate) fn tcp(tcp: TcpStream) -> Accepted {
+        let _ = tcp.set_nodelay(true);
+        Accepted {
+            stream: Stream::Tcp(tcp),
+            certificates: Vec::new(),
+            alpn: None,
+            server_name: None,
+        }
+    }
+}
+
 impl Accept {
     pub(crate) fn new(tls: Option<Arc<ServerConfig>>, ws: bool) -> Accept {
         Accept {
             tls: tls.map(TlsAcceptor::from),
             ws,
         }
+    }
+
+    /// Whether the listener speaks MQTT on plain TCP, with no handshake to run.
+    pub(crate) fn is_plain(&self) -> bool {
+        self.tls.is_none() && !self.ws
     }
 
     /// Runs the TLS and WebSocket handshakes a listener of this kind needs.
@@ -284,16 +344,7 @@ impl Accept {
                 server_name = session.server_name().map(str::to_string);
                 Box::new(stream)
             }
-            None if !self.ws => {
-                let (reader, writer) = split_tcp(tcp);
-                return Ok(Accepted {
-                    reader,
-                    writer,
-                    certificates,
-                    alpn,
-                    server_name,
-                });
-            }
+            None if !self.ws => return Ok(Accepted::tcp(tcp)),
             None => Box::new(tcp),
         };
         let (reader, writer) = if self.ws {
@@ -302,8 +353,7 @@ impl Accept {
             split_io(io)
         };
         Ok(Accepted {
-            reader,
-            writer,
+            stream: Stream::Split(reader, writer),
             certificates,
             alpn,
             server_name,

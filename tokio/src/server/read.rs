@@ -1,7 +1,7 @@
-//! A connection's reading side: no buffer held while idle, and the pre-authentication
-//! limit on the first packet.
+//! A connection's reading side: the pre-authentication limit on the first packet, and
+//! the reader of a TLS or WebSocket connection.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use mqtt_sansio::DecodeError;
 use mqtt_sansio::broker::ConnId;
 use mqtt_sansio::codec::{Decoder, Status};
@@ -11,16 +11,71 @@ use super::{Counters, Input};
 use crate::transport::Reader;
 
 /// The most bytes one read of a connection takes in.
-const READ_CHUNK: usize = 8 * 1024;
+pub(super) const READ_CHUNK: usize = 8 * 1024;
 
-/// Reads a connection and hands its bytes to the core task.
-///
-/// While the connection is idle it holds no read buffer: it waits for readability, then
-/// reads into a fresh buffer of at most [`READ_CHUNK`] bytes, handed to the core task as
-/// it is, so it is freed once the core task has handled it.
-///
-/// The first packet's fixed header is checked against `max_connect` before anything is
-/// handed on: a larger announced Remaining Length closes the connection.
+/// The check of a connection's first packet against the pre-authentication limit: the
+/// bytes read pass through it on their way to the core task.
+pub(super) struct FirstPacket {
+    /// The start of the first packet, until its fixed header is complete (at most 5
+    /// bytes are needed, but a read may bring more); `None` once it passed. Boxed, so
+    /// that an idle connection's task does not carry it.
+    head: Option<Box<BytesMut>>,
+    max_connect: usize,
+}
+
+/// The first packet announced a Remaining Length above the limit.
+pub(super) struct TooLarge;
+
+impl FirstPacket {
+    pub(super) fn new(max_connect: usize) -> FirstPacket {
+        FirstPacket {
+            head: Some(Box::default()),
+            max_connect,
+        }
+    }
+
+    /// What to hand to the core task of the bytes just read: `None` while the first
+    /// packet's fixed header is incomplete (they are kept), the bytes (with those kept)
+    /// once it is.
+    pub(super) fn pass(
+        &mut self,
+        bytes: Bytes,
+        counters: &Counters,
+    ) -> Result<Option<Bytes>, TooLarge> {
+        let Some(mut head) = self.head.take() else {
+            return Ok(Some(bytes));
+        };
+        // Usually the whole fixed header comes in the first read: no copy then.
+        let bytes = if head.is_empty() {
+            bytes
+        } else {
+            head.extend_from_slice(&bytes);
+            head.split().freeze()
+        };
+        match first_packet_check(&bytes, self.max_connect) {
+            Check::Incomplete => {
+                self.head = Some(Box::new(BytesMut::from(&bytes[..])));
+                Ok(None)
+            }
+            Check::TooLarge => {
+                Counters::add(&counters.0.connect_too_large, 1);
+                Err(TooLarge)
+            }
+            Check::Pass => Ok(Some(bytes)),
+        }
+    }
+
+    /// Why the connection is closed, for the log.
+    pub(super) fn too_large(&self) -> String {
+        format!(
+            "first packet larger than the limit of {} bytes before CONNECT is accepted",
+            self.max_connect
+        )
+    }
+}
+
+/// Reads a TLS or WebSocket connection and hands its bytes to the core task (a plain
+/// TCP connection is read by its connection task, [`TcpTask`](super::conn::TcpTask)).
 pub(super) async fn read_loop(
     conn: ConnId,
     mut reader: Reader,
@@ -28,38 +83,17 @@ pub(super) async fn read_loop(
     max_connect: usize,
     counters: Counters,
 ) {
-    // The start of the first packet, until its fixed header is complete (at most 5
-    // bytes are needed, but a read may bring more).
-    let mut first: Option<BytesMut> = Some(BytesMut::new());
+    let mut first = FirstPacket::new(max_connect);
     let why = loop {
-        if let Err(e) = reader.readable().await {
-            break e.to_string();
-        }
-        let mut buf = BytesMut::with_capacity(READ_CHUNK);
-        match reader.read(&mut buf).await {
-            Ok(0) => break "end of stream".to_string(),
-            Ok(_) => {}
+        let bytes = match reader.read_chunk(READ_CHUNK).await {
+            Ok(b) if b.is_empty() => break "end of stream".to_string(),
+            Ok(b) => b,
             Err(e) => break e.to_string(),
-        }
-        let bytes = match first.take() {
-            None => buf.freeze(),
-            Some(mut head) => {
-                head.extend_from_slice(&buf);
-                match first_packet_check(&head, max_connect) {
-                    FirstPacket::Incomplete => {
-                        first = Some(head);
-                        continue;
-                    }
-                    FirstPacket::TooLarge => {
-                        Counters::add(&counters.0.connect_too_large, 1);
-                        break format!(
-                            "first packet larger than the limit of {max_connect} bytes \
-                             before CONNECT is accepted"
-                        );
-                    }
-                    FirstPacket::Pass => head.freeze(),
-                }
-            }
+        };
+        let bytes = match first.pass(bytes, &counters) {
+            Ok(Some(b)) => b,
+            Ok(None) => continue,
+            Err(TooLarge) => break first.too_large(),
         };
         if input.send(Input::Bytes(conn, bytes)).await.is_err() {
             return;
@@ -70,7 +104,7 @@ pub(super) async fn read_loop(
 
 /// What the start of a connection's first packet says about the pre-authentication limit.
 #[derive(Debug, PartialEq, Eq)]
-enum FirstPacket {
+enum Check {
     /// The fixed header is not complete yet.
     Incomplete,
     /// The announced Remaining Length is above the limit, or above that of any valid
@@ -80,11 +114,11 @@ enum FirstPacket {
     Pass,
 }
 
-fn first_packet_check(head: &[u8], max_connect: usize) -> FirstPacket {
+fn first_packet_check(head: &[u8], max_connect: usize) -> Check {
     match Decoder::new().fixed_header(head) {
-        Ok(Status::Incomplete(_)) => FirstPacket::Incomplete,
-        Ok(Status::Complete(h, _)) if h.remaining_length > max_connect => FirstPacket::TooLarge,
-        Err(DecodeError::ConnectTooLarge) => FirstPacket::TooLarge,
-        Ok(Status::Complete(..)) | Err(_) => FirstPacket::Pass,
+        Ok(Status::Incomplete(_)) => Check::Incomplete,
+        Ok(Status::Complete(h, _)) if h.remaining_length > max_connect => Check::TooLarge,
+        Err(DecodeError::ConnectTooLarge) => Check::TooLarge,
+        Ok(Status::Complete(..)) | Err(_) => Check::Pass,
     }
 }
