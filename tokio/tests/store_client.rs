@@ -601,3 +601,64 @@ async fn an_inbound_qos2_message_resent_after_a_restart_is_delivered_once() {
         "the resent QoS 2 message came again"
     );
 }
+
+/// The number of commits the store in `dir` made, from its `commits` file.
+fn commits(dir: &std::path::Path) -> u64 {
+    let raw = std::fs::read(dir.join("commits")).unwrap();
+    u64::from_be_bytes(raw[..8].try_into().unwrap())
+}
+
+#[tokio::test]
+async fn publishes_waiting_together_reach_the_socket_after_one_commit_that_stores_them_all() {
+    const K: usize = 8;
+    let dir = TempDir::new("store-client");
+    let l = std::net::TcpListener::bind(any_port()).unwrap();
+    l.set_nonblocking(true).unwrap();
+    let mut o = durable(l.local_addr().unwrap(), &dir);
+    o.config.max_inflight = K;
+    let path = dir.0.clone();
+    let seen = Arc::new(Mutex::new(None));
+    let out = seen.clone();
+
+    // One thread runs the client and this scripted server: while the server reads, the
+    // client's driver is parked at an await, and the runtime ends there (as `kill -9`
+    // would stop the process) once the server has read the K PUBLISHes.
+    life_then_kill(move || async move {
+        let l = TcpListener::from_std(l).unwrap();
+        let connecting = tokio::spawn(Client::connect(o));
+        let (mut s, mut buf) = accept(&l, false).await;
+        let (client, _messages) = connecting.await.unwrap().unwrap();
+        let before = commits(&path);
+        // Spawned together: all K commands wait in the channel when the driver wakes for
+        // the first one.
+        for n in 0..K {
+            let c = client.clone();
+            tokio::spawn(async move {
+                c.publish("dev/x", QoS::AtLeastOnce, false, format!("m{n}"))
+                    .await
+            });
+        }
+        let mut ids = Vec::new();
+        while ids.len() < K {
+            match read_packet(&mut s, &mut buf).await {
+                Packet::Publish(p) => ids.push(p.qos.packet_id().expect("QoS 1")),
+                other => panic!("not a PUBLISH: {other:?}"),
+            }
+        }
+        *out.lock().unwrap() = Some((ids, before, commits(&path)));
+    })
+    .await;
+
+    let (ids, before, after) = seen.lock().unwrap().take().expect("the server's view");
+    assert_eq!(after, before + 1, "the K waiting publishes took one commit");
+    // Every PUBLISH the server read was on disk, sent, before it left the client.
+    let (_, export) = ClientStore::open(&dir.0, id("device")).unwrap();
+    let stored: Vec<_> = export
+        .session
+        .outgoing
+        .iter()
+        .filter(|o| o.sent)
+        .map(|o| o.id)
+        .collect();
+    assert_eq!(stored, ids);
+}
