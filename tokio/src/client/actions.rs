@@ -12,6 +12,7 @@ use super::driver::Driver;
 use crate::{Error, Timeout};
 
 impl Driver {
+    /// The core's next action. With a store the actions come in batches, every action
     /// the core has: the changes among them are committed before the first is carried
     /// out. When the commit fails none is, and the client stops.
     fn next_action(&mut self) -> Option<Action> {
