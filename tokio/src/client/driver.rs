@@ -322,17 +322,18 @@ impl Driver {
         self.gather(buf, commands).await;
     }
 
-    /// Hands the core what is already there without waiting: the bytes already readable
-    /// (at most [`MAX_READS`] reads), then the commands already waiting (at most
-    /// [`MAX_COMMANDS`]), in order, while they are accepted.
+    /// Hands the core what is already there without waiting, while the connection
+    /// serves: the bytes already readable (at most [`MAX_READS`] reads), then the
+    /// commands already waiting (at most [`MAX_COMMANDS`]), in order, while they are
+    /// accepted.
     async fn gather(&mut self, buf: &mut BytesMut, commands: Option<&mut mpsc::Receiver<Command>>) {
         for _ in 0..MAX_READS {
+            if !self.serving() {
+                return;
+            }
             let Some(link) = self.link.as_mut() else {
                 return;
             };
-            if self.ended.is_some() {
-                return;
-            }
             buf.clear();
             // Polled once: the read finishes at once, or is dropped having read nothing.
             let read = tokio::select! {
@@ -346,7 +347,7 @@ impl Driver {
             return;
         };
         for _ in 0..MAX_COMMANDS {
-            if self.ended.is_some() || !self.accepting() {
+            if !self.serving() || !self.accepting() {
                 return;
             }
             match commands.try_recv() {
@@ -355,6 +356,17 @@ impl Driver {
                 Err(_) => return,
             }
         }
+    }
+
+    /// Whether the connection still serves: not once it ended, nor once the core closed
+    /// it (its close, read from earlier bytes, is the reason the connection ends; what
+    /// follows waits for the next connection).
+    fn serving(&self) -> bool {
+        self.ended.is_none()
+            && matches!(
+                self.core.state(),
+                ClientState::Connecting | ClientState::Connected
+            )
     }
 
     /// Whether commands are taken: not while publishes wait for room in the inflight
