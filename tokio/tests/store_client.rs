@@ -662,3 +662,45 @@ async fn publishes_waiting_together_reach_the_socket_after_one_commit_that_store
         .collect();
     assert_eq!(stored, ids);
 }
+
+#[tokio::test]
+async fn a_reconnect_behind_waiting_publishes_starts_the_next_connection_with_connect() {
+    const K: usize = 4;
+    let l = TcpListener::bind(any_port()).await.unwrap();
+    let dir = TempDir::new("store-client");
+    let mut o = durable(l.local_addr().unwrap(), &dir);
+    o.config.max_inflight = K;
+    let connecting = tokio::spawn(Client::connect(o));
+    let (_first, _) = accept(&l, false).await;
+    let (client, _messages) = connecting.await.unwrap().unwrap();
+    // Spawned together on this one thread: the driver takes the K publishes and the
+    // reconnect behind them as one batch; the connection ends before its PUBLISHes are
+    // written.
+    let mut published = Vec::new();
+    for n in 0..K {
+        let c = client.clone();
+        published.push(tokio::spawn(async move {
+            c.publish("dev/x", QoS::AtLeastOnce, false, format!("m{n}"))
+                .await
+        }));
+    }
+    let c = client.clone();
+    let reconnected = tokio::spawn(async move { c.reconnect().await });
+    // The next connection starts with CONNECT (`accept` checks), then resends the K.
+    let (mut s, mut buf) = accept(&l, true).await;
+    for n in 0..K {
+        let Packet::Publish(p) = read_packet(&mut s, &mut buf).await else {
+            panic!("not a PUBLISH");
+        };
+        assert_eq!(&p.payload[..], format!("m{n}").as_bytes());
+        let id = p.qos.packet_id().expect("QoS 1");
+        s.write_all(&bytes(Packet::PubAck(id))).await.unwrap();
+    }
+    assert!(reconnected.await.unwrap().unwrap(), "session present");
+    for p in published {
+        p.await.unwrap().unwrap();
+    }
+    client.disconnect().await.unwrap();
+    let (_, export) = ClientStore::open(&dir.0, id("device")).unwrap();
+    assert!(export.session.outgoing.is_empty(), "{export:?}");
+}

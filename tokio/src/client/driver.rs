@@ -181,6 +181,12 @@ impl Driver {
                 self.step(&mut buf, Some(&mut commands)).await;
             }
             self.link = None;
+            // The connection ended in the middle of a batch of inputs: what the core
+            // queued before it is carried out now (its changes committed), and the
+            // packets for the connection that ended are dropped, never written on the
+            // next one (the session resends what needs it).
+            self.drain().await;
+            self.flush().await;
             let why = self.ended.take().unwrap_or(Error::Closed);
             if self.disconnect.is_some() || commands.is_closed() {
                 break;
@@ -395,13 +401,17 @@ impl Driver {
         }
     }
 
-    /// Writes what the core asked to send.
+    /// Writes what the core asked to send; without a connection it is dropped (and the
+    /// QoS 0 publishes among it fail with [`Error::Lost`]).
     async fn flush(&mut self) {
         if self.out.is_empty() {
             return;
         }
         let Some(link) = self.link.as_mut() else {
             self.out.clear();
+            for reply in self.written.drain(..) {
+                let _ = reply.send(Err(Error::Lost));
+            }
             return;
         };
         let written = link.writer.write(&self.out).await;
