@@ -601,3 +601,106 @@ async fn an_inbound_qos2_message_resent_after_a_restart_is_delivered_once() {
         "the resent QoS 2 message came again"
     );
 }
+
+/// The number of commits the store in `dir` made, from its `commits` file.
+fn commits(dir: &std::path::Path) -> u64 {
+    let raw = std::fs::read(dir.join("commits")).unwrap();
+    u64::from_be_bytes(raw[..8].try_into().unwrap())
+}
+
+#[tokio::test]
+async fn publishes_waiting_together_reach_the_socket_after_one_commit_that_stores_them_all() {
+    const K: usize = 8;
+    let dir = TempDir::new("store-client");
+    let l = std::net::TcpListener::bind(any_port()).unwrap();
+    l.set_nonblocking(true).unwrap();
+    let mut o = durable(l.local_addr().unwrap(), &dir);
+    o.config.max_inflight = K;
+    let path = dir.0.clone();
+    let seen = Arc::new(Mutex::new(None));
+    let out = seen.clone();
+
+    // One thread runs the client and this scripted server: while the server reads, the
+    // client's driver is parked at an await, and the runtime ends there (as `kill -9`
+    // would stop the process) once the server has read the K PUBLISHes.
+    life_then_kill(move || async move {
+        let l = TcpListener::from_std(l).unwrap();
+        let connecting = tokio::spawn(Client::connect(o));
+        let (mut s, mut buf) = accept(&l, false).await;
+        let (client, _messages) = connecting.await.unwrap().unwrap();
+        let before = commits(&path);
+        // Spawned together: all K commands wait in the channel when the driver wakes for
+        // the first one.
+        for n in 0..K {
+            let c = client.clone();
+            tokio::spawn(async move {
+                c.publish("dev/x", QoS::AtLeastOnce, false, format!("m{n}"))
+                    .await
+            });
+        }
+        let mut ids = Vec::new();
+        while ids.len() < K {
+            match read_packet(&mut s, &mut buf).await {
+                Packet::Publish(p) => ids.push(p.qos.packet_id().expect("QoS 1")),
+                other => panic!("not a PUBLISH: {other:?}"),
+            }
+        }
+        *out.lock().unwrap() = Some((ids, before, commits(&path)));
+    })
+    .await;
+
+    let (ids, before, after) = seen.lock().unwrap().take().expect("the server's view");
+    assert_eq!(after, before + 1, "the K waiting publishes took one commit");
+    // Every PUBLISH the server read was on disk, sent, before it left the client.
+    let (_, export) = ClientStore::open(&dir.0, id("device")).unwrap();
+    let stored: Vec<_> = export
+        .session
+        .outgoing
+        .iter()
+        .filter(|o| o.sent)
+        .map(|o| o.id)
+        .collect();
+    assert_eq!(stored, ids);
+}
+
+#[tokio::test]
+async fn a_reconnect_behind_waiting_publishes_starts_the_next_connection_with_connect() {
+    const K: usize = 4;
+    let l = TcpListener::bind(any_port()).await.unwrap();
+    let dir = TempDir::new("store-client");
+    let mut o = durable(l.local_addr().unwrap(), &dir);
+    o.config.max_inflight = K;
+    let connecting = tokio::spawn(Client::connect(o));
+    let (_first, _) = accept(&l, false).await;
+    let (client, _messages) = connecting.await.unwrap().unwrap();
+    // Spawned together on this one thread: the driver takes the K publishes and the
+    // reconnect behind them as one batch; the connection ends before its PUBLISHes are
+    // written.
+    let mut published = Vec::new();
+    for n in 0..K {
+        let c = client.clone();
+        published.push(tokio::spawn(async move {
+            c.publish("dev/x", QoS::AtLeastOnce, false, format!("m{n}"))
+                .await
+        }));
+    }
+    let c = client.clone();
+    let reconnected = tokio::spawn(async move { c.reconnect().await });
+    // The next connection starts with CONNECT (`accept` checks), then resends the K.
+    let (mut s, mut buf) = accept(&l, true).await;
+    for n in 0..K {
+        let Packet::Publish(p) = read_packet(&mut s, &mut buf).await else {
+            panic!("not a PUBLISH");
+        };
+        assert_eq!(&p.payload[..], format!("m{n}").as_bytes());
+        let id = p.qos.packet_id().expect("QoS 1");
+        s.write_all(&bytes(Packet::PubAck(id))).await.unwrap();
+    }
+    assert!(reconnected.await.unwrap().unwrap(), "session present");
+    for p in published {
+        p.await.unwrap().unwrap();
+    }
+    client.disconnect().await.unwrap();
+    let (_, export) = ClientStore::open(&dir.0, id("device")).unwrap();
+    assert!(export.session.outgoing.is_empty(), "{export:?}");
+}

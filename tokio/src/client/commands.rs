@@ -1,0 +1,133 @@
+//! The application's commands: handed to the core, or held back while the inflight
+//! window is full; and answered with [`Error::Closed`] once the client has stopped.
+
+use mqtt_sansio::client::ClientError;
+
+use super::Command;
+use super::driver::Driver;
+use crate::Error;
+
+impl Driver {
+    /// Hands one command to the core; its reply waits for the acknowledgement (or is
+    /// sent at once when the core refuses it).
+    pub(super) fn command(&mut self, command: Command) {
+        let now = self.clock.now();
+        match command {
+            Command::Publish {
+                topic,
+                qos,
+                retain,
+                payload,
+                reply,
+            } => {
+                match self
+                    .core
+                    .publish(now, topic.clone(), qos, retain, payload.clone())
+                {
+                    Ok(Some(id)) => {
+                        self.publishes.insert(id, reply);
+                    }
+                    Ok(None) => self.unwritten.push(reply),
+                    Err(ClientError::InflightFull { .. } | ClientError::PacketIdsExhausted) => {
+                        self.blocked.push_back(Command::Publish {
+                            topic,
+                            qos,
+                            retain,
+                            payload,
+                            reply,
+                        });
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(Error::Rejected(e)));
+                    }
+                }
+            }
+            Command::Subscribe { filters, reply } => match self.core.subscribe(now, &filters) {
+                Ok(id) => {
+                    self.subscribes.insert(id, reply);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(Error::Rejected(e)));
+                }
+            },
+            Command::Unsubscribe { filters, reply } => match self.core.unsubscribe(now, &filters) {
+                Ok(id) => {
+                    self.unsubscribes.insert(id, reply);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(Error::Rejected(e)));
+                }
+            },
+            Command::Ack { id, reply } => {
+                let _ = reply.send(self.core.ack(now, id).map_err(Error::Rejected));
+            }
+            Command::Reconnect { reply } => {
+                self.reconnect = Some(reply);
+                self.lost(Error::Io(std::io::ErrorKind::ConnectionAborted.into()));
+            }
+            Command::Disconnect { reply } => match self.core.disconnect(now) {
+                Ok(()) => self.disconnect = Some(reply),
+                Err(e) => {
+                    let _ = reply.send(Err(Error::Rejected(e)));
+                }
+            },
+        }
+    }
+
+    /// Retries the publishes the inflight window held back, in order, while it has room.
+    pub(super) fn retry_blocked(&mut self) {
+        if !self.connected {
+            return;
+        }
+        let now = self.clock.now();
+        while let Some(Command::Publish {
+            topic,
+            qos,
+            retain,
+            payload,
+            reply,
+        }) = self.blocked.pop_front()
+        {
+            match self
+                .core
+                .publish(now, topic.clone(), qos, retain, payload.clone())
+            {
+                Ok(Some(id)) => {
+                    self.publishes.insert(id, reply);
+                }
+                Ok(None) => self.unwritten.push(reply),
+                Err(ClientError::InflightFull { .. } | ClientError::PacketIdsExhausted) => {
+                    self.blocked.push_front(Command::Publish {
+                        topic,
+                        qos,
+                        retain,
+                        payload,
+                        reply,
+                    });
+                    return;
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(Error::Rejected(e)));
+                }
+            }
+        }
+    }
+}
+
+/// Answers a command the closed client will not carry out.
+pub(super) fn fail(command: Command) {
+    match command {
+        Command::Publish { reply, .. }
+        | Command::Unsubscribe { reply, .. }
+        | Command::Ack { reply, .. }
+        | Command::Disconnect { reply } => {
+            let _ = reply.send(Err(Error::Closed));
+        }
+        Command::Reconnect { reply } => {
+            let _ = reply.send(Err(Error::Closed));
+        }
+        Command::Subscribe { reply, .. } => {
+            let _ = reply.send(Err(Error::Closed));
+        }
+    }
+}
