@@ -277,6 +277,7 @@ pub struct Broker {
     index: SubscriptionIndex<route::Sid>,
     subscribers: route::Subscribers,
     retained: RetainedStore<Message>,
+    pending: route::PendingRetained,
     shared: shared::SharedGroups,
     lifecycle: lifecycle::Lifecycle,
     connect_rate: crate::quota::ConnectRate,
@@ -311,6 +312,7 @@ impl Broker {
             stored: BTreeMap::new(),
             expiries: BTreeSet::new(),
             retained: RetainedStore::new(),
+            pending: Default::default(),
             timers: BTreeSet::new(),
             dirty: Vec::new(),
             targets: Vec::new(),
@@ -357,6 +359,16 @@ impl Broker {
     pub fn connection_lost(&mut self, now: Instant, conn: ConnId) {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.server.connection_lost(now);
+            self.pump(now, conn);
+            self.settle(now);
+        }
+    }
+
+    /// The transport of `conn` has written what it was given: the retained messages
+    /// still pending for it (those of a large match, which follow the SUBACK as the
+    /// session has room) continue.
+    pub fn writable(&mut self, now: Instant, conn: ConnId) {
+        if self.pending.contains_key(&conn) {
             self.pump(now, conn);
             self.settle(now);
         }
@@ -515,6 +527,7 @@ impl Broker {
         if let Some(c) = self.conns.at_mut(conn, slot) {
             c.dirty = false;
         }
+        let mut fed = false;
         loop {
             let Some(c) = self.conns.at_mut(conn, slot) else {
                 return;
@@ -549,6 +562,9 @@ impl Broker {
                 return;
             }
             match c.server.poll_action() {
+                // Retained messages pending for the connection go after what it
+                // had to do (a SUBACK first), as it has room; once per pump.
+                None if !fed && self.feed_retained(now, conn, slot) => fed = true,
                 None => break,
                 Some(ServerAction::Send(packet @ Packet::Publish(_))) => {
                     // The common case, without a detour.
@@ -569,6 +585,7 @@ impl Broker {
         let Some(mut c) = self.conns.remove(&conn) else {
             return;
         };
+        self.pending.remove(&conn);
         if let Some(m) = self.lifecycle.disconnected(now, conn, reason) {
             self.route(now, m);
         }
