@@ -135,22 +135,28 @@ fn a_slow_reader_gets_everything_in_trie_order_at_the_lower_qos() {
 }
 
 #[test]
-fn qos0_retained_messages_go_in_bursts_as_the_transport_drains() {
+fn qos0_retained_messages_go_in_bursts_of_the_queue_bound_as_the_transport_drains() {
     let n = 3_000;
-    let mut h = store(n, QoS::AtMostOnce, 4, 16);
+    let mut h = store(n, QoS::AtMostOnce, 40, 4);
     h.connect(SUBSCRIBER, "fast", true);
     h.send(SUBSCRIBER, subscribe(1, &[("#", QoS::AtLeastOnce)]));
     let first = h.take(SUBSCRIBER);
     assert!(matches!(first.first(), Some(Packet::SubAck(_))));
-    assert_eq!(
-        publishes(&first).len(),
-        16,
-        "one burst of the window's size"
-    );
+    assert_eq!(publishes(&first).len(), 40, "one burst of the queue bound");
+    // Any input from the client brings the next burst, as `writable` does.
+    h.send(SUBSCRIBER, Packet::PingReq);
+    let second = h.take(SUBSCRIBER);
+    assert_eq!(publishes(&second).len(), 40);
+    assert!(second.contains(&Packet::PingResp));
     let mut all = publishes(&first);
-    all.extend(read_all(&mut h, SUBSCRIBER, 16));
+    all.extend(publishes(&second));
+    all.extend(read_all(&mut h, SUBSCRIBER, 4));
     assert_eq!(all.len(), n);
-    assert!(all.iter().all(|p| p.qos == QosPid::AtMostOnce && p.retain));
+    for (i, p) in all.iter().enumerate() {
+        assert_eq!(p.topic.as_str(), topic(i));
+        assert!(p.qos == QosPid::AtMostOnce && p.retain);
+    }
+    assert!(!h.is_closed(SUBSCRIBER));
     no_drops(&h);
 }
 

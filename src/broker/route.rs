@@ -271,8 +271,10 @@ impl Broker {
     /// inflight window, or as the one message queued behind it; QoS 0 at once, so
     /// never ahead of an earlier retained message still queued), so live messages,
     /// which queue up to the bound, are never starved and never dropped because of
-    /// retained ones; at most `max_inflight` QoS 0 messages go per pump of the
-    /// connection (its input, or [`Broker::writable`](super::Broker::writable)).
+    /// retained ones. QoS 0 has no acknowledgement to pace it: at most `max_queued`
+    /// (the session's allowance of messages waiting for the client) go per pump of the
+    /// connection, which its next input or [`Broker::writable`](super::Broker::writable)
+    /// (the transport drained) brings.
     pub(super) fn feed_retained(&mut self, now: Instant, conn: ConnId, slot: usize) -> bool {
         let Some(list) = self.pending.get_mut(&conn) else {
             return false;
@@ -283,7 +285,7 @@ impl Broker {
         if !c.server.is_connected() {
             return false;
         }
-        let burst = self.config.connection.max_inflight.max(1);
+        let burst = self.config.connection.max_queued.max(1);
         let (mut qos0, mut fed) = (0, false);
         let mut dropped = Vec::new();
         while let Some(m) = list.pop_front() {
