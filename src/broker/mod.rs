@@ -364,16 +364,6 @@ impl Broker {
         }
     }
 
-    /// The transport of `conn` has written what it was given: the retained messages
-    /// still pending for it (those of a large match, which follow the SUBACK as the
-    /// session has room) continue.
-    pub fn writable(&mut self, now: Instant, conn: ConnId) {
-        if self.pending.contains_key(&conn) {
-            self.pump(now, conn);
-            self.settle(now);
-        }
-    }
-
     /// The application closes `conn` (an administrator's kick, a shutdown): a `Close`
     /// action with [`CloseReason::Application`] follows, and the will is published.
     pub fn close(&mut self, now: Instant, conn: ConnId) {

@@ -160,6 +160,16 @@ enum Late {
 }
 
 impl Broker {
+    /// The transport of `conn` has written what it was given: the retained messages
+    /// still pending for it (those of a large match, which follow the SUBACK as the
+    /// session has room) continue.
+    pub fn writable(&mut self, now: Instant, conn: ConnId) {
+        if self.pending.contains_key(&conn) {
+            self.pump(now, conn);
+            self.settle(now);
+        }
+    }
+
     /// Routes an application message to every matching session (MQTT-4.5.0-1) and
     /// keeps it as the retained message when asked.
     pub(super) fn route(&mut self, now: Instant, m: Message) {
