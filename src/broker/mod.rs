@@ -281,6 +281,7 @@ pub struct Broker {
     index: SubscriptionIndex<route::Sid>,
     subscribers: route::Subscribers,
     retained: RetainedStore<Message>,
+    pending: route::PendingRetained,
     shared: shared::SharedGroups,
     lifecycle: lifecycle::Lifecycle,
     connect_rate: crate::quota::ConnectRate,
@@ -316,6 +317,7 @@ impl Broker {
             stored: BTreeMap::new(),
             expiries: BTreeSet::new(),
             retained: RetainedStore::new(),
+            pending: Default::default(),
             timers: BTreeSet::new(),
             dirty: Vec::new(),
             targets: Vec::new(),
@@ -520,6 +522,7 @@ impl Broker {
         if let Some(c) = self.conns.at_mut(conn, slot) {
             c.dirty = false;
         }
+        let mut fed = false;
         loop {
             let Some(c) = self.conns.at_mut(conn, slot) else {
                 return;
@@ -554,6 +557,9 @@ impl Broker {
                 return;
             }
             match c.server.poll_action() {
+                // Retained messages pending for the connection go after what it
+                // had to do (a SUBACK first), as it has room; once per pump.
+                None if !fed && self.feed_retained(now, conn, slot) => fed = true,
                 None => break,
                 Some(ServerAction::Send(packet @ Packet::Publish(_))) => {
                     // The common case, without a detour.
@@ -574,6 +580,7 @@ impl Broker {
         let Some(mut c) = self.conns.remove(&conn) else {
             return;
         };
+        self.pending.remove(&conn);
         if let Some(m) = self.lifecycle.disconnected(now, conn, reason) {
             self.route(now, m);
         }

@@ -9,7 +9,7 @@
 //! removes the duplicates (a client matched by several filters), and each record
 //! leads to its connection's slot.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
 use core::mem;
 
@@ -21,6 +21,14 @@ use crate::server::{Message, NotQueued};
 use crate::session::{BrokerChange, Change};
 use crate::time::Instant;
 use crate::types::{MqttString, QoS, TopicFilter};
+
+/// Retained messages matched by new subscriptions and not yet handed to their
+/// connections' sessions, by connection: a snapshot taken at the SUBSCRIBE (each at
+/// its delivery QoS, RETAIN=1), so a retained message changed or cleared meanwhile
+/// still goes out as it was when the subscription was made. Not durable: a connection
+/// that ends drops its list, and a resumed session does not get it back (MQTT 3.1.1
+/// sends retained messages on new subscriptions only, MQTT-3.3.1-6).
+pub(super) type PendingRetained = BTreeMap<ConnId, VecDeque<Message>>;
 
 /// The dense number of a client id in the subscription index.
 pub(super) type Sid = u32;
@@ -152,6 +160,16 @@ enum Late {
 }
 
 impl Broker {
+    /// The transport of `conn` has written what it was given: the retained messages
+    /// still pending for it (those of a large match, which follow the SUBACK as the
+    /// session has room) continue.
+    pub fn writable(&mut self, now: Instant, conn: ConnId) {
+        if self.pending.contains_key(&conn) {
+            self.pump(now, conn);
+            self.settle(now);
+        }
+    }
+
     /// Routes an application message to every matching session (MQTT-4.5.0-1) and
     /// keeps it as the retained message when asked.
     pub(super) fn route(&mut self, now: Instant, m: Message) {
@@ -239,19 +257,77 @@ impl Broker {
                     .into_iter()
                     .collect()
             };
+            // Not handed over now: they follow the SUBACK (already sent, MQTT-3.8.4-1)
+            // as the session has room (`feed_retained`).
+            let pending = self.pending.entry(conn).or_default();
             for m in matching {
-                let out = Message {
+                pending.push_back(Message {
                     qos: m.qos.min(qos),
                     retain: true,
                     ..m
-                };
-                self.deliver(now, &client, out);
+                });
             }
         }
         let names: Vec<&str> = topics.iter().map(|f| f.as_str()).collect();
         if let Some(m) = self.lifecycle.subscriptions(now, conn, true, &names) {
             self.route(now, m);
         }
+    }
+
+    /// Hands the retained messages pending for `conn` (in `slot`) to its session while
+    /// it has room, in the order of the trie walk; true if any went.
+    ///
+    /// Room: a message goes while the session's queue is empty (QoS 1/2 into the
+    /// inflight window, or as the one message queued behind it; QoS 0 at once, so
+    /// never ahead of an earlier retained message still queued), so live messages,
+    /// which queue up to the bound, are never starved and never dropped because of
+    /// retained ones. QoS 0 has no acknowledgement to pace it: at most `max_queued`
+    /// (the session's allowance of messages waiting for the client) go per pump of the
+    /// connection, which its next input or [`Broker::writable`](super::Broker::writable)
+    /// (the transport drained) brings.
+    pub(super) fn feed_retained(&mut self, now: Instant, conn: ConnId, slot: usize) -> bool {
+        let Some(list) = self.pending.get_mut(&conn) else {
+            return false;
+        };
+        let Some(c) = self.conns.at_mut(conn, slot) else {
+            return false;
+        };
+        if !c.server.is_connected() {
+            return false;
+        }
+        let burst = self.config.connection.max_queued.max(1);
+        let (mut qos0, mut fed) = (0, false);
+        let mut dropped = Vec::new();
+        while let Some(m) = list.pop_front() {
+            if c.server.session().queued() > 0 || (m.qos == QoS::AtMostOnce && qos0 == burst) {
+                list.push_front(m);
+                break;
+            }
+            if m.qos == QoS::AtMostOnce {
+                qos0 += 1;
+            }
+            match c.server.publish(now, m) {
+                Ok(()) => fed = true,
+                // Refused with nothing in flight (a bound of 0): no acknowledgement
+                // will make room, so it is dropped and reported.
+                Err(NotQueued(m)) if c.server.session().inflight() == 0 => dropped.push(m),
+                Err(NotQueued(m)) => {
+                    list.push_front(m);
+                    break;
+                }
+            }
+        }
+        if list.is_empty() {
+            self.pending.remove(&conn);
+        }
+        if !dropped.is_empty() {
+            if let Some(client) = self.client_of(conn) {
+                for m in dropped {
+                    self.dropped(&client, m, DropReason::QueueFull);
+                }
+            }
+        }
+        fed
     }
 
     /// Stores or clears the retained message of `m`'s topic (MQTT-3.3.1-5, -7, -10,

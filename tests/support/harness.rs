@@ -84,6 +84,12 @@ impl Harness {
         self.send_bytes(c, &bytes);
     }
 
+    /// The transport of `c` wrote what it was given.
+    pub fn writable(&mut self, c: u64) {
+        self.broker.writable(self.now, ConnId(c));
+        self.drain();
+    }
+
     /// Closes the transport of `c` from the client's side.
     pub fn drop_conn(&mut self, c: u64) {
         self.broker.connection_lost(self.now, ConnId(c));
