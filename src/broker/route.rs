@@ -170,6 +170,13 @@ impl Broker {
         }
     }
 
+    /// Whether retained messages still wait for room on connection `conn`: a driver
+    /// whose transport could not take at once all it was given calls
+    /// [`writable`](Self::writable) once it has.
+    pub fn wants_writable(&self, conn: ConnId) -> bool {
+        self.pending.contains_key(&conn)
+    }
+
     /// Routes an application message to every matching session (MQTT-4.5.0-1) and
     /// keeps it as the retained message when asked.
     pub(super) fn route(&mut self, now: Instant, m: Message) {

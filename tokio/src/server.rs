@@ -419,6 +419,8 @@ enum Input {
     Bytes(ConnId, Bytes),
     /// The transport ended: end of stream or an error.
     Lost(ConnId, String),
+    /// The connection's task wrote everything the core task had left for it, as asked.
+    Writable(ConnId),
 }
 
 async fn accept_loop(
@@ -595,6 +597,7 @@ impl Core {
                 }
                 self.broker.handle_bytes(now, conn, &bytes);
             }
+            Input::Writable(conn) => self.broker.writable(now, conn),
             Input::Lost(conn, why) => {
                 if let Some(link) = self.links.remove(&conn) {
                     tracing::info!("conn {}: closed by the network: {why}", conn.0);
@@ -691,9 +694,16 @@ impl Core {
                 continue;
             };
             link.dirty = false;
-            if let Err(e) = link.outbox.flush(&self.counters) {
-                tracing::info!("conn {}: closed by the network: {e}", conn.0);
-                self.drop_link(conn);
+            // Retained messages still wait for this connection: they follow as it
+            // drains, now if the socket took everything, else when its task has.
+            let wants = self.broker.wants_writable(conn);
+            match link.outbox.flush(&self.counters, wants) {
+                Ok(true) if wants => self.broker.writable(self.clock.now(), conn),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::info!("conn {}: closed by the network: {e}", conn.0);
+                    self.drop_link(conn);
+                }
             }
         }
     }

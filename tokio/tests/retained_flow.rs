@@ -1,5 +1,6 @@
 //! Many retained messages for one `#` subscriber over real TCP: they follow the SUBACK
-//! as the subscriber acknowledges them, and the connection stays up.
+//! as the subscriber acknowledges them (QoS 1) or as its socket drains (QoS 0), and the
+//! connection stays up.
 
 mod support;
 
@@ -21,6 +22,17 @@ async fn client(port: u16, id: &str) -> (Client, Messages) {
 
 #[tokio::test]
 async fn twenty_thousand_retained_messages_reach_a_hash_subscriber_that_stays_connected() {
+    retained_flood(QoS::AtLeastOnce).await;
+}
+
+/// At QoS 0 nothing acknowledges them: the next go out as the connection's socket takes
+/// the ones before, without the subscriber sending anything.
+#[tokio::test]
+async fn twenty_thousand_retained_messages_reach_a_qos0_hash_subscriber_as_its_socket_drains() {
+    retained_flood(QoS::AtMostOnce).await;
+}
+
+async fn retained_flood(qos: QoS) {
     let n = 20_000;
     let server = serve(vec![Listener::Tcp(any_port())], None).await;
     let port = server.addrs[0].port();
@@ -37,7 +49,7 @@ async fn twenty_thousand_retained_messages_reach_a_hash_subscriber_that_stays_co
         assert!(sent.iter().all(Result::is_ok), "{sent:?}");
     }
     let (subscriber, mut messages) = client(port, "reader").await;
-    let codes = tokio::time::timeout(LIMIT, subscriber.subscribe(&[("#", QoS::AtLeastOnce)]))
+    let codes = tokio::time::timeout(LIMIT, subscriber.subscribe(&[("#", qos)]))
         .await
         .expect("SUBACK in time")
         .expect("subscribed");

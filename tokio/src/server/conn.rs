@@ -36,6 +36,9 @@ struct Pending {
     packets: usize,
     /// The core task closed the connection: write what waits, then end.
     closed: bool,
+    /// The core task waits to hear when `buf` is empty (the broker has more for this
+    /// connection as it drains: retained messages after a SUBSCRIBE).
+    notify: bool,
     /// The connection's task, to wake when bytes wait that the core task could not
     /// write, or when the connection is closed.
     task: Option<Waker>,
@@ -89,15 +92,26 @@ impl Outbox {
 
     /// Writes what waits without waiting for the socket (plain TCP); what it does not
     /// take, and everything over TLS and WebSocket, is left to the connection's task.
-    pub(super) fn flush(&self, counters: &Counters) -> Result<(), Error> {
+    /// `Ok(true)`: everything was written. With `notify`, when something is left, the
+    /// connection's task sends [`Input::Writable`] once it has written it.
+    pub(super) fn flush(&self, counters: &Counters, notify: bool) -> Result<bool, Error> {
         let mut p = self.lock();
         if let Some(tcp) = &self.tcp {
             write_some(tcp, &mut p, counters)?;
         }
-        if !p.buf.is_empty() {
-            p.wake();
+        if p.buf.is_empty() {
+            return Ok(true);
         }
-        Ok(())
+        p.notify |= notify;
+        p.wake();
+        Ok(false)
+    }
+
+    /// Whether the core task asked to hear that the buffer, now empty, was written; the
+    /// request is consumed.
+    fn take_notify(&self) -> bool {
+        let mut p = self.lock();
+        p.buf.is_empty() && std::mem::take(&mut p.notify)
     }
 
     /// Marks the connection closed and wakes its task, which writes what waits and ends.
@@ -208,8 +222,10 @@ impl TcpTask {
                     let written = r
                         .map_err(Error::from)
                         .and_then(|()| write_some(tcp, &mut p, &self.counters));
+                    let notify = p.buf.is_empty() && std::mem::take(&mut p.notify);
                     drop(p);
                     return Poll::Ready(match written {
+                        Ok(()) if notify => self.tell(Input::Writable(self.conn)),
                         Ok(()) => None,
                         Err(e) => Some(self.lost(e.to_string())),
                     });
@@ -233,7 +249,12 @@ impl TcpTask {
             Ok(None) => return Poll::Ready(None),
             Err(TooLarge) => return Poll::Ready(Some(self.lost(self.first.too_large()))),
         };
-        Poll::Ready(match self.input.try_send(Input::Bytes(self.conn, bytes)) {
+        Poll::Ready(self.tell(Input::Bytes(self.conn, bytes)))
+    }
+
+    /// Hands `input` to the core task: at once, or a wait for room in its queue.
+    fn tell(&self, input: Input) -> Option<Wait> {
+        match self.input.try_send(input) {
             Ok(()) => None,
             // The core task is behind: wait for room.
             Err(TrySendError::Full(i)) => {
@@ -242,7 +263,7 @@ impl TcpTask {
             }
             // The core task is gone: write what is queued and end.
             Err(TrySendError::Closed(_)) => Some(self.flush_and_end()),
-        })
+        }
     }
 }
 
@@ -317,6 +338,9 @@ pub(super) async fn write_loop(
             return;
         }
         Counters::add(&counters.0.bytes_sent, batch.len() as u64);
+        if outbox.take_notify() && input.send(Input::Writable(conn)).await.is_err() {
+            return;
+        }
     }
     // The broker closed the connection: everything queued was written.
     let _ = tokio::time::timeout(FLUSH_TIMEOUT, writer.shutdown()).await;
