@@ -31,7 +31,9 @@ since the last sample, and the traffic counters, appending a row to
 and writes `<out>/summary.txt`: the first, last, min and max RSS after `--warmup`
 seconds, the RSS slope per 10 minutes (least squares over the samples after warm-up),
 the largest ping round trip, and the counters. The broker's stderr goes to
-`<out>/broker.log` (RUST_LOG=warn unless set).
+`<out>/broker.log` (RUST_LOG=error unless set: at `warn` every message dropped for a
+slow reader is a line). SIGINT or SIGTERM ends the run early, with the summary; the
+summary so far is also rewritten after every sample.
 
     python3 benches/soak.py --duration 3600 --out /work/soak-out
 
@@ -156,7 +158,8 @@ def proc_status(pid):
 
 def start_broker(extra, log_path):
     env = dict(os.environ)
-    env.setdefault("RUST_LOG", "warn")
+    # Not `warn`: the slow readers' sessions overflow by design, one warning per drop.
+    env.setdefault("RUST_LOG", "error")
     log = open(log_path, "wb")
     p = subprocess.Popen(
         [BROKER, "--listen", f"{HOST}:0", "--profile", "mqtt311", *extra],
@@ -393,6 +396,37 @@ class Soak:
             t.join(timeout=15)
 
 
+def summary(args, rows, ran, soak, counters, crashed, rc, final):
+    """Writes `<out>/summary.txt` and returns its text."""
+    after = [(t, r) for t, r, _, _ in rows if t >= args.warmup]
+    snap = counters.snapshot()
+    lines = [
+        f"ran {ran:.0f} s ({len(rows)} samples every {args.interval:.0f} s); warm-up {args.warmup:.0f} s",
+        f"broker: {'exited with ' + str(crashed) + ' during the run' if crashed is not None else 'running until the end' if final else 'running (the run ended early or is not over)'}; exit status at stop {rc}",
+    ]
+    if after:
+        rs = [r for _, r in after]
+        slope = slope_per_10min(after)
+        lines.append(
+            f"RSS after warm-up (KiB): first {rs[0]} last {rs[-1]} min {min(rs)} max {max(rs)} "
+            f"slope {'n/a' if slope is None else f'{slope:+.0f}'} KiB per 10 min"
+        )
+    else:
+        lines.append("RSS after warm-up: no samples (the run ended within the warm-up)")
+    if rows:
+        lines.append(
+            f"threads {min(r[2] for r in rows)}..{max(r[2] for r in rows)}, "
+            f"fds {min(r[3] for r in rows)}..{max(r[3] for r in rows)}"
+        )
+    lines.append(f"ping round trip: max {soak.ping_max_all * 1000:.1f} ms, failures {soak.ping_failures}")
+    lines.append("counters: " + " ".join(f"{k} {v}" for k, v in snap.items()))
+    lines.append(f"load average {'at the end' if final else 'now'}: {open('/proc/loadavg').read().split()[:3]}")
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(args.out, "summary.txt"), "w") as f:
+        f.write(text)
+    return text
+
+
 def slope_per_10min(points):
     """Least-squares slope of (t, rss) in KiB per 600 s; None with fewer than 2 points."""
     if len(points) < 2:
@@ -418,6 +452,7 @@ def main():
     ap.add_argument("--out", default="soak-out", help="directory for soak.csv, summary.txt, broker.log")
     ap.add_argument("--broker-arg", action="append", default=[], help="an extra broker argument (repeatable)")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     os.makedirs(args.out, exist_ok=True)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -431,6 +466,7 @@ def main():
     rows = []
     started = time.monotonic()
     crashed = None
+    interrupted = False
     try:
         soak.start()
         with open(csv_path, "w") as csv:
@@ -454,39 +490,15 @@ def main():
                 csv.write(f"{t:.0f},{rss},{threads},{fds},{ms(last)},{ms(mx)}," + ",".join(str(snap[k]) for k in keys) + "\n")
                 csv.flush()
                 rows.append((t, rss, threads, fds))
+                summary(args, rows, t, soak, counters, None, None, final=False)
     except KeyboardInterrupt:
-        pass
+        interrupted = True
     finally:
         ran = time.monotonic() - started
         soak.finish()
         rc = stop_broker(broker)
 
-    after = [(t, r) for t, r, _, _ in rows if t >= args.warmup]
-    snap = counters.snapshot()
-    lines = [
-        f"ran {ran:.0f} s ({len(rows)} samples every {args.interval:.0f} s); warm-up {args.warmup:.0f} s",
-        f"broker: {'exited with ' + str(crashed) + ' during the run' if crashed is not None else 'running until the end'}; exit status at stop {rc}",
-    ]
-    if after:
-        rs = [r for _, r in after]
-        slope = slope_per_10min(after)
-        lines.append(
-            f"RSS after warm-up (KiB): first {rs[0]} last {rs[-1]} min {min(rs)} max {max(rs)} "
-            f"slope {'n/a' if slope is None else f'{slope:+.0f}'} KiB per 10 min"
-        )
-    else:
-        lines.append("RSS after warm-up: no samples (the run ended within the warm-up)")
-    if rows:
-        lines.append(
-            f"threads {min(r[2] for r in rows)}..{max(r[2] for r in rows)}, "
-            f"fds {min(r[3] for r in rows)}..{max(r[3] for r in rows)}"
-        )
-    lines.append(f"ping round trip: max {soak.ping_max_all * 1000:.1f} ms, failures {soak.ping_failures}")
-    lines.append("counters: " + " ".join(f"{k} {v}" for k, v in snap.items()))
-    lines.append(f"load average at the end: {open('/proc/loadavg').read().split()[:3]}")
-    text = "\n".join(lines) + "\n"
-    with open(os.path.join(args.out, "summary.txt"), "w") as f:
-        f.write(text)
+    text = summary(args, rows, ran, soak, counters, crashed, rc, final=not interrupted)
     print(text, end="")
     return 1 if crashed is not None else 0
 
