@@ -146,8 +146,14 @@ class Health:
         broker still runs."""
         self.stop.set()
         self.thread.join(WAIT + PING_BOUND)
-        self.sock.close()
         assert self.error is None, f"health client: {self.error!r}\n{server.proc.describe()}"
+        # One more, now: the abuse may have been shorter than the first pause.
+        t0 = time.monotonic()
+        self.sock.sendall(b"\xc0\x00")
+        assert read_packet(self.sock)[0] == 0xD0
+        self.max_rtt = max(self.max_rtt, time.monotonic() - t0)
+        self.pings += 1
+        self.sock.close()
         assert self.pings > 0, "no ping answered"
         assert self.max_rtt < PING_BOUND, f"a ping took {self.max_rtt:.3f}s"
         assert server.proc.running(), server.proc.describe()
@@ -244,9 +250,26 @@ GARBAGE = {
     "reserved packet type 0": b"\x00\x00",
     "reserved packet type 15": b"\xf0\x00",
     "remaining length of five bytes": b"\x10\xff\xff\xff\xff\x7f",
-    "a PUBLISH before CONNECT": publish_packet("t", b"x"),
     "a CONNECT with a bad protocol name": packet(0x10, mqtt_string("MQTX") + b"\x04\x02\x00\x00" + mqtt_string("g")),
     "a CONNECT with reserved flag 1": packet(0x10, mqtt_string("MQTT") + b"\x04\x03\x00\x00" + mqtt_string("g")),
+}
+
+
+BEFORE_CONNECT = {
+    "a PUBLISH before CONNECT": publish_packet("t", b"x"),
+    "a PINGREQ before CONNECT": b"\xc0\x00",
+}
+
+AFTER_CONNECT = {
+    "a second CONNECT": connect_packet("again"),
+    "a SUBSCRIBE with reserved flags 0": packet(0x80, struct.pack("!H", 1) + mqtt_string("a") + b"\x00"),
+    "a SUBSCRIBE with QoS 3": subscribe_packet(1, [("a", 3)]),
+    "a SUBSCRIBE without filters": packet(0x82, struct.pack("!H", 1)),
+    "a topic with a NUL": publish_packet("a\x00b", b"x"),
+    "a topic that is not UTF-8": publish_packet(b"a\xff\xfeb", b"x"),
+    "a topic with a wildcard": publish_packet("a/+", b"x"),
+    "a QoS 3 PUBLISH": packet(0x36, mqtt_string("a") + b"\x00\x01x"),
+    "a PUBACK cut short": b"\x40\x01\x00",
 }
 
 
@@ -256,12 +279,7 @@ def test_garbage_bytes_close_only_their_connection(broker, paho, after_connect):
     sub = paho(server.port)
     assert sub.subscribe("bystander/#", 1) == [1]
     pub = paho(server.port)
-    garbage = dict(GARBAGE)
-    garbage["a second CONNECT"] = connect_packet("again")
-    garbage["a SUBSCRIBE with reserved flags 0"] = packet(0x80, struct.pack("!H", 1) + mqtt_string("a") + b"\x00")
-    garbage["a SUBSCRIBE with QoS 3"] = subscribe_packet(1, [("a", 3)])
-    garbage["a topic with a NUL"] = publish_packet("a\x00b", b"x")
-    garbage["a topic that is not UTF-8"] = publish_packet(b"a\xff\xfeb", b"x")
+    garbage = dict(GARBAGE, **(AFTER_CONNECT if after_connect else BEFORE_CONNECT))
     for n, (what, data) in enumerate(garbage.items()):
         if after_connect:
             s = raw_client(server.port, f"garbage-{n}")
@@ -363,7 +381,7 @@ def test_a_takeover_storm_leaves_one_working_session(broker, paho):
 
 
 def test_a_slow_subscriber_costs_bounded_memory_and_stalls_no_one(broker):
-    max_queued, write_queue, inflight, size = 200, 256, 20, 2048
+    max_queued, write_queue, inflight, size, batch = 200, 256, 20, 2048, 100
     server = broker(
         "--max-queued", str(max_queued), "--write-queue", str(write_queue), "--max-inflight", str(inflight)
     )
@@ -411,11 +429,12 @@ def test_a_slow_subscriber_costs_bounded_memory_and_stalls_no_one(broker):
     def send(qos, total):
         # In batches, each once the healthy subscriber has caught up with the last:
         # the publisher is fast, never faster than a reader that reads.
-        for start in range(0, total, 250):
-            pub.sendall(b"".join(publish_packet(f"flow/{qos}", payload, qos, pid=(start + i) % 65535 + 1) for i in range(250)))
+        # A batch fits in its queue bounds: a burst beyond them is dropped by design.
+        for start in range(0, total, batch):
+            pub.sendall(b"".join(publish_packet(f"flow/{qos}", payload, qos, pid=start + i + 1) for i in range(batch)))
             with cond:
-                assert cond.wait_for(lambda: received[qos] >= start + 250, timeout=WAIT), (
-                    f"QoS {qos}: the healthy subscriber has {received[qos]} of {start + 250}"
+                assert cond.wait_for(lambda: received[qos] >= start + batch, timeout=WAIT), (
+                    f"QoS {qos}: the healthy subscriber has {received[qos]} of {start + batch}"
                 )
 
     send(0, 20000)
@@ -425,35 +444,41 @@ def test_a_slow_subscriber_costs_bounded_memory_and_stalls_no_one(broker):
         time.sleep(0.05)
     assert len(pubacks) == 5000 and set(pubacks) == {0x40}
     server.health.check(server)
-    # 50 MB went to the slow subscriber; the broker holds at most its queue, its window
-    # and its write queue for it, about 1 MB, plus the healthy one's: allow 32 MB.
-    bound = rss_before + 32 * MIB
+    # 50 MB went to the slow subscriber; the broker may hold its queue, its window and
+    # its write queue, (200 + 20 + 256) x 2 KiB = 1 MB, as much for the healthy one:
+    # four times that, for the allocator, is 8 MB; allow 16 MB.
+    bound = rss_before + 16 * MIB
     assert server.health.max_rss < bound, f"RSS {server.health.max_rss} KiB, bound {bound} KiB"
     slow.close()
     fast.close()
     pub.close()
 
 
-def test_a_retained_flood_then_a_hash_subscriber_gets_them_all(broker, paho):
-    n = 20000
-    server = broker()
+def flood_retained(server, n, size=8):
+    """Offers `n` distinct retained messages of `size` bytes (QoS 0, pipelined), then
+    waits for a ping round trip so that all are handled before anyone subscribes."""
     pub = raw_client(server.port, "retainer")
     batch = bytearray()
     for i in range(n):
-        batch += publish_packet(f"ret/{i // 100}/{i}", b"r%d" % i, 0, retain=True)
+        batch += publish_packet(f"ret/{i // 100}/{i}", (b"r%d " % i).ljust(size, b"."), 0, retain=True)
         if len(batch) > 64 * 1024:
             pub.sendall(batch)
             batch.clear()
     pub.sendall(batch)
-    # A round trip after the last publish: all are stored before anyone subscribes.
     pub.sendall(b"\xc0\x00")
     assert read_packet(pub)[0] == 0xD0
+    pub.close()
+
+
+def retained_for_hash(server, n):
+    """Subscribes `#` and reads `n` retained messages; fails if the broker closes the
+    connection first."""
     s = raw_client(server.port, "everything")
     s.sendall(subscribe_packet(1, [("#", 0)]))
     got, suback = 0, False
     s.settimeout(WAIT)
     try:
-        while got < n:
+        while got < n or not suback:
             first, _ = read_packet(s)
             if first == 0x90:
                 suback = True
@@ -461,8 +486,39 @@ def test_a_retained_flood_then_a_hash_subscriber_gets_them_all(broker, paho):
                 assert first & 1, "not flagged retained"
                 got += 1
     except OSError as e:
-        pytest.fail(f"{got} of {n} retained messages, SUBACK {suback}: {e!r}")
-    assert suback
+        pytest.fail(f"{got} of {n} retained messages, SUBACK {suback}: {e!r}\n{server.proc.describe()[-2000:]}")
+    return s
+
+
+def test_a_retained_flood_is_held_to_max_retained(broker, paho):
+    stored = 1000
+    server = broker("--max-retained", str(stored))
+    rss_before = proc_rss_kib(server.proc.pid)
+    flood_retained(server, 50000, size=1024)
+    s = retained_for_hash(server, stored)
+    # Only what the bound let in: nothing more follows.
+    s.settimeout(QUIET)
+    with pytest.raises((socket.timeout, TimeoutError)):
+        read_packet(s)
+    s.close()
+    server.health.check(server)
+    # 50 MB were offered; 1 000 messages of 1 KiB are held: allow 16 MB.
+    bound = rss_before + 16 * MIB
+    assert server.health.max_rss < bound, f"RSS {server.health.max_rss} KiB, bound {bound} KiB"
+    still_routes(server, paho)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the broker writes every matching retained message into the subscriber's write "
+    "queue at once, before the SUBACK; beyond --write-queue (1024) packets it drops the "
+    "connection ('write queue full'), so a `#` subscriber can never receive them",
+)
+def test_a_retained_flood_then_a_hash_subscriber_gets_them_all(broker, paho):
+    n = 20000
+    server = broker()
+    flood_retained(server, n)
+    retained_for_hash(server, n).close()
     server.health.check(server)
     still_routes(server, paho)
 
@@ -502,5 +558,7 @@ def test_oversized_packets_are_refused_before_and_after_connect(broker, paho):
     assert pub.publish("big/c", b"z" * (65536 - 100), 1)
     assert len(sub.expect(1)[0].payload) == 65536 - 100
     server.health.check(server)
-    bound = rss_before + 32 * MIB
+    # 5 GB were announced; a bounded broker buffers at most 4 KiB before a CONNECT and
+    # 64 KiB after, per connection: allow 16 MB.
+    bound = rss_before + 16 * MIB
     assert server.health.max_rss < bound, f"RSS {server.health.max_rss} KiB, bound {bound} KiB"
