@@ -449,7 +449,26 @@ def test_a_slow_subscriber_costs_bounded_memory_and_stalls_no_one(broker):
     # four times that, for the allocator, is 8 MB; allow 16 MB.
     bound = rss_before + 16 * MIB
     assert server.health.max_rss < bound, f"RSS {server.health.max_rss} KiB, bound {bound} KiB"
+    # The slow session kept what its bounds allow, no more: resumed, it receives its
+    # window and its queue of QoS 1 messages, and then nothing.
     slow.close()
+    again = socket.create_connection((HOST, server.port), timeout=WAIT)
+    again.sendall(connect_packet("slow", clean=False))
+    first, body = read_packet(again)
+    assert first == 0x20 and body == b"\x01\x00", f"CONNACK {body.hex()}"
+    resumed = 0
+    again.settimeout(QUIET)
+    try:
+        while True:
+            first, body = read_packet(again)
+            if first & 0xF0 == 0x30 and (first >> 1) & 3 == 1:
+                tlen = struct.unpack("!H", body[:2])[0]
+                again.sendall(b"\x40\x02" + body[2 + tlen : 4 + tlen])
+                resumed += 1
+    except (socket.timeout, TimeoutError):
+        pass
+    assert 0 < resumed <= max_queued + inflight, f"{resumed} QoS 1 messages for the resumed slow session"
+    again.close()
     fast.close()
     pub.close()
 
