@@ -55,6 +55,20 @@ def wait_for_port(port, timeout=WAIT):
     raise AssertionError(f"nothing listens on {HOST}:{port} after {timeout}s")
 
 
+def proc_rss_kib(pid):
+    """A process's resident set size in KiB (VmRSS in /proc/PID/status)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def proc_fd_count(pid):
+    """How many file descriptors a process holds open."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
 class Proc:
     """A child process; threads collect its stdout and stderr lines."""
 

@@ -120,6 +120,10 @@ struct Args {
     /// Retained messages stored.
     #[arg(long)]
     max_retained: Option<usize>,
+    /// Close a connection that has not completed its CONNECT within this many
+    /// milliseconds; default: 30 000.
+    #[arg(long)]
+    connect_timeout_ms: Option<u64>,
     /// Largest Remaining Length of a connection's first packet (its CONNECT).
     #[arg(long, default_value_t = mqtt_sansio_tokio::DEFAULT_MAX_CONNECT_SIZE)]
     max_connect_size: usize,
@@ -244,6 +248,9 @@ async fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(n) = a.max_inbound_qos2 {
         config.max_inbound_qos2 = n;
+    }
+    if let Some(ms) = a.connect_timeout_ms {
+        config.connect_timeout = std::time::Duration::from_millis(ms);
     }
     config.authorizer = Arc::new(DenyList {
         users: a.users.into_iter().collect(),
