@@ -527,12 +527,6 @@ def test_a_retained_flood_is_held_to_max_retained(broker, paho):
     still_routes(server, paho)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the broker writes every matching retained message into the subscriber's write "
-    "queue at once, before the SUBACK; beyond --write-queue (1024) packets it drops the "
-    "connection ('write queue full'), so a `#` subscriber can never receive them",
-)
 def test_a_retained_flood_then_a_hash_subscriber_gets_them_all(broker, paho):
     n = 20000
     server = broker()
