@@ -322,7 +322,7 @@ def test_a_subscribe_storm_is_answered_without_stalling_others(broker, paho):
             batch.clear()
     s.sendall(batch)
     reader.join(WAIT * 6)
-    assert len(acks) == storm, f"{len(acks)} of {storm} SUBACKs"
+    assert len(acks) == storm, f"{len(acks)} of {storm} SUBACKs\n{server.proc.describe()[-3000:]}"
     assert all(body[2:] == b"\x01" * per for body in acks)
     server.health.check(server)
     # The subscriptions are in place: a publish on one of them arrives.

@@ -714,7 +714,19 @@ impl Core {
                 let Some(link) = self.links.get_mut(&conn) else {
                     return;
                 };
-                match link.outbox.push(&packet, self.write_queue) {
+                let mut pushed = link.outbox.push(&packet, self.write_queue);
+                if matches!(pushed, Err(NotQueued::Full)) {
+                    // The bound is on what the socket has not taken: a batch of many
+                    // inputs can queue more than it before the flush at its end, so the
+                    // socket gets its chance first.
+                    if let Err(e) = link.outbox.flush(&self.counters, false) {
+                        tracing::info!("conn {}: closed by the network: {e}", conn.0);
+                        self.drop_link(conn);
+                        return;
+                    }
+                    pushed = link.outbox.push(&packet, self.write_queue);
+                }
+                match pushed {
                     Ok(()) => {
                         Counters::add(&self.counters.0.packets_sent, 1);
                         if !link.dirty {
