@@ -13,33 +13,9 @@ impl Driver {
     pub(super) fn command(&mut self, command: Command) {
         let now = self.clock.now();
         match command {
-            Command::Publish {
-                topic,
-                qos,
-                retain,
-                payload,
-                reply,
-            } => {
-                match self
-                    .core
-                    .publish(now, topic.clone(), qos, retain, payload.clone())
-                {
-                    Ok(Some(id)) => {
-                        self.publishes.insert(id, reply);
-                    }
-                    Ok(None) => self.unwritten.push(reply),
-                    Err(ClientError::InflightFull { .. } | ClientError::PacketIdsExhausted) => {
-                        self.blocked.push_back(Command::Publish {
-                            topic,
-                            qos,
-                            retain,
-                            payload,
-                            reply,
-                        });
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(Error::Rejected(e)));
-                    }
+            publish @ Command::Publish { .. } => {
+                if let Some(held) = self.try_publish(now, publish) {
+                    self.blocked.push_back(held);
                 }
             }
             Command::Subscribe { filters, reply } => match self.core.subscribe(now, &filters) {
@@ -80,37 +56,50 @@ impl Driver {
             return;
         }
         let now = self.clock.now();
-        while let Some(Command::Publish {
+        while let Some(publish @ Command::Publish { .. }) = self.blocked.pop_front() {
+            if let Some(held) = self.try_publish(now, publish) {
+                self.blocked.push_front(held);
+                return;
+            }
+        }
+    }
+
+    /// Hands a publish to the core; gives it back when the inflight window (or the
+    /// packet ids) has no room for it yet, so that the caller holds it.
+    fn try_publish(&mut self, now: mqtt_sansio::Instant, command: Command) -> Option<Command> {
+        let Command::Publish {
             topic,
             qos,
             retain,
             payload,
             reply,
-        }) = self.blocked.pop_front()
+        } = command
+        else {
+            fail(command);
+            return None;
+        };
+        match self
+            .core
+            .publish(now, topic.clone(), qos, retain, payload.clone())
         {
-            match self
-                .core
-                .publish(now, topic.clone(), qos, retain, payload.clone())
-            {
-                Ok(Some(id)) => {
-                    self.publishes.insert(id, reply);
-                }
-                Ok(None) => self.unwritten.push(reply),
-                Err(ClientError::InflightFull { .. } | ClientError::PacketIdsExhausted) => {
-                    self.blocked.push_front(Command::Publish {
-                        topic,
-                        qos,
-                        retain,
-                        payload,
-                        reply,
-                    });
-                    return;
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(Error::Rejected(e)));
-                }
+            Ok(Some(id)) => {
+                self.publishes.insert(id, reply);
+            }
+            Ok(None) => self.unwritten.push(reply),
+            Err(ClientError::InflightFull { .. } | ClientError::PacketIdsExhausted) => {
+                return Some(Command::Publish {
+                    topic,
+                    qos,
+                    retain,
+                    payload,
+                    reply,
+                });
+            }
+            Err(e) => {
+                let _ = reply.send(Err(Error::Rejected(e)));
             }
         }
+        None
     }
 }
 
