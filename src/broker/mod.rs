@@ -636,9 +636,11 @@ impl Broker {
     fn on_server_action(&mut self, now: Instant, conn: ConnId, a: ServerAction) {
         match a {
             ServerAction::Send(packet) => {
-                if self.reporting() && matches!(packet, Packet::PubAck(_) | Packet::PubRec(_)) {
-                    // What routing the acknowledged message stored, in other sessions
-                    // or this one, is reported before the acknowledgement.
+                if matches!(packet, Packet::PubAck(_) | Packet::PubRec(_)) {
+                    // The deliveries of the acknowledged message go out before the
+                    // acknowledgement (a publisher waiting for it sends its next message
+                    // while the subscribers' copies are on their way, not before), and
+                    // what routing stored is reported before it.
                     self.settle(now);
                 }
                 self.actions.push_back(Action::Send { conn, packet })

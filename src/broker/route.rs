@@ -437,7 +437,7 @@ mod tests {
     use alloc::vec;
 
     use super::*;
-    use crate::packet::{Connect, Packet, Publish, QosPid, Subscribe};
+    use crate::packet::{Connect, Packet, PacketType, Publish, QosPid, Subscribe};
     use crate::profile::Profile;
     use crate::server::ServerConfig;
     use crate::types::{PacketId, TopicFilter, TopicName};
@@ -493,6 +493,27 @@ mod tests {
             })
             .collect();
         assert_eq!(sent, [40, 10, 20, 30]);
+    }
+
+    #[test]
+    fn a_qos1_publish_reaches_its_subscribers_before_its_puback_leaves() {
+        let mut b = Broker::new(Profile::mqtt311(), ServerConfig::default());
+        join(&mut b, 2, "subscriber", true);
+        join(&mut b, 1, "publisher", true);
+        let topic = TopicName::from_static("t").expect("valid");
+        let id = PacketId::new(7).expect("non-zero");
+        let publish = Publish::new(topic, QosPid::AtLeastOnce(id), &b"m"[..]);
+        let sent: Vec<(u64, PacketType)> = input(&mut b, 1, publish.into())
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send { conn, packet } => Some((conn.0, packet.packet_type())),
+                _ => None,
+            })
+            .collect();
+        // `join` subscribed the publisher too: its own copy is a delivery as well.
+        let deliveries = [(1, PacketType::Publish), (2, PacketType::Publish)];
+        assert_eq!(sent[..2], deliveries);
+        assert_eq!(sent[2..], [(1, PacketType::PubAck)]);
     }
 
     #[test]
