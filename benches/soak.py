@@ -3,7 +3,7 @@
 with its resident memory, threads, open files and responsiveness sampled throughout.
 
 Starts `target/release/examples/broker` (built here with `cargo build --release
---example broker`) on a free 127.0.0.1 port with `--profile mqtt311` (plus any
+--example broker`; `--broker PATH` runs another binary instead) on a free 127.0.0.1 port with `--profile mqtt311` (plus any
 `--broker-arg`), and for `--duration` seconds runs, all from this process:
 
 - churn: `--churn` slots, each in a loop connecting a paho client under one of
@@ -156,13 +156,13 @@ def proc_status(pid):
     return out
 
 
-def start_broker(extra, log_path):
+def start_broker(binary, extra, log_path):
     env = dict(os.environ)
     # Not `warn`: the slow readers' sessions overflow by design, one warning per drop.
     env.setdefault("RUST_LOG", "error")
     log = open(log_path, "wb")
     p = subprocess.Popen(
-        [BROKER, "--listen", f"{HOST}:0", "--profile", "mqtt311", *extra],
+        [binary, "--listen", f"{HOST}:0", "--profile", "mqtt311", *extra],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=log,
@@ -450,6 +450,7 @@ def main():
     ap.add_argument("--ids", type=int, default=300, help="client ids the churn draws from (300)")
     ap.add_argument("--slow", type=int, default=3, help="slow readers (3)")
     ap.add_argument("--out", default="soak-out", help="directory for soak.csv, summary.txt, broker.log")
+    ap.add_argument("--broker", help="a broker binary to run instead of building the example broker")
     ap.add_argument("--broker-arg", action="append", default=[], help="an extra broker argument (repeatable)")
     args = ap.parse_args()
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -457,9 +458,11 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
-    subprocess.run(["cargo", "build", "--quiet", "--release", "--example", "broker"], cwd=ROOT, check=True)
-
-    broker, port = start_broker(args.broker_arg, os.path.join(args.out, "broker.log"))
+    binary = args.broker
+    if binary is None:
+        subprocess.run(["cargo", "build", "--quiet", "--release", "--example", "broker"], cwd=ROOT, check=True)
+        binary = BROKER
+    broker, port = start_broker(binary, args.broker_arg, os.path.join(args.out, "broker.log"))
     counters = Counters()
     soak = Soak(port, args, counters)
     csv_path = os.path.join(args.out, "soak.csv")
