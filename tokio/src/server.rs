@@ -14,7 +14,7 @@ use mqtt_sansio::session::BrokerExport;
 use mqtt_sansio::{ConnectReturnCode, Login, MqttString, Profile, QoS, TopicFilter};
 use rustls_pki_types::CertificateDer;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_rustls::rustls::ServerConfig;
 
@@ -336,7 +336,7 @@ impl Server {
             });
             current
         });
-        let (input_tx, mut input_rx) = mpsc::channel::<Input>(1024);
+        let (input_tx, input_rx) = mpsc::channel::<Input>(1024);
         let mut accepting = Vec::new();
         for (tcp, accept, kind) in self.listeners {
             accepting.push(tokio::spawn(accept_loop(
@@ -352,7 +352,7 @@ impl Server {
                 .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?,
             None => Broker::new(self.profile, config),
         };
-        let mut core = Core {
+        let core = Core {
             broker,
             commits: store.map(Commits::new),
             store_failed: None,
@@ -367,47 +367,20 @@ impl Server {
             current,
             counters: self.counters,
         };
+        // The core runs as a task of its own, not in the caller's future: a task that
+        // a connection's task wakes is polled next, while the future given to
+        // `block_on` is polled only after the runtime looked at its I/O driver again.
+        let (stop, stopped) = oneshot::channel();
+        let mut serving = tokio::spawn(core.serve(input_rx, accepting, stopped));
         tokio::pin!(shutdown);
-        loop {
-            let deadline = core.broker.poll_timeout().map(|t| clock.to_tokio(t));
-            let timer = async {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                Some(input) = input_rx.recv() => {
-                    // The inputs that are there already form one batch: one commit.
-                    core.on_input(input);
-                    for _ in 0..MAX_BATCH {
-                        let Ok(input) = input_rx.try_recv() else { break };
-                        core.on_input(input);
-                    }
-                    core.drain();
-                }
-                () = timer => core.on_timeout(),
-                done = commit::committed(&mut core.commits) => core.on_committed(done),
-                () = &mut shutdown => break,
+        let result = tokio::select! {
+            result = &mut serving => result,
+            () = &mut shutdown => {
+                let _ = stop.send(());
+                serving.await
             }
-            if let Some(e) = core.store_failed.take() {
-                tracing::error!("stopping: the store failed: {e}");
-                for task in accepting {
-                    task.abort();
-                }
-                drop(input_rx);
-                core.shutdown().await;
-                return Err(Error::Io(std::io::Error::other(e)));
-            }
-        }
-        for task in accepting {
-            task.abort();
-        }
-        // A connection's task waiting to hand bytes over stops waiting.
-        drop(input_rx);
-        core.shutdown().await;
-        tracing::info!("stopped");
-        Ok(())
+        };
+        result.map_err(|e| Error::Io(std::io::Error::other(e)))?
     }
 }
 
@@ -528,6 +501,55 @@ struct Core {
 }
 
 impl Core {
+    /// Serves until `stop` fires (or its sender is dropped), then shuts down.
+    async fn serve(
+        mut self,
+        mut input_rx: mpsc::Receiver<Input>,
+        accepting: Vec<JoinHandle<()>>,
+        mut stop: oneshot::Receiver<()>,
+    ) -> Result<(), Error> {
+        loop {
+            let deadline = self.broker.poll_timeout().map(|t| self.clock.to_tokio(t));
+            let timer = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                Some(input) = input_rx.recv() => {
+                    // The inputs that are there already form one batch: one commit.
+                    self.on_input(input);
+                    for _ in 0..MAX_BATCH {
+                        let Ok(input) = input_rx.try_recv() else { break };
+                        self.on_input(input);
+                    }
+                    self.drain();
+                }
+                () = timer => self.on_timeout(),
+                done = commit::committed(&mut self.commits) => self.on_committed(done),
+                _ = &mut stop => break,
+            }
+            if let Some(e) = self.store_failed.take() {
+                tracing::error!("stopping: the store failed: {e}");
+                for task in accepting {
+                    task.abort();
+                }
+                drop(input_rx);
+                self.shutdown().await;
+                return Err(Error::Io(std::io::Error::other(e)));
+            }
+        }
+        for task in accepting {
+            task.abort();
+        }
+        // A connection's task waiting to hand bytes over stops waiting.
+        drop(input_rx);
+        self.shutdown().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+
     fn open(&mut self, accepted: Accepted, peer: Peer) {
         self.next_conn += 1;
         let conn = ConnId(self.next_conn);

@@ -164,6 +164,8 @@ pub(super) struct TcpTask {
     counters: Counters,
     first: FirstPacket,
     wait: Option<Wait>,
+    /// The last read took less than it could: let the core task run before reading on.
+    yield_next: bool,
 }
 
 impl TcpTask {
@@ -181,6 +183,7 @@ impl TcpTask {
             counters,
             first: FirstPacket::new(max_connect),
             wait: None,
+            yield_next: false,
         }
     }
 
@@ -240,6 +243,9 @@ impl TcpTask {
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
         match tcp.try_read_buf(&mut buf) {
             Ok(0) => return Poll::Ready(Some(self.lost("end of stream".to_string()))),
+            // Most likely the socket is empty now: the read that would say so waits
+            // until the core task has had these bytes.
+            Ok(n) if n < READ_CHUNK => self.yield_next = true,
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Poll::Ready(None),
             Err(e) => return Poll::Ready(Some(self.lost(e.to_string()))),
@@ -281,6 +287,12 @@ impl Future for TcpTask {
                 }
             }
             this.wait = std::task::ready!(this.step(cx));
+            if std::mem::take(&mut this.yield_next) && this.wait.is_none() {
+                // Queued behind the core task, which the bytes just handed over woke:
+                // what they answer goes out before this task reads again.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
         }
     }
 }
