@@ -8,6 +8,7 @@ pub mod decode_tool;
 pub mod fuzz_checks;
 pub mod harness;
 pub mod noise;
+pub mod server;
 pub mod sim;
 pub mod state_checks;
 pub mod vectors;
