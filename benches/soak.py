@@ -47,13 +47,15 @@ import random
 import resource
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import threading
 import time
 
 import paho.mqtt.client as mqtt
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests", "interop"))
+from rawmqtt import connect_packet, read_exact, subscribe_packet  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BROKER = os.path.join(ROOT, "target", "release", "examples", "broker")
@@ -89,44 +91,6 @@ class Counters:
 
 
 # ---- raw MQTT for the health client and the slow readers -----------------------------
-
-
-def mqtt_string(s):
-    b = s.encode()
-    return struct.pack("!H", len(b)) + b
-
-
-def remaining_length(n):
-    out = bytearray()
-    while True:
-        byte, n = n % 128, n // 128
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def packet(first, body):
-    return bytes([first]) + remaining_length(len(body)) + body
-
-
-def connect_packet(client_id, clean, keepalive=0):
-    flags = 0x02 if clean else 0x00
-    return packet(0x10, mqtt_string("MQTT") + bytes([4, flags]) + struct.pack("!H", keepalive) + mqtt_string(client_id))
-
-
-def subscribe_packet(pid, filters):
-    body = struct.pack("!H", pid) + b"".join(mqtt_string(f) + bytes([q]) for f, q in filters)
-    return packet(0x82, body)
-
-
-def read_exact(sock, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("closed")
-        buf += chunk
-    return buf
 
 
 def raw_connect(port, client_id, clean, timeout=10.0, rcvbuf=None):
