@@ -36,7 +36,7 @@ use crate::packet::{
     Subscribe, Unsubscribe, Will,
 };
 use crate::profile::{Profile, Qos2Policy, RetainPolicy};
-use crate::quota::Admit;
+use crate::quota::{Admit, PublishWindow};
 use crate::session::{Ack, window};
 pub use crate::session::{Message, NotQueued, ServerSession};
 use crate::time::Instant;
@@ -127,7 +127,8 @@ pub struct Server {
     /// Set by a control packet (CONNECT, SUBSCRIBE, UNSUBSCRIBE, PINGREQ): `actions`
     /// gives its allocation back once drained.
     release_actions: bool,
-    publish_window: crate::quota::PublishWindow,
+    /// The publish quotas' current window: boxed, and only under a profile with them.
+    publish_window: Option<Box<PublishWindow>>,
     /// A PUBLISH over the byte-rate quota, held until the next window; the bytes after
     /// it wait in `rx`.
     delayed: Option<Box<(Instant, Publish<Bytes>)>>,
@@ -166,7 +167,7 @@ impl Server {
             will: None,
             session: ServerSession::new(),
             accepted: false,
-            publish_window: Default::default(),
+            publish_window: None,
             delayed: None,
             actions: VecDeque::new(),
             release_actions: false,
@@ -691,7 +692,16 @@ impl Server {
             return self.close(CloseReason::Policy(r.into()));
         }
         let size = p.topic.as_bytes().len() + p.payload.len();
-        match self.publish_window.admit(now, &profile.quotas, size) {
+        let quotas = &profile.quotas;
+        let admit =
+            if quotas.publishes_per_second.is_none() && quotas.publish_bytes_per_second.is_none() {
+                Admit::Yes
+            } else {
+                // The window exists only under a profile with publish quotas.
+                let window = self.publish_window.get_or_insert_with(Box::default);
+                window.admit(now, quotas, size)
+            };
+        match admit {
             Admit::Yes => {}
             Admit::OverCount => return self.event(ServerEvent::Ignored(Ignored::PublishOverQuota)),
             Admit::OverBytes { resume } => {

@@ -565,18 +565,22 @@ impl Core {
         );
         let (outbox, task, writer) = match accepted.stream {
             Stream::Tcp(tcp) => {
-                let outbox = Arc::new(Outbox::new(Some(tcp)));
-                let task = tokio::spawn(TcpTask::new(
+                let outbox = Arc::new(Outbox::new(
                     conn,
-                    outbox.clone(),
+                    Some(tcp),
                     self.input.clone(),
-                    self.max_connect_size,
                     self.counters.clone(),
                 ));
+                let task = tokio::spawn(TcpTask::new(outbox.clone(), self.max_connect_size));
                 (outbox, task, None)
             }
             Stream::Split(reader, writer) => {
-                let outbox = Arc::new(Outbox::new(None));
+                let outbox = Arc::new(Outbox::new(
+                    conn,
+                    None,
+                    self.input.clone(),
+                    self.counters.clone(),
+                ));
                 let task = tokio::spawn(read_loop(
                     conn,
                     reader,
@@ -719,7 +723,7 @@ impl Core {
             // Retained messages still wait for this connection: they follow as it
             // drains, now if the socket took everything, else when its task has.
             let wants = self.broker.wants_writable(conn);
-            match link.outbox.flush(&self.counters, wants) {
+            match link.outbox.flush(wants) {
                 Ok(true) if wants => self.broker.writable(self.clock.now(), conn),
                 Ok(_) => {}
                 Err(e) => {
@@ -741,7 +745,7 @@ impl Core {
                     // The bound is on what the socket has not taken: a batch of many
                     // inputs can queue more than it before the flush at its end, so the
                     // socket gets its chance first.
-                    if let Err(e) = link.outbox.flush(&self.counters, false) {
+                    if let Err(e) = link.outbox.flush(false) {
                         tracing::info!("conn {}: closed by the network: {e}", conn.0);
                         self.drop_link(conn);
                         return;

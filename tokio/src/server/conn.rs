@@ -26,6 +26,11 @@ pub(super) struct Outbox {
     /// of the two tasks finds bytes waiting.
     tcp: Option<TcpStream>,
     pending: Mutex<Pending>,
+    /// The connection.
+    conn: ConnId,
+    /// The core task's queue, for the connection's tasks.
+    input: mpsc::Sender<Input>,
+    counters: Counters,
 }
 
 #[derive(Default)]
@@ -68,10 +73,18 @@ pub(super) enum NotQueued {
 }
 
 impl Outbox {
-    pub(super) fn new(tcp: Option<TcpStream>) -> Outbox {
+    pub(super) fn new(
+        conn: ConnId,
+        tcp: Option<TcpStream>,
+        input: mpsc::Sender<Input>,
+        counters: Counters,
+    ) -> Outbox {
         Outbox {
             tcp,
             pending: Mutex::new(Pending::default()),
+            conn,
+            input,
+            counters,
         }
     }
 
@@ -94,10 +107,10 @@ impl Outbox {
     /// take, and everything over TLS and WebSocket, is left to the connection's task.
     /// `Ok(true)`: everything was written. With `notify`, when something is left, the
     /// connection's task sends [`Input::Writable`] once it has written it.
-    pub(super) fn flush(&self, counters: &Counters, notify: bool) -> Result<bool, Error> {
+    pub(super) fn flush(&self, notify: bool) -> Result<bool, Error> {
         let mut p = self.lock();
         if let Some(tcp) = &self.tcp {
-            write_some(tcp, &mut p, counters)?;
+            write_some(tcp, &mut p, &self.counters)?;
         }
         if p.buf.is_empty() {
             return Ok(true);
@@ -153,44 +166,43 @@ type Wait = Pin<Box<dyn Future<Output = bool> + Send>>;
 /// reads into a fresh buffer of at most [`READ_CHUNK`] bytes, freed once the core task
 /// has handled it), and writes what the core task could not write at once.
 ///
-/// A future written by hand, so that an idle connection's task holds only these
-/// fields: it polls the socket's readiness itself, keeps its waker in the outbox for
-/// the core task, and boxes its rare waits (room in the core task's queue, reporting
-/// the end, the last flush).
+/// A future written by hand, and small: tokio keeps a task in a block of 128 bytes
+/// when its future takes at most 24, and of 256 above. So the task holds its outbox
+/// (which names the connection, the core task's queue and the counters), a box that
+/// exists only while the first packet is checked or a rare wait runs (room in the core
+/// task's queue, reporting the end, the last flush), and one flag; it polls the
+/// socket's readiness itself and keeps its waker in the outbox for the core task.
 pub(super) struct TcpTask {
-    conn: ConnId,
     outbox: Arc<Outbox>,
-    input: mpsc::Sender<Input>,
-    counters: Counters,
-    first: FirstPacket,
-    wait: Option<Wait>,
+    rare: Option<Box<Rare>>,
     /// The last read took less than it could: let the core task run before reading on.
     yield_next: bool,
 }
 
+/// What a TCP connection's task holds only for a while.
+#[derive(Default)]
+struct Rare {
+    /// Until the first packet's fixed header has passed the pre-authentication limit.
+    first: Option<FirstPacket>,
+    wait: Option<Wait>,
+}
+
 impl TcpTask {
-    pub(super) fn new(
-        conn: ConnId,
-        outbox: Arc<Outbox>,
-        input: mpsc::Sender<Input>,
-        max_connect: usize,
-        counters: Counters,
-    ) -> TcpTask {
+    pub(super) fn new(outbox: Arc<Outbox>, max_connect: usize) -> TcpTask {
         TcpTask {
-            conn,
             outbox,
-            input,
-            counters,
-            first: FirstPacket::new(max_connect),
-            wait: None,
+            rare: Some(Box::new(Rare {
+                first: Some(FirstPacket::new(max_connect)),
+                wait: None,
+            })),
             yield_next: false,
         }
     }
 
     /// Reports the end of the connection to the core task, then ends.
     fn lost(&self, why: String) -> Wait {
-        let input = self.input.clone();
-        let conn = self.conn;
+        let input = self.outbox.input.clone();
+        let conn = self.outbox.conn;
         Box::pin(async move {
             let _ = input.send(Input::Lost(conn, why)).await;
             false
@@ -201,20 +213,20 @@ impl TcpTask {
     /// then closes it.
     fn flush_and_end(&self) -> Wait {
         let outbox = self.outbox.clone();
-        let counters = self.counters.clone();
         Box::pin(async move {
-            let _ = tokio::time::timeout(FLUSH_TIMEOUT, drain_tcp(&outbox, &counters)).await;
+            let _ = tokio::time::timeout(FLUSH_TIMEOUT, drain_tcp(&outbox)).await;
             false
         })
     }
 
     /// One step: `Ready(Some(wait))` to wait on, `Ready(None)` to step again.
     fn step(&mut self, cx: &mut Context<'_>) -> Poll<Option<Wait>> {
-        let Some(tcp) = self.outbox.tcp.as_ref() else {
+        let outbox = &*self.outbox;
+        let Some(tcp) = outbox.tcp.as_ref() else {
             return Poll::Ready(Some(Box::pin(std::future::ready(false))));
         };
         let readable = {
-            let mut p = self.outbox.lock();
+            let mut p = outbox.lock();
             if p.closed {
                 drop(p);
                 return Poll::Ready(Some(self.flush_and_end()));
@@ -224,11 +236,11 @@ impl TcpTask {
                 if let Poll::Ready(r) = tcp.poll_write_ready(cx) {
                     let written = r
                         .map_err(Error::from)
-                        .and_then(|()| write_some(tcp, &mut p, &self.counters));
+                        .and_then(|()| write_some(tcp, &mut p, &outbox.counters));
                     let notify = p.buf.is_empty() && std::mem::take(&mut p.notify);
                     drop(p);
                     return Poll::Ready(match written {
-                        Ok(()) if notify => self.tell(Input::Writable(self.conn)),
+                        Ok(()) if notify => self.tell(Input::Writable(outbox.conn)),
                         Ok(()) => None,
                         Err(e) => Some(self.lost(e.to_string())),
                     });
@@ -250,25 +262,57 @@ impl TcpTask {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Poll::Ready(None),
             Err(e) => return Poll::Ready(Some(self.lost(e.to_string()))),
         }
-        let bytes = match self.first.pass(buf.freeze(), &self.counters) {
-            Ok(Some(b)) => b,
-            Ok(None) => return Poll::Ready(None),
-            Err(TooLarge) => return Poll::Ready(Some(self.lost(self.first.too_large()))),
-        };
-        Poll::Ready(self.tell(Input::Bytes(self.conn, bytes)))
+        let mut bytes = buf.freeze();
+        if let Some(first) = self.rare.as_mut().and_then(|r| r.first.as_mut()) {
+            bytes = match first.pass(bytes, &self.outbox.counters) {
+                Ok(Some(b)) => b,
+                Ok(None) => return Poll::Ready(None),
+                Err(TooLarge) => {
+                    let why = first.too_large();
+                    return Poll::Ready(Some(self.lost(why)));
+                }
+            };
+            // Passed: the check is over.
+            if let Some(rare) = self.rare.as_mut() {
+                rare.first = None;
+            }
+        }
+        Poll::Ready(self.tell(Input::Bytes(self.outbox.conn, bytes)))
     }
 
     /// Hands `input` to the core task: at once, or a wait for room in its queue.
     fn tell(&self, input: Input) -> Option<Wait> {
-        match self.input.try_send(input) {
+        match self.outbox.input.try_send(input) {
             Ok(()) => None,
             // The core task is behind: wait for room.
             Err(TrySendError::Full(i)) => {
-                let input = self.input.clone();
+                let input = self.outbox.input.clone();
                 Some(Box::pin(async move { input.send(i).await.is_ok() }))
             }
             // The core task is gone: write what is queued and end.
             Err(TrySendError::Closed(_)) => Some(self.flush_and_end()),
+        }
+    }
+
+    /// Keeps `wait` (in the rare box) or, without one, frees the box once nothing in
+    /// it is needed.
+    fn set_wait(&mut self, wait: Option<Wait>) {
+        match (wait, &mut self.rare) {
+            (Some(w), Some(rare)) => rare.wait = Some(w),
+            (Some(w), rare @ None) => {
+                *rare = Some(Box::new(Rare {
+                    first: None,
+                    wait: Some(w),
+                }))
+            }
+            (None, rare) => {
+                if let Some(r) = rare.as_mut() {
+                    r.wait = None;
+                    if r.first.is_none() {
+                        *rare = None;
+                    }
+                }
+            }
         }
     }
 }
@@ -279,15 +323,17 @@ impl Future for TcpTask {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
         loop {
-            if let Some(wait) = &mut this.wait {
+            if let Some(wait) = this.rare.as_mut().and_then(|r| r.wait.as_mut()) {
                 let go_on = std::task::ready!(wait.as_mut().poll(cx));
-                this.wait = None;
+                this.set_wait(None);
                 if !go_on {
                     return Poll::Ready(());
                 }
             }
-            this.wait = std::task::ready!(this.step(cx));
-            if std::mem::take(&mut this.yield_next) && this.wait.is_none() {
+            let wait = std::task::ready!(this.step(cx));
+            let waits = wait.is_some();
+            this.set_wait(wait);
+            if std::mem::take(&mut this.yield_next) && !waits {
                 // Queued behind the core task, which the bytes just handed over woke:
                 // what they answer goes out before this task reads again.
                 cx.waker().wake_by_ref();
@@ -298,14 +344,14 @@ impl Future for TcpTask {
 }
 
 /// Writes everything that waits in a closed connection's outbox.
-async fn drain_tcp(outbox: &Outbox, counters: &Counters) -> Result<(), Error> {
+async fn drain_tcp(outbox: &Outbox) -> Result<(), Error> {
     let Some(tcp) = outbox.tcp.as_ref() else {
         return Ok(());
     };
     loop {
         {
             let mut p = outbox.lock();
-            write_some(tcp, &mut p, counters)?;
+            write_some(tcp, &mut p, &outbox.counters)?;
             if p.buf.is_empty() {
                 return Ok(());
             }
@@ -356,4 +402,14 @@ pub(super) async fn write_loop(
     }
     // The broker closed the connection: everything queued was written.
     let _ = tokio::time::timeout(FLUSH_TIMEOUT, writer.shutdown()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    /// tokio keeps a task whose future takes at most 24 bytes in a 128-byte block (on
+    /// 64-bit targets with 128-byte cache-line alignment), a larger one in 256.
+    #[test]
+    fn a_tcp_task_fits_in_the_smallest_task_block() {
+        assert!(std::mem::size_of::<super::TcpTask>() <= 24);
+    }
 }
