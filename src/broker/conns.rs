@@ -10,8 +10,6 @@ use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 
-use bytes::Bytes;
-
 use super::ConnId;
 use crate::server::Server;
 use crate::time::Instant;
@@ -22,8 +20,9 @@ pub(super) struct Conn {
     /// The caller's id for it.
     pub(super) id: ConnId,
     pub(super) server: Server,
-    /// The client id and CleanSession flag, once the CONNECT is accepted.
-    pub(super) accepted: Option<(Bytes, bool)>,
+    /// The CleanSession flag, once the CONNECT is accepted (the client id in effect is
+    /// the server's).
+    pub(super) accepted: Option<bool>,
     /// The deadline under which it is in the broker's timers, if any.
     pub(super) armed: Option<Instant>,
     /// Whether it got something to send and awaits a pump (and is in the broker's

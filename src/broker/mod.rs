@@ -587,9 +587,10 @@ impl Broker {
         if let Some(old) = c.armed.take() {
             self.timers.remove(&(old, conn));
         }
-        let Some((client, clean)) = c.accepted.take() else {
+        let Some(clean) = c.accepted.take() else {
             return;
         };
+        let client = c.server.client_id().0.clone();
         if self.online.get(&client) == Some(&conn) {
             self.online.remove(&client);
             self.subscribers.set_conn(&client, None);
@@ -629,8 +630,8 @@ impl Broker {
     fn client_of(&self, conn: ConnId) -> Option<Bytes> {
         self.conns
             .get(&conn)
-            .and_then(|c| c.accepted.as_ref())
-            .map(|(id, _)| id.clone())
+            .filter(|c| c.accepted.is_some())
+            .map(|c| c.server.client_id().0.clone())
     }
 
     fn on_server_action(&mut self, now: Instant, conn: ConnId, a: ServerAction) {
@@ -793,7 +794,7 @@ impl Broker {
         let Some(c) = self.conns.at_mut(conn, slot) else {
             return;
         };
-        c.accepted = Some((key.clone(), req.clean_session));
+        c.accepted = Some(req.clean_session);
         self.online.insert(key.clone(), conn);
         self.actions
             .push_back(Action::Event(BrokerEvent::Connected {

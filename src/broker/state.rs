@@ -27,7 +27,7 @@ impl Broker {
         let mut sessions = BTreeMap::new();
         for (client, conn) in &self.online {
             if let Some(c) = self.conns.get(conn) {
-                if matches!(c.accepted, Some((_, false))) {
+                if c.accepted == Some(false) {
                     sessions.insert(client.clone(), c.server.session().export(client, None));
                 }
             }
