@@ -132,10 +132,12 @@ fn detach_children<K>(node: &mut Node<K>, pending: &mut Vec<Box<Node<K>>>) {
 /// Up to this many entries a [`SmallMap`] is a sorted vector.
 const FEW: usize = 8;
 
-/// A map sorted by key that keeps up to [`FEW`] entries in a vector (one small
-/// allocation of the exact size, binary search) and more in a B-tree (logarithmic
-/// insertion). Most trie nodes have one child and most filters one subscriber.
+/// A map sorted by key that keeps one entry in place (no allocation), up to [`FEW`]
+/// in a vector (one small allocation of the exact size, binary search) and more in a
+/// B-tree (logarithmic insertion). Most trie nodes have one child and most filters one
+/// subscriber.
 enum SmallMap<Q, V> {
+    One(Q, V),
     Few(Vec<(Q, V)>),
     Many(BTreeMap<Q, V>),
 }
@@ -151,6 +153,7 @@ impl<Q, V> SmallMap<Q, V> {
 
     fn len(&self) -> usize {
         match self {
+            SmallMap::One(..) => 1,
             SmallMap::Few(few) => few.len(),
             SmallMap::Many(many) => many.len(),
         }
@@ -163,6 +166,7 @@ impl<Q, V> SmallMap<Q, V> {
     /// Calls `f` with every entry in key order.
     fn for_each<'a>(&'a self, mut f: impl FnMut(&'a Q, &'a V)) {
         match self {
+            SmallMap::One(q, v) => f(q, v),
             SmallMap::Few(few) => few.iter().for_each(|(q, v)| f(q, v)),
             SmallMap::Many(many) => many.iter().for_each(|(q, v)| f(q, v)),
         }
@@ -171,6 +175,7 @@ impl<Q, V> SmallMap<Q, V> {
     /// Calls `f` with every entry in reverse key order.
     fn for_each_rev<'a>(&'a self, mut f: impl FnMut(&'a Q, &'a V)) {
         match self {
+            SmallMap::One(q, v) => f(q, v),
             SmallMap::Few(few) => few.iter().rev().for_each(|(q, v)| f(q, v)),
             SmallMap::Many(many) => many.iter().rev().for_each(|(q, v)| f(q, v)),
         }
@@ -179,6 +184,7 @@ impl<Q, V> SmallMap<Q, V> {
     /// Moves every value into `out`, leaving the map empty.
     fn drain_values_into(&mut self, out: &mut Vec<V>) {
         match mem::replace(self, SmallMap::new()) {
+            SmallMap::One(_, v) => out.push(v),
             SmallMap::Few(few) => out.extend(few.into_iter().map(|(_, v)| v)),
             SmallMap::Many(many) => out.extend(many.into_values()),
         }
@@ -191,6 +197,7 @@ impl<Q: Ord, V> SmallMap<Q, V> {
         Q: Borrow<R>,
     {
         match self {
+            SmallMap::One(q, v) => (q.borrow() == key).then_some(v),
             SmallMap::Few(few) => {
                 let i = search(few, key).ok()?;
                 few.get(i).map(|(_, v)| v)
@@ -204,6 +211,7 @@ impl<Q: Ord, V> SmallMap<Q, V> {
         Q: Borrow<R>,
     {
         match self {
+            SmallMap::One(q, v) => (Borrow::<R>::borrow(q) == key).then_some(v),
             SmallMap::Few(few) => {
                 let i = search(few, key).ok()?;
                 few.get_mut(i).map(|(_, v)| v)
@@ -212,11 +220,19 @@ impl<Q: Ord, V> SmallMap<Q, V> {
         }
     }
 
-    /// Turns a full vector into a B-tree before a new key goes in.
+    /// Makes room for `key`, which is not there: one entry moves into a vector, a full
+    /// vector into a B-tree.
     fn make_room<R: Ord + ?Sized>(&mut self, key: &R)
     where
         Q: Borrow<R>,
     {
+        if matches!(self, SmallMap::One(..)) {
+            if let SmallMap::One(q, v) = mem::replace(self, SmallMap::new()) {
+                let mut few = Vec::with_capacity(2);
+                few.push((q, v));
+                *self = SmallMap::Few(few);
+            }
+        }
         if let SmallMap::Few(few) = self {
             if few.len() >= FEW && search(few, key).is_err() {
                 *self = SmallMap::Many(mem::take(few).into_iter().collect());
@@ -236,8 +252,13 @@ impl<Q: Ord, V> SmallMap<Q, V> {
     where
         Q: Borrow<R>,
     {
-        self.make_room(key);
         match self {
+            SmallMap::One(q, _) if Borrow::<R>::borrow(q) == key => {}
+            _ => self.make_room(key),
+        }
+        match self {
+            // Only under `key`: an entry under another moved into a vector.
+            SmallMap::One(_, v) => v,
             SmallMap::Few(few) => {
                 let i = match search(few, key) {
                     Ok(i) => i,
@@ -260,8 +281,16 @@ impl<Q: Ord, V> SmallMap<Q, V> {
 
     /// Inserts or replaces; returns the previous value.
     fn insert(&mut self, key: Q, value: V) -> Option<V> {
-        self.make_room(&key);
         match self {
+            SmallMap::One(q, v) if *q == key => return Some(mem::replace(v, value)),
+            SmallMap::Few(few) if few.is_empty() => {
+                *self = SmallMap::One(key, value);
+                return None;
+            }
+            _ => self.make_room(&key),
+        }
+        match self {
+            SmallMap::One(..) => None,
             SmallMap::Few(few) => match search(few, &key) {
                 Ok(i) => few.get_mut(i).map(|(_, v)| mem::replace(v, value)),
                 Err(i) => {
@@ -279,10 +308,24 @@ impl<Q: Ord, V> SmallMap<Q, V> {
         Q: Borrow<R>,
     {
         match self {
+            SmallMap::One(q, _) => {
+                if Borrow::<R>::borrow(q) != key {
+                    return None;
+                }
+                match mem::replace(self, SmallMap::new()) {
+                    SmallMap::One(_, value) => Some(value),
+                    _ => None,
+                }
+            }
             SmallMap::Few(few) => {
                 let i = search(few, key).ok()?;
                 let (_, value) = few.remove(i);
-                if few.capacity() > 2 * few.len() {
+                if few.len() == 1 {
+                    // One entry left: in place, the vector freed.
+                    if let Some((q, v)) = few.pop() {
+                        *self = SmallMap::One(q, v);
+                    }
+                } else if few.capacity() > 2 * few.len() {
                     few.shrink_to_fit();
                 }
                 Some(value)
