@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use mqtt_sansio::broker::{Action, Broker, BrokerConfig, BrokerEvent, ConnId};
+use mqtt_sansio::broker::{Action, Broker, BrokerConfig, ConnId};
 use mqtt_sansio::server::{Authorizer, Message, PublishDecision};
 use mqtt_sansio::session::BrokerExport;
 use mqtt_sansio::{ConnectReturnCode, Login, MqttString, Profile, QoS, TopicFilter};
@@ -26,8 +26,10 @@ use commit::Commits;
 
 mod commit;
 mod conn;
+mod log;
 mod read;
 use conn::{NotQueued, Outbox, TcpTask, write_loop};
+use log::EventLog;
 use read::read_loop;
 
 /// The most inputs handled before the broker's actions are carried out.
@@ -366,6 +368,7 @@ impl Server {
             dirty: Vec::new(),
             current,
             counters: self.counters,
+            log: EventLog::new(std::time::Instant::now()),
         };
         // The core runs as a task of its own, not in the caller's future: a task that
         // a connection's task wakes is polled next, while the future given to
@@ -498,6 +501,7 @@ struct Core {
     /// The peer the [`PeerCheck`] sees, when there is one.
     current: Option<Current>,
     counters: Counters,
+    log: EventLog,
 }
 
 impl Core {
@@ -776,7 +780,7 @@ impl Core {
                     self.finish(link);
                 }
             }
-            Action::Event(event) => log_event(&event),
+            Action::Event(event) => self.log.event(&event, std::time::Instant::now()),
             // Noted by `drain` with a store; without one, state lives in memory.
             Action::Change(_) => {}
         }
@@ -809,62 +813,5 @@ impl Core {
 impl Counters {
     fn add_neg(cell: &AtomicU64) {
         cell.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-fn log_event(event: &BrokerEvent) {
-    match event {
-        BrokerEvent::Connected {
-            conn,
-            client_id,
-            session_present,
-        } => tracing::info!(
-            "conn {}: connected client_id={} session_present={session_present}",
-            conn.0,
-            client_id.as_str()
-        ),
-        BrokerEvent::Dropped {
-            client_id,
-            message,
-            reason,
-        } => tracing::warn!(
-            "client {}: message on {} dropped: {reason:?}",
-            client_id.as_str(),
-            message.topic.as_str()
-        ),
-        BrokerEvent::SharedDropped {
-            group,
-            message,
-            reason,
-        } => tracing::warn!(
-            "group {}: message on {} dropped: {reason:?}",
-            group.as_str(),
-            message.topic.as_str()
-        ),
-        BrokerEvent::SessionExpired { client_id } => {
-            tracing::info!("client {}: session expired", client_id.as_str())
-        }
-        BrokerEvent::Ignored { conn, what } => tracing::info!("conn {}: ignored {what:?}", conn.0),
-        BrokerEvent::RetainedNotStored { message } => tracing::warn!(
-            "retained message on {} not stored: the retained store is full",
-            message.topic.as_str()
-        ),
-        BrokerEvent::SessionLimit { conn } => {
-            tracing::warn!("conn {}: refused: the session limit is reached", conn.0)
-        }
-        BrokerEvent::Discarded { conn, message } => tracing::info!(
-            "conn {}: publish to {} not authorized, discarded",
-            conn.0,
-            message.topic.as_str()
-        ),
-        BrokerEvent::UnexpectedAck {
-            conn,
-            packet_type,
-            packet_id,
-        } => tracing::info!(
-            "conn {}: {} {packet_id} for nothing in flight, ignored",
-            conn.0,
-            packet_type.name()
-        ),
     }
 }
