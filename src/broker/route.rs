@@ -16,6 +16,7 @@ use core::mem;
 use bytes::Bytes;
 
 use super::{Action, Broker, BrokerEvent, ConnId, DropReason};
+use crate::packet::{Publish, QosPid};
 use crate::profile::RetainPolicy;
 use crate::server::{Message, NotQueued};
 use crate::session::{BrokerChange, Change};
@@ -194,14 +195,37 @@ impl Broker {
             }
         });
         let mut late: Vec<(Bytes, Late)> = Vec::new();
+        // The PUBLISH every quiet subscriber at QoS 0 gets, kept once for all of them.
+        let mut staged = None;
         for &sid in &targets {
             let Some(s) = self.subscribers.get(sid) else {
                 continue;
             };
             let (conn, best) = (s.conn, s.best);
-            // MQTT-3.8.4-6: min(publish, granted); MQTT-3.3.1-9: RETAIN=0 on routing.
+            // MQTT-3.8.4-6: min(publish, granted).
+            let qos = m.qos.min(best);
+            if let Some((conn, slot)) = conn {
+                if qos == QoS::AtMostOnce && self.conns.is_quiet(conn, slot) {
+                    // What its server would have queued, behind nothing: staged.
+                    let publish = *staged.get_or_insert_with(|| {
+                        self.conns.keep(Publish {
+                            dup: false,
+                            qos: QosPid::AtMostOnce,
+                            retain: false,
+                            topic: m.topic.clone(),
+                            payload: m.payload.clone(),
+                        })
+                    });
+                    self.conns.stage(slot, publish);
+                    if self.conns.mark_dirty(conn, slot) {
+                        self.dirty.push((conn, slot));
+                    }
+                    continue;
+                }
+            }
+            // MQTT-3.3.1-9: RETAIN=0 on routing.
             let out = Message {
-                qos: m.qos.min(best),
+                qos,
                 retain: false,
                 ..m.clone()
             };
@@ -387,13 +411,12 @@ impl Broker {
         slot: usize,
         m: Message,
     ) -> Result<(), NotQueued> {
+        if self.conns.mark_dirty(conn, slot) {
+            self.dirty.push((conn, slot));
+        }
         let Some(c) = self.conns.at_mut(conn, slot) else {
             return Ok(());
         };
-        if !c.dirty {
-            c.dirty = true;
-            self.dirty.push((conn, slot));
-        }
         c.server.publish(now, m)
     }
 
