@@ -475,6 +475,11 @@ mod tests {
     }
 
     fn join(b: &mut Broker, conn: u64, client: &'static str, clean: bool) {
+        connect(b, conn, client, clean);
+        subscribe(b, conn, "t", QoS::AtMostOnce);
+    }
+
+    fn connect(b: &mut Broker, conn: u64, client: &'static str, clean: bool) {
         b.open(Instant::ZERO, ConnId(conn)).expect("a fresh id");
         let connect = Connect {
             client_id: MqttString::from_static(client).expect("valid"),
@@ -484,10 +489,42 @@ mod tests {
             login: None,
         };
         input(b, conn, Packet::Connect(connect));
-        let filter = TopicFilter::from_static("t").expect("valid");
+    }
+
+    fn subscribe(b: &mut Broker, conn: u64, filter: &'static str, qos: QoS) -> Vec<Action> {
+        let filter = TopicFilter::from_static(filter).expect("valid");
         let id = PacketId::new(1).expect("non-zero");
-        let subscribe = Subscribe::new(id, &[(filter, QoS::AtMostOnce)]).expect("valid");
-        input(b, conn, subscribe.into());
+        let subscribe = Subscribe::new(id, &[(filter, qos)]).expect("valid");
+        input(b, conn, subscribe.into())
+    }
+
+    /// Several packets from `conn` in one read.
+    fn input_all(b: &mut Broker, conn: u64, packets: Vec<Packet<Bytes>>) -> Vec<Action> {
+        let mut bytes = Vec::new();
+        for p in packets {
+            bytes.extend_from_slice(&p.to_bytes().expect("encodable"));
+        }
+        b.handle_bytes(Instant::ZERO, ConnId(conn), &bytes);
+        core::iter::from_fn(|| b.poll_action()).collect()
+    }
+
+    /// The PUBLISHes among `actions`: connection, payload and QoS.
+    fn publishes(actions: &[Action]) -> Vec<(u64, Bytes, QoS)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send {
+                    conn,
+                    packet: Packet::Publish(p),
+                } => Some((conn.0, p.payload.clone(), p.qos.qos())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn message(topic: &'static str, qos: QosPid, payload: &'static [u8]) -> Packet<Bytes> {
+        let topic = TopicName::from_static(topic).expect("valid");
+        Publish::new(topic, qos, payload).into()
     }
 
     fn publish(b: &mut Broker, conn: u64) -> Vec<Action> {
@@ -579,5 +616,74 @@ mod tests {
             sent.iter()
                 .any(|a| matches!(a, Action::Send { conn, .. } if *conn == ConnId(2)))
         );
+    }
+
+    #[test]
+    fn two_qos0_publishes_in_one_read_go_out_connection_by_connection() {
+        let mut b = Broker::new(Profile::mqtt311(), ServerConfig::default());
+        for (conn, client) in [(20, "y"), (10, "x")] {
+            join(&mut b, conn, client, true);
+        }
+        connect(&mut b, 1, "publisher", true);
+        let m = |p| message("t", QosPid::AtMostOnce, p);
+        let sent = publishes(&input_all(&mut b, 1, vec![m(b"a"), m(b"b")]));
+        let q0 = QoS::AtMostOnce;
+        let expected = [(10, "a", q0), (10, "b", q0), (20, "a", q0), (20, "b", q0)]
+            .map(|(c, p, q)| (c, Bytes::from_static(p.as_bytes()), q));
+        assert_eq!(sent, expected);
+    }
+
+    #[test]
+    fn a_qos0_message_goes_out_before_a_qos1_message_published_after_it() {
+        let mut b = Broker::new(Profile::mqtt311(), ServerConfig::default());
+        connect(&mut b, 2, "subscriber", true);
+        subscribe(&mut b, 2, "t", QoS::AtLeastOnce);
+        connect(&mut b, 1, "publisher", true);
+        let id = PacketId::new(7).expect("non-zero");
+        let first = message("t", QosPid::AtMostOnce, b"first");
+        let second = message("t", QosPid::AtLeastOnce(id), b"second");
+        let actions = input_all(&mut b, 1, vec![first, second]);
+        let expected = [
+            (2, Bytes::from_static(b"first"), QoS::AtMostOnce),
+            (2, Bytes::from_static(b"second"), QoS::AtLeastOnce),
+        ];
+        assert_eq!(publishes(&actions), expected);
+        let last = actions.iter().rev().find_map(|a| match a {
+            Action::Send { conn, packet } => Some((conn.0, packet.packet_type())),
+            _ => None,
+        });
+        assert_eq!(last, Some((1, PacketType::PubAck)));
+    }
+
+    #[test]
+    fn a_live_message_does_not_stop_the_retained_messages_still_flowing_after_a_suback() {
+        let config = ServerConfig {
+            max_queued: 1,
+            ..ServerConfig::default()
+        };
+        let mut b = Broker::new(Profile::mqtt311(), config);
+        connect(&mut b, 1, "publisher", true);
+        for (topic, payload) in [("t/1", b"r1"), ("t/2", b"r2"), ("t/3", b"r3")] {
+            let topic = TopicName::from_static(topic).expect("valid");
+            let mut p = Publish::new(topic, QosPid::AtMostOnce, &payload[..]);
+            p.retain = true;
+            input(&mut b, 1, p.into());
+        }
+        connect(&mut b, 2, "subscriber", true);
+        // One QoS 0 retained message per pump (the allowance of 1): r1 with the SUBACK.
+        let first = publishes(&subscribe(&mut b, 2, "t/#", QoS::AtMostOnce));
+        assert_eq!(first.len(), 1);
+        assert!(b.wants_writable(ConnId(2)));
+        // A live message pumps the connection: it goes out, and the next retained one
+        // follows it.
+        let sent = publishes(&input(
+            &mut b,
+            1,
+            message("t/9", QosPid::AtMostOnce, b"live"),
+        ));
+        let payloads: Vec<Bytes> = sent.into_iter().map(|(_, p, _)| p).collect();
+        assert_eq!(payloads.len(), 2);
+        assert_eq!(payloads[0], Bytes::from_static(b"live"));
+        assert_ne!(payloads[1], first[0].1, "the next retained message");
     }
 }
