@@ -179,12 +179,16 @@ impl Conns {
         }
     }
 
-    /// Whether connection `id` in `slot` awaits a pump.
+    /// If connection `id` in `slot` awaits a pump, it no longer does, and whether it is
+    /// quiet (nothing to do but its staged deliveries).
     #[inline]
-    pub(super) fn is_dirty(&self, id: ConnId, slot: usize) -> bool {
-        self.meta
-            .get(slot)
-            .is_some_and(|m| m.id == Some(id) && m.dirty)
+    pub(super) fn take_dirty(&mut self, id: ConnId, slot: usize) -> Option<bool> {
+        let m = self
+            .meta
+            .get_mut(slot)
+            .filter(|m| m.id == Some(id) && m.dirty)?;
+        m.dirty = false;
+        Some(m.quiet)
     }
 
     /// A pump of connection `id` in `slot` begins: it no longer awaits one. `None` if
@@ -221,12 +225,13 @@ impl Conns {
     }
 
     /// Stages a delivery of publish number `publish` for the quiet connection `id` in
-    /// `slot`, after those already staged for it. It goes out when the connection is
+    /// `slot`, after those already staged for it, and marks it as awaiting a pump: true
+    /// if it was not yet (the caller lists it then). It goes out when the connection is
     /// next pumped, before anything its server has queued since.
     #[inline]
-    pub(super) fn stage(&mut self, slot: usize, publish: u32) {
-        let Some(m) = self.meta.get_mut(slot) else {
-            return;
+    pub(super) fn stage(&mut self, id: ConnId, slot: usize, publish: u32) -> bool {
+        let Some(m) = self.meta.get_mut(slot).filter(|m| m.id == Some(id)) else {
+            return false;
         };
         let entry = self.staged.entries.len() as u32;
         self.staged.entries.push((publish, NONE));
@@ -237,6 +242,7 @@ impl Conns {
             last.1 = entry;
         }
         m.last = entry;
+        !core::mem::replace(&mut m.dirty, true)
     }
 
     /// Carries out the deliveries staged for `slot`, in order, into `out`.

@@ -499,9 +499,12 @@ impl Broker {
                 break;
             };
             next += 1;
-            if self.conns.is_dirty(conn, slot) {
+            match self.conns.take_dirty(conn, slot) {
+                // Only deliveries staged while it was quiet: its server is not reached.
+                Some(true) => self.conns.flush_staged(slot, &mut self.actions),
                 // Only messages were handed to it since its last pump.
-                self.pump_at(now, conn, slot, rearm);
+                Some(false) => self.pump_at(now, conn, slot, rearm),
+                None => {}
             }
         }
         batch.clear();

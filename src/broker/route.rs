@@ -40,11 +40,40 @@ struct Subscriber {
     client: Bytes,
     /// How many (filter, this client) subscriptions the index holds.
     filters: usize,
-    /// The connection (and its slot) the client is online on.
-    conn: Option<(ConnId, usize)>,
+}
+
+/// What a route reads and writes of a subscriber, apart from its client id: a route to
+/// many subscribers goes through a dense array of these.
+#[derive(Debug, Clone, Copy)]
+struct Hot {
     /// The route that matched it last, and the highest QoS that route matched.
     mark: u64,
     best: QoS,
+    /// Whether the client is online, on connection `conn` in `slot`.
+    online: bool,
+    conn: ConnId,
+    slot: usize,
+}
+
+impl Hot {
+    fn new(conn: Option<(ConnId, usize)>) -> Hot {
+        let (online, (conn, slot)) = match conn {
+            Some(c) => (true, c),
+            None => (false, (ConnId(0), 0)),
+        };
+        Hot {
+            mark: 0,
+            best: QoS::AtMostOnce,
+            online,
+            conn,
+            slot,
+        }
+    }
+
+    /// The connection (and its slot) the client is online on.
+    fn conn(&self) -> Option<(ConnId, usize)> {
+        self.online.then_some((self.conn, self.slot))
+    }
 }
 
 /// The client ids with subscriptions in the index, by dense number. A number is
@@ -53,6 +82,8 @@ struct Subscriber {
 pub(super) struct Subscribers {
     by_client: BTreeMap<Bytes, Sid>,
     records: Vec<Option<Subscriber>>,
+    /// By number, beside `records` (a free number's is stale).
+    hot: Vec<Hot>,
     free: Vec<Sid>,
     /// The number of the current route (marks older than it are stale).
     route: u64,
@@ -80,17 +111,17 @@ impl Subscribers {
         let record = Some(Subscriber {
             client: client.clone(),
             filters: 0,
-            conn,
-            mark: 0,
-            best: QoS::AtMostOnce,
         });
+        let hot = Hot::new(conn);
         let sid = match self.free.pop() {
             Some(sid) => {
                 self.records[sid as usize] = record;
+                self.hot[sid as usize] = hot;
                 sid
             }
             None => {
                 self.records.push(record);
+                self.hot.push(hot);
                 (self.records.len() - 1) as Sid
             }
         };
@@ -122,8 +153,12 @@ impl Subscribers {
     /// `client` is now online on `conn` (in slot), or offline (`None`).
     pub(super) fn set_conn(&mut self, client: &[u8], conn: Option<(ConnId, usize)>) {
         if let Some(sid) = self.id(client) {
-            if let Some(s) = self.get_mut(sid) {
-                s.conn = conn;
+            if let Some(h) = self.hot.get_mut(sid as usize) {
+                *h = Hot {
+                    mark: h.mark,
+                    best: h.best,
+                    ..Hot::new(conn)
+                };
             }
         }
     }
@@ -137,17 +172,25 @@ impl Subscribers {
     #[inline]
     fn mark(&mut self, sid: Sid, qos: QoS) -> bool {
         let route = self.route;
-        let Some(s) = self.get_mut(sid) else {
+        let Some(h) = self.hot.get_mut(sid as usize) else {
             return false;
         };
-        if s.mark == route {
-            s.best = s.best.max(qos);
+        if h.mark == route {
+            h.best = h.best.max(qos);
             false
         } else {
-            s.mark = route;
-            s.best = qos;
+            h.mark = route;
+            h.best = qos;
             true
         }
+    }
+
+    /// The connection `sid` is online on, if any, and the highest QoS the current route
+    /// matched it at.
+    #[inline]
+    fn target(&self, sid: Sid) -> Option<(Option<(ConnId, usize)>, QoS)> {
+        let h = self.hot.get(sid as usize)?;
+        Some((h.conn(), h.best))
     }
 }
 
@@ -198,10 +241,9 @@ impl Broker {
         // The PUBLISH every quiet subscriber at QoS 0 gets, kept once for all of them.
         let mut staged = None;
         for &sid in &targets {
-            let Some(s) = self.subscribers.get(sid) else {
+            let Some((conn, best)) = self.subscribers.target(sid) else {
                 continue;
             };
-            let (conn, best) = (s.conn, s.best);
             // MQTT-3.8.4-6: min(publish, granted).
             let qos = m.qos.min(best);
             if let Some((conn, slot)) = conn {
@@ -216,8 +258,7 @@ impl Broker {
                             payload: m.payload.clone(),
                         })
                     });
-                    self.conns.stage(slot, publish);
-                    if self.conns.mark_dirty(conn, slot) {
+                    if self.conns.stage(conn, slot, publish) {
                         self.dirty.push((conn, slot));
                     }
                     continue;
