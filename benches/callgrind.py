@@ -15,10 +15,13 @@ one QoS 0 PUBLISH to 1, 100 or 10 000 subscribers) N times and 0 times (the same
 nothing done), and the difference divided by N is one operation. `--before DIR` builds
 the same driver in another checkout of the crate (copied into DIR/examples and built
 in DIR/target; for example `git worktree add /tmp/base COMMIT`) and prints both counts
-and their ratio.
+and their ratio. `--cache` adds callgrind's cache simulation with a stated geometry
+(`CACHE_SIM`: 32 KiB 8-way first-level data cache, 4 MiB 16-way last level, the L2 of
+the machine the results were taken on, rather than whatever the VM reports) and prints
+the first-level and last-level data-cache misses per operation as well.
 
 Usage: python3 benches/callgrind.py [WORKLOAD ...]
-       python3 benches/callgrind.py --state [--before DIR] [WORKLOAD ...]
+       python3 benches/callgrind.py --state [--before DIR] [--cache] [WORKLOAD ...]
 """
 
 import os
@@ -52,13 +55,27 @@ PEERS = os.path.join(HERE, "peers")
 EXE = os.path.join(PEERS, "target", "release", "examples", "ops")
 
 
-def instructions_of(cmd, env=None):
-    """The instructions callgrind counts for running `cmd`."""
+CACHE_SIM = ["--cache-sim=yes", "--D1=32768,8,64", "--LL=4194304,16,64"]
+
+
+def counts_of(cmd, env=None, cache=False):
+    """What callgrind counts for running `cmd`: instructions, and with `cache` the
+    first-level and last-level data-cache misses (reads and writes)."""
     out = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"] + cmd,
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+        + (CACHE_SIM if cache else []) + cmd,
         capture_output=True, text=True, check=True, env=env,
     ).stderr
-    return int(re.search(r"refs:\s+([\d,]+)", out).group(1).replace(",", ""))
+    num = lambda pattern: int(re.search(pattern, out).group(1).replace(",", ""))
+    counts = [num(r"I\s+refs:\s+([\d,]+)")]
+    if cache:
+        counts += [num(r"D1\s+misses:\s+([\d,]+)"), num(r"LLd misses:\s+([\d,]+)")]
+    return counts
+
+
+def instructions_of(cmd, env=None):
+    """The instructions callgrind counts for running `cmd`."""
+    return counts_of(cmd, env)[0]
 
 
 def instructions(workload, n, mode, fresh=False):
@@ -106,10 +123,13 @@ def build_driver(tree, out_dir, name):
     return exe
 
 
-def state_per_op(exe, workload):
+def state_per_op(exe, workload, cache=False):
+    """Instructions per operation, and with `cache` [instructions, D1 misses, LLd
+    misses] per operation."""
     n = STATE_WORKLOADS.get(workload, 200)
-    run = lambda k: instructions_of([exe, workload, str(k)])
-    return (run(n) - run(0)) / n
+    run = lambda k: counts_of([exe, workload, str(k)], cache=cache)
+    per = [(a - b) / n for a, b in zip(run(n), run(0))]
+    return per if cache else per[0]
 
 
 def state_main(args):
@@ -118,11 +138,33 @@ def state_main(args):
         i = args.index("--before")
         before = args[i + 1]
         args = args[:i] + args[i + 2:]
+    cache = "--cache" in args
+    args = [a for a in args if a != "--cache"]
     workloads = args or list(STATE_WORKLOADS)
     with tempfile.TemporaryDirectory(prefix="state-ops-") as tmp:
         after_exe = build_driver(os.path.join(HERE, ".."), tmp, "after")
         before_exe = build_driver(before, tmp, "before") if before else None
         state_table(workloads, before_exe, after_exe)
+        if cache:
+            cache_table(workloads, before_exe, after_exe)
+
+
+def cache_table(workloads, before_exe, after_exe):
+    """Per subscriber (per operation for the client workloads): instructions, D1 and
+    LLd misses, before and after."""
+    print(f"\nCache simulation ({' '.join(CACHE_SIM)}), per subscriber:\n")
+    runs = [("before", before_exe)] if before_exe else []
+    runs.append(("after" if before_exe else "now", after_exe))
+    print("| workload | " + " | ".join(f"{name}: instructions | {name}: D1 misses | "
+                                       f"{name}: LLd misses" for name, _ in runs) + " |")
+    print("|---|" + "---|---|---|" * len(runs))
+    for w in workloads:
+        per = int(w[len("fanout_"):]) if w.startswith("fanout_") else 1
+        cells = [w]
+        for _, exe in runs:
+            ir, d1, ll = (v / per for v in state_per_op(exe, w, cache=True))
+            cells += [f"{ir:,.0f}", f"{d1:.1f}", f"{ll:.2f}"]
+        print("| " + " | ".join(cells) + " |", flush=True)
 
 
 def state_table(workloads, before_exe, after_exe):

@@ -344,7 +344,6 @@ impl Broker {
             server,
             accepted: None,
             armed: None,
-            dirty: false,
         });
         self.arm(conn, slot);
         Ok(())
@@ -500,9 +499,12 @@ impl Broker {
                 break;
             };
             next += 1;
-            if self.conns.at_mut(conn, slot).is_some_and(|c| c.dirty) {
+            match self.conns.take_dirty(conn, slot) {
+                // Only deliveries staged while it was quiet: its server is not reached.
+                Some(true) => self.conns.flush_staged(slot, &mut self.actions),
                 // Only messages were handed to it since its last pump.
-                self.pump_at(now, conn, slot, rearm);
+                Some(false) => self.pump_at(now, conn, slot, rearm),
+                None => {}
             }
         }
         batch.clear();
@@ -518,12 +520,20 @@ impl Broker {
 
     /// [`pump`](Self::pump) for connection `conn` in `slot`; `rearm` puts it back in
     /// the timers under its (possibly new) deadline.
+    ///
+    /// The deliveries staged for it while it was quiet go first: its server queued
+    /// nothing before them. A connection still quiet has nothing else to do, and its
+    /// server is not reached.
     fn pump_at(&mut self, now: Instant, conn: ConnId, slot: usize, rearm: bool) {
-        if let Some(c) = self.conns.at_mut(conn, slot) {
-            c.dirty = false;
+        match self.conns.begin_pump(conn, slot) {
+            None => return,
+            Some(true) => return self.conns.flush_staged(slot, &mut self.actions),
+            Some(false) => {}
         }
         let mut fed = false;
         loop {
+            // Staged while a nested pump had left it quiet.
+            self.conns.flush_staged(slot, &mut self.actions);
             let Some(c) = self.conns.at_mut(conn, slot) else {
                 return;
             };
@@ -571,12 +581,22 @@ impl Broker {
         if rearm {
             self.arm(conn, slot);
         }
+        let connected = self
+            .conns
+            .at_mut(conn, slot)
+            .is_some_and(|c| c.server.is_connected());
+        if connected && !self.pending.contains_key(&conn) {
+            self.conns.set_quiet(conn, slot);
+        }
     }
 
     /// Forgets a closed connection: its session is stored (persistent) or dropped with
     /// its subscriptions (clean). `reason` is why the server closed it (`None`: the
     /// transport ended).
     fn detach(&mut self, now: Instant, conn: ConnId, reason: Option<CloseReason>) {
+        if let Some(slot) = self.conns.slot_of(conn) {
+            self.conns.flush_staged(slot, &mut self.actions);
+        }
         let Some(mut c) = self.conns.remove(&conn) else {
             return;
         };

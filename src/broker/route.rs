@@ -16,6 +16,7 @@ use core::mem;
 use bytes::Bytes;
 
 use super::{Action, Broker, BrokerEvent, ConnId, DropReason};
+use crate::packet::{Publish, QosPid};
 use crate::profile::RetainPolicy;
 use crate::server::{Message, NotQueued};
 use crate::session::{BrokerChange, Change};
@@ -39,11 +40,40 @@ struct Subscriber {
     client: Bytes,
     /// How many (filter, this client) subscriptions the index holds.
     filters: usize,
-    /// The connection (and its slot) the client is online on.
-    conn: Option<(ConnId, usize)>,
+}
+
+/// What a route reads and writes of a subscriber, apart from its client id: a route to
+/// many subscribers goes through a dense array of these.
+#[derive(Debug, Clone, Copy)]
+struct Hot {
     /// The route that matched it last, and the highest QoS that route matched.
     mark: u64,
     best: QoS,
+    /// Whether the client is online, on connection `conn` in `slot`.
+    online: bool,
+    conn: ConnId,
+    slot: usize,
+}
+
+impl Hot {
+    fn new(conn: Option<(ConnId, usize)>) -> Hot {
+        let (online, (conn, slot)) = match conn {
+            Some(c) => (true, c),
+            None => (false, (ConnId(0), 0)),
+        };
+        Hot {
+            mark: 0,
+            best: QoS::AtMostOnce,
+            online,
+            conn,
+            slot,
+        }
+    }
+
+    /// The connection (and its slot) the client is online on.
+    fn conn(&self) -> Option<(ConnId, usize)> {
+        self.online.then_some((self.conn, self.slot))
+    }
 }
 
 /// The client ids with subscriptions in the index, by dense number. A number is
@@ -52,6 +82,8 @@ struct Subscriber {
 pub(super) struct Subscribers {
     by_client: BTreeMap<Bytes, Sid>,
     records: Vec<Option<Subscriber>>,
+    /// By number, beside `records` (a free number's is stale).
+    hot: Vec<Hot>,
     free: Vec<Sid>,
     /// The number of the current route (marks older than it are stale).
     route: u64,
@@ -79,17 +111,17 @@ impl Subscribers {
         let record = Some(Subscriber {
             client: client.clone(),
             filters: 0,
-            conn,
-            mark: 0,
-            best: QoS::AtMostOnce,
         });
+        let hot = Hot::new(conn);
         let sid = match self.free.pop() {
             Some(sid) => {
                 self.records[sid as usize] = record;
+                self.hot[sid as usize] = hot;
                 sid
             }
             None => {
                 self.records.push(record);
+                self.hot.push(hot);
                 (self.records.len() - 1) as Sid
             }
         };
@@ -121,8 +153,12 @@ impl Subscribers {
     /// `client` is now online on `conn` (in slot), or offline (`None`).
     pub(super) fn set_conn(&mut self, client: &[u8], conn: Option<(ConnId, usize)>) {
         if let Some(sid) = self.id(client) {
-            if let Some(s) = self.get_mut(sid) {
-                s.conn = conn;
+            if let Some(h) = self.hot.get_mut(sid as usize) {
+                *h = Hot {
+                    mark: h.mark,
+                    best: h.best,
+                    ..Hot::new(conn)
+                };
             }
         }
     }
@@ -136,17 +172,25 @@ impl Subscribers {
     #[inline]
     fn mark(&mut self, sid: Sid, qos: QoS) -> bool {
         let route = self.route;
-        let Some(s) = self.get_mut(sid) else {
+        let Some(h) = self.hot.get_mut(sid as usize) else {
             return false;
         };
-        if s.mark == route {
-            s.best = s.best.max(qos);
+        if h.mark == route {
+            h.best = h.best.max(qos);
             false
         } else {
-            s.mark = route;
-            s.best = qos;
+            h.mark = route;
+            h.best = qos;
             true
         }
+    }
+
+    /// The connection `sid` is online on, if any, and the highest QoS the current route
+    /// matched it at.
+    #[inline]
+    fn target(&self, sid: Sid) -> Option<(Option<(ConnId, usize)>, QoS)> {
+        let h = self.hot.get(sid as usize)?;
+        Some((h.conn(), h.best))
     }
 }
 
@@ -194,14 +238,35 @@ impl Broker {
             }
         });
         let mut late: Vec<(Bytes, Late)> = Vec::new();
+        // The PUBLISH every quiet subscriber at QoS 0 gets, kept once for all of them.
+        let mut staged = None;
         for &sid in &targets {
-            let Some(s) = self.subscribers.get(sid) else {
+            let Some((conn, best)) = self.subscribers.target(sid) else {
                 continue;
             };
-            let (conn, best) = (s.conn, s.best);
-            // MQTT-3.8.4-6: min(publish, granted); MQTT-3.3.1-9: RETAIN=0 on routing.
+            // MQTT-3.8.4-6: min(publish, granted).
+            let qos = m.qos.min(best);
+            if let Some((conn, slot)) = conn {
+                if qos == QoS::AtMostOnce && self.conns.is_quiet(conn, slot) {
+                    // What its server would have queued, behind nothing: staged.
+                    let publish = *staged.get_or_insert_with(|| {
+                        self.conns.keep(Publish {
+                            dup: false,
+                            qos: QosPid::AtMostOnce,
+                            retain: false,
+                            topic: m.topic.clone(),
+                            payload: m.payload.clone(),
+                        })
+                    });
+                    if self.conns.stage(conn, slot, publish) {
+                        self.dirty.push((conn, slot));
+                    }
+                    continue;
+                }
+            }
+            // MQTT-3.3.1-9: RETAIN=0 on routing.
             let out = Message {
-                qos: m.qos.min(best),
+                qos,
                 retain: false,
                 ..m.clone()
             };
@@ -387,13 +452,12 @@ impl Broker {
         slot: usize,
         m: Message,
     ) -> Result<(), NotQueued> {
+        if self.conns.mark_dirty(conn, slot) {
+            self.dirty.push((conn, slot));
+        }
         let Some(c) = self.conns.at_mut(conn, slot) else {
             return Ok(());
         };
-        if !c.dirty {
-            c.dirty = true;
-            self.dirty.push((conn, slot));
-        }
         c.server.publish(now, m)
     }
 
@@ -452,6 +516,11 @@ mod tests {
     }
 
     fn join(b: &mut Broker, conn: u64, client: &'static str, clean: bool) {
+        connect(b, conn, client, clean);
+        subscribe(b, conn, "t", QoS::AtMostOnce);
+    }
+
+    fn connect(b: &mut Broker, conn: u64, client: &'static str, clean: bool) {
         b.open(Instant::ZERO, ConnId(conn)).expect("a fresh id");
         let connect = Connect {
             client_id: MqttString::from_static(client).expect("valid"),
@@ -461,10 +530,42 @@ mod tests {
             login: None,
         };
         input(b, conn, Packet::Connect(connect));
-        let filter = TopicFilter::from_static("t").expect("valid");
+    }
+
+    fn subscribe(b: &mut Broker, conn: u64, filter: &'static str, qos: QoS) -> Vec<Action> {
+        let filter = TopicFilter::from_static(filter).expect("valid");
         let id = PacketId::new(1).expect("non-zero");
-        let subscribe = Subscribe::new(id, &[(filter, QoS::AtMostOnce)]).expect("valid");
-        input(b, conn, subscribe.into());
+        let subscribe = Subscribe::new(id, &[(filter, qos)]).expect("valid");
+        input(b, conn, subscribe.into())
+    }
+
+    /// Several packets from `conn` in one read.
+    fn input_all(b: &mut Broker, conn: u64, packets: Vec<Packet<Bytes>>) -> Vec<Action> {
+        let mut bytes = Vec::new();
+        for p in packets {
+            bytes.extend_from_slice(&p.to_bytes().expect("encodable"));
+        }
+        b.handle_bytes(Instant::ZERO, ConnId(conn), &bytes);
+        core::iter::from_fn(|| b.poll_action()).collect()
+    }
+
+    /// The PUBLISHes among `actions`: connection, payload and QoS.
+    fn publishes(actions: &[Action]) -> Vec<(u64, Bytes, QoS)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send {
+                    conn,
+                    packet: Packet::Publish(p),
+                } => Some((conn.0, p.payload.clone(), p.qos.qos())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn message(topic: &'static str, qos: QosPid, payload: &'static [u8]) -> Packet<Bytes> {
+        let topic = TopicName::from_static(topic).expect("valid");
+        Publish::new(topic, qos, payload).into()
     }
 
     fn publish(b: &mut Broker, conn: u64) -> Vec<Action> {
@@ -556,5 +657,74 @@ mod tests {
             sent.iter()
                 .any(|a| matches!(a, Action::Send { conn, .. } if *conn == ConnId(2)))
         );
+    }
+
+    #[test]
+    fn two_qos0_publishes_in_one_read_go_out_connection_by_connection() {
+        let mut b = Broker::new(Profile::mqtt311(), ServerConfig::default());
+        for (conn, client) in [(20, "y"), (10, "x")] {
+            join(&mut b, conn, client, true);
+        }
+        connect(&mut b, 1, "publisher", true);
+        let m = |p| message("t", QosPid::AtMostOnce, p);
+        let sent = publishes(&input_all(&mut b, 1, vec![m(b"a"), m(b"b")]));
+        let q0 = QoS::AtMostOnce;
+        let expected = [(10, "a", q0), (10, "b", q0), (20, "a", q0), (20, "b", q0)]
+            .map(|(c, p, q)| (c, Bytes::from_static(p.as_bytes()), q));
+        assert_eq!(sent, expected);
+    }
+
+    #[test]
+    fn a_qos0_message_goes_out_before_a_qos1_message_published_after_it() {
+        let mut b = Broker::new(Profile::mqtt311(), ServerConfig::default());
+        connect(&mut b, 2, "subscriber", true);
+        subscribe(&mut b, 2, "t", QoS::AtLeastOnce);
+        connect(&mut b, 1, "publisher", true);
+        let id = PacketId::new(7).expect("non-zero");
+        let first = message("t", QosPid::AtMostOnce, b"first");
+        let second = message("t", QosPid::AtLeastOnce(id), b"second");
+        let actions = input_all(&mut b, 1, vec![first, second]);
+        let expected = [
+            (2, Bytes::from_static(b"first"), QoS::AtMostOnce),
+            (2, Bytes::from_static(b"second"), QoS::AtLeastOnce),
+        ];
+        assert_eq!(publishes(&actions), expected);
+        let last = actions.iter().rev().find_map(|a| match a {
+            Action::Send { conn, packet } => Some((conn.0, packet.packet_type())),
+            _ => None,
+        });
+        assert_eq!(last, Some((1, PacketType::PubAck)));
+    }
+
+    #[test]
+    fn a_live_message_does_not_stop_the_retained_messages_still_flowing_after_a_suback() {
+        let config = ServerConfig {
+            max_queued: 1,
+            ..ServerConfig::default()
+        };
+        let mut b = Broker::new(Profile::mqtt311(), config);
+        connect(&mut b, 1, "publisher", true);
+        for (topic, payload) in [("t/1", b"r1"), ("t/2", b"r2"), ("t/3", b"r3")] {
+            let topic = TopicName::from_static(topic).expect("valid");
+            let mut p = Publish::new(topic, QosPid::AtMostOnce, &payload[..]);
+            p.retain = true;
+            input(&mut b, 1, p.into());
+        }
+        connect(&mut b, 2, "subscriber", true);
+        // One QoS 0 retained message per pump (the allowance of 1): r1 with the SUBACK.
+        let first = publishes(&subscribe(&mut b, 2, "t/#", QoS::AtMostOnce));
+        assert_eq!(first.len(), 1);
+        assert!(b.wants_writable(ConnId(2)));
+        // A live message pumps the connection: it goes out, and the next retained one
+        // follows it.
+        let sent = publishes(&input(
+            &mut b,
+            1,
+            message("t/9", QosPid::AtMostOnce, b"live"),
+        ));
+        let payloads: Vec<Bytes> = sent.into_iter().map(|(_, p, _)| p).collect();
+        assert_eq!(payloads.len(), 2);
+        assert_eq!(payloads[0], Bytes::from_static(b"live"));
+        assert_ne!(payloads[1], first[0].1, "the next retained message");
     }
 }
