@@ -315,7 +315,7 @@ impl Session {
         SessionExport {
             cursor: self.ids.cursor(),
             outgoing: self.outgoing.values().cloned().collect(),
-            inbound_qos2: self.inbound_qos2.iter().copied().collect(),
+            inbound_qos2: self.inbound_qos2().collect(),
         }
     }
 
@@ -341,7 +341,7 @@ impl Session {
         if inbound.len() != export.inbound_qos2.len() {
             return Err(StateError::Invalid("an inbound QoS 2 id twice"));
         }
-        session.inbound_qos2 = inbound;
+        session.set_inbound_qos2(inbound);
         session.ids.set_cursor(export.cursor);
         Ok(session)
     }

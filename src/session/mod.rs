@@ -33,6 +33,7 @@ mod export;
 mod ids;
 mod server;
 
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use core::time::Duration;
@@ -198,9 +199,18 @@ pub struct Session {
     /// Packet id → sequence number in `outgoing`.
     by_id: BTreeMap<PacketId, u64>,
     next_seq: u64,
-    inbound_qos2: BTreeSet<PacketId>,
-    /// Whether changes are recorded in `journal`.
+    /// Whether changes are recorded in the journal.
     recording: bool,
+    /// The inbound QoS 2 ids and the journal, boxed and only while either holds
+    /// something: most sessions seldom use them, and an idle connection should not
+    /// carry their room.
+    rare: Option<Box<Rare>>,
+}
+
+/// The parts of a [`Session`] that are empty most of the time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Rare {
+    inbound_qos2: BTreeSet<PacketId>,
     /// Changes not yet taken by the role, oldest first.
     journal: Vec<Change>,
 }
@@ -235,12 +245,35 @@ impl Session {
 
     /// The inbound QoS 2 ids delivered and awaiting PUBREL, in id order.
     pub fn inbound_qos2(&self) -> impl Iterator<Item = PacketId> + '_ {
-        self.inbound_qos2.iter().copied()
+        self.rare
+            .iter()
+            .flat_map(|r| r.inbound_qos2.iter().copied())
     }
 
     /// How many inbound QoS 2 ids await PUBREL.
     pub fn inbound_qos2_len(&self) -> usize {
-        self.inbound_qos2.len()
+        self.rare.as_ref().map_or(0, |r| r.inbound_qos2.len())
+    }
+
+    fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// Replaces the inbound QoS 2 ids (an import), recording nothing.
+    pub(crate) fn set_inbound_qos2(&mut self, ids: BTreeSet<PacketId>) {
+        self.rare_mut().inbound_qos2 = ids;
+        self.tidy();
+    }
+
+    /// Frees the rare parts once both are empty.
+    fn tidy(&mut self) {
+        if self
+            .rare
+            .as_ref()
+            .is_some_and(|r| r.inbound_qos2.is_empty() && r.journal.is_empty())
+        {
+            self.rare = None;
+        }
     }
 
     /// Starts or stops recording changes (see [`Change`]).
@@ -251,19 +284,24 @@ impl Session {
     /// Records `change` if changes are recorded.
     pub(crate) fn record(&mut self, change: impl FnOnce() -> Change) {
         if self.recording {
-            self.journal.push(change());
+            self.rare_mut().journal.push(change());
         }
     }
 
     /// Whether changes await [`take_changes`](Self::take_changes).
     #[inline]
     pub(crate) fn has_changes(&self) -> bool {
-        !self.journal.is_empty()
+        self.rare.as_ref().is_some_and(|r| !r.journal.is_empty())
     }
 
     /// The recorded changes, oldest first, leaving none.
     pub(crate) fn take_changes(&mut self) -> Vec<Change> {
-        core::mem::take(&mut self.journal)
+        let Some(rare) = self.rare.as_mut() else {
+            return Vec::new();
+        };
+        let changes = core::mem::take(&mut rare.journal);
+        self.tidy();
+        changes
     }
 
     /// Takes a free packet id for a message about to be [`push`](Self::push)ed; `None`
@@ -468,7 +506,7 @@ impl Session {
     /// keep the id until PUBREL), false if the id already awaits PUBREL (a repeat:
     /// answer PUBREC again, do not deliver, MQTT-4.3.3-2).
     pub(crate) fn receive_qos2(&mut self, id: PacketId) -> bool {
-        let new = self.inbound_qos2.insert(id);
+        let new = self.rare_mut().inbound_qos2.insert(id);
         if new {
             self.record(|| Change::InboundStored(id));
         }
@@ -477,24 +515,31 @@ impl Session {
 
     /// Whether the inbound QoS 2 id `id` awaits PUBREL.
     pub fn awaits_pubrel(&self, id: PacketId) -> bool {
-        self.inbound_qos2.contains(&id)
+        self.rare
+            .as_ref()
+            .is_some_and(|r| r.inbound_qos2.contains(&id))
     }
 
     /// PUBREL for `id`: the id is free for a new message (MQTT-4.3.3-2). Returns
     /// whether it was awaiting PUBREL; PUBCOMP is sent either way.
     pub(crate) fn on_pubrel(&mut self, id: PacketId) -> bool {
-        let was = self.inbound_qos2.remove(&id);
+        let Some(rare) = self.rare.as_mut() else {
+            return false;
+        };
+        let was = rare.inbound_qos2.remove(&id);
         if was {
             self.record(|| Change::InboundReleased(id));
         }
+        self.tidy();
         was
     }
 
     /// Forgets the inbound QoS 2 ids (a session that is not resumed).
     pub(crate) fn clear_inbound_qos2(&mut self) {
-        if !self.inbound_qos2.is_empty() {
-            self.inbound_qos2.clear();
+        if let Some(rare) = self.rare.as_mut().filter(|r| !r.inbound_qos2.is_empty()) {
+            rare.inbound_qos2.clear();
             self.record(|| Change::InboundCleared);
+            self.tidy();
         }
     }
 }
