@@ -29,6 +29,8 @@ pub(super) struct Conn {
     /// Whether it got something to send and awaits a pump (and is in the broker's
     /// list of such connections).
     pub(super) dirty: bool,
+    /// The bytes queued in its session as last counted in the broker's total.
+    pub(super) seen_bytes: usize,
 }
 
 /// The open connections, by id and by slot.

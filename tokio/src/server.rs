@@ -558,6 +558,7 @@ impl Core {
                 let task = tokio::spawn(read_loop(
                     conn,
                     reader,
+                    outbox.clone(),
                     self.input.clone(),
                     self.max_connect_size,
                     self.counters.clone(),
@@ -748,6 +749,13 @@ impl Core {
                 tracing::info!("conn {}: closed by the broker: {reason:?}", conn.0);
                 if let Some(link) = self.links.remove(&conn) {
                     self.finish(link);
+                }
+            }
+            Action::Pause { conn } | Action::Resume { conn } => {
+                let paused = matches!(action, Action::Pause { .. });
+                tracing::debug!("conn {}: reading paused={paused}", conn.0);
+                if let Some(link) = self.links.get(&conn) {
+                    link.outbox.set_paused(paused);
                 }
             }
             Action::Event(event) => log_event(&event),
