@@ -151,6 +151,10 @@ impl Subscribers {
     }
 }
 
+/// A delivery of a bounded route: the client, its connection (and slot) if online,
+/// and the message at its delivery QoS.
+type Weighed = (Bytes, Option<(ConnId, usize)>, Message);
+
 /// A delivery whose outcome is an action of the broker's own (an event, a change):
 /// those go out in client-id order, as they always have.
 enum Late {
@@ -243,7 +247,7 @@ impl Broker {
     /// back-pressure applies ([`deliver_bounded`](Self::deliver_bounded)), in
     /// client-id order.
     fn route_bounded(&mut self, now: Instant, m: &Message, targets: &[Sid]) {
-        let mut each: Vec<(Bytes, Option<(ConnId, usize)>, Message)> = targets
+        let mut each: Vec<Weighed> = targets
             .iter()
             .filter_map(|&sid| self.subscribers.get(sid))
             .map(|s| {

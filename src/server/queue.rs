@@ -77,7 +77,11 @@ impl Server {
     /// [`ServerConfig::max_queued_bytes`].
     pub(crate) fn queue_full(&self, message: &Message) -> Option<Full> {
         self.session
-            .fits(message, self.config.max_queued, self.config.max_queued_bytes)
+            .fits(
+                message,
+                self.config.max_queued,
+                self.config.max_queued_bytes,
+            )
             .err()
     }
 

@@ -274,7 +274,9 @@ impl Sim {
                     self.store.1.push(c);
                 }
                 // The simulated broker runs under the default `QueueFullPolicy::Drop`.
-                BrokerAction::Event(_) | BrokerAction::Pause { .. } | BrokerAction::Resume { .. } => {}
+                BrokerAction::Event(_)
+                | BrokerAction::Pause { .. }
+                | BrokerAction::Resume { .. } => {}
             }
         }
     }
