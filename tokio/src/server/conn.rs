@@ -126,17 +126,17 @@ impl Outbox {
         p.paused = paused;
         if !paused {
             p.wake();
-            if let Some(w) = p.reader.take() {
-                w.wake();
-            }
+        }
+        if let Some(w) = p.reader.take() {
+            w.wake();
         }
     }
 
-    /// Ready once the connection is not paused (for the reader of a TLS or WebSocket
-    /// connection).
-    pub(super) fn poll_resumed(&self, cx: &Context<'_>) -> Poll<()> {
+    /// Ready once the connection is paused (`true`) or not (`false`), for the reader of
+    /// a TLS or WebSocket connection.
+    pub(super) fn poll_paused(&self, cx: &Context<'_>, paused: bool) -> Poll<()> {
         let mut p = self.lock();
-        if !p.paused {
+        if p.paused == paused {
             return Poll::Ready(());
         }
         if !p.reader.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {

@@ -90,9 +90,14 @@ pub(super) async fn read_loop(
     let mut first = FirstPacket::new(max_connect);
     let why = loop {
         // The broker may have paused the connection (back-pressure): no read until it
-        // resumes it.
-        std::future::poll_fn(|cx| outbox.poll_resumed(cx)).await;
-        let bytes = match reader.read_chunk(READ_CHUNK).await {
+        // resumes it, and a read under way when it pauses is given up (a read is
+        // cancel-safe: nothing is taken from the stream unless it completes).
+        std::future::poll_fn(|cx| outbox.poll_paused(cx, false)).await;
+        let read = tokio::select! {
+            read = reader.read_chunk(READ_CHUNK) => read,
+            () = std::future::poll_fn(|cx| outbox.poll_paused(cx, true)) => continue,
+        };
+        let bytes = match read {
             Ok(b) if b.is_empty() => break "end of stream".to_string(),
             Ok(b) => b,
             Err(e) => break e.to_string(),
