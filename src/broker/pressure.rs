@@ -38,13 +38,14 @@
 //!   read, acknowledges what it receives, and both queues drain.
 //!
 //!   How far a bound is exceeded: by what was read from the throttled publishers
-//!   before the throttle took effect. In the core, the rest of the bytes handed to
-//!   [`Broker::handle_bytes`] with the message that broke the bound; in a driver,
-//!   whatever it had read and not yet handed over when it saw the `Pause` (the tokio
-//!   server: the reads of that connection waiting in its input queue, 8 KiB each).
-//!   Under held acknowledgements, a client's own inflight window (QoS 1) or
-//!   [`ServerConfig::max_inbound_qos2`] (QoS 2). Each such message counts at most its
-//!   PUBLISH's bytes.
+//!   before the throttle took effect. A paused publisher adds the rest of the bytes
+//!   handed to [`Broker::handle_bytes`] with the message that broke the bound, plus
+//!   whatever its driver hands in after the `Pause` (a driver should keep what it had
+//!   read and not handed over yet until the `Resume`, as the tokio server does: there
+//!   it is one read, at most 8 KiB, or one WebSocket frame). A publisher whose
+//!   acknowledgements are held adds at most its client's own inflight window (QoS 1)
+//!   or [`ServerConfig::max_inbound_qos2`] (QoS 2). Each such message weighs at most
+//!   its PUBLISH's bytes.
 //!
 //! Messages that no publisher sent (a will, a lifecycle event) are queued the same way
 //! under `Backpressure` and slow nobody down.
