@@ -323,14 +323,21 @@ impl Client {
     }
 }
 
-/// Runs `clients` against the broker until every message is sent and acknowledged,
-/// handing the broker one packet at a time and none from a paused connection; fails
+/// Runs `clients` against the broker until every message is sent and acknowledged
+/// and every delivery to `sessions` is acknowledged, handing the broker one packet at a time and none from a paused connection; fails
 /// if the clients stop making progress (a deadlock). The most messages queued in any
 /// session at any point.
 fn run(h: &mut Harness, clients: &mut [Client], sessions: &[&str]) -> usize {
     let mut most = 0;
     let mut idle = 0;
-    while clients.iter().any(|c| !c.done()) {
+    let outstanding = |h: &Harness| {
+        sessions.iter().any(|s| {
+            h.broker
+                .session(s)
+                .is_some_and(|s| s.inflight() + s.queued() > 0)
+        })
+    };
+    while clients.iter().any(|c| !c.done()) || outstanding(h) {
         let mut progress = false;
         for c in clients.iter_mut() {
             for p in h.take(c.conn) {
@@ -591,4 +598,78 @@ fn the_total_counts_stored_sessions_and_forgets_discarded_ones() {
     h.connect_with(5, connect("s", true, 0, None));
     assert_eq!(h.broker.queued_bytes(), 0);
     assert_eq!(h.broker.session("s").map(|s| s.queued_bytes()), Some(0));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Clients that publish to one another (themselves included) under random bounds:
+    /// under back-pressure every message arrives, in order per publisher, and nothing
+    /// deadlocks; the bytes counted as queued come back to 0.
+    #[test]
+    fn under_backpressure_any_publishing_pattern_completes_without_loss(
+        plan in proptest::collection::vec((0usize..4, 0usize..40, 1usize..8), 2..5),
+        max_inflight in 1usize..4,
+        max_queued in 1usize..6,
+        per_session in proptest::option::of(10usize..60),
+        total in proptest::option::of(10usize..120),
+    ) {
+        const TOPICS: [&str; 4] = ["to/0", "to/1", "to/2", "to/3"];
+        let config = BrokerConfig {
+            connection: ServerConfig {
+                max_inflight,
+                max_queued,
+                max_queued_bytes: per_session,
+                ..ServerConfig::default()
+            },
+            max_queued_bytes_total: total,
+            queue_full: QueueFullPolicy::Backpressure,
+            ..BrokerConfig::default()
+        };
+        let mut h = Harness::with_config(Profile::mqtt311(), config);
+        let k = plan.len();
+        let names: Vec<String> = (0..k).map(|i| format!("c{i}")).collect();
+        for i in 0..k {
+            subscriber(&mut h, i as u64 + 1, &names[i], TOPICS[i], true);
+        }
+        let mut clients: Vec<Client> = plan
+            .iter()
+            .enumerate()
+            .map(|(i, &(to, messages, window))| {
+                Client::new(i as u64 + 1, TOPICS[to % k], messages, window)
+            })
+            .collect();
+        let sessions: Vec<&str> = names.iter().map(String::as_str).collect();
+        run(&mut h, &mut clients, &sessions);
+        for (i, c) in clients.iter().enumerate() {
+            let expected: Vec<String> = plan
+                .iter()
+                .enumerate()
+                .filter(|(_, (to, _, _))| to % k == i)
+                .flat_map(|(j, &(_, messages, _))| {
+                    (0..messages).map(move |m| format!("{}-{m}", j + 1))
+                })
+                .collect();
+            let mut got = c.received.clone();
+            got.sort_by_key(|p| {
+                let (from, m) = p.split_once('-').unwrap_or_default();
+                (from.parse::<usize>().unwrap_or(0), m.parse::<usize>().unwrap_or(0))
+            });
+            proptest::prop_assert_eq!(got, expected);
+            // In order per publisher (MQTT-4.6.0-6).
+            for j in 1..=k {
+                let from: Vec<&String> = c
+                    .received
+                    .iter()
+                    .filter(|p| p.starts_with(&format!("{j}-")))
+                    .collect();
+                let mut sorted = from.clone();
+                sorted.sort_by_key(|p| p.split_once('-').map(|(_, m)| m.parse::<usize>().unwrap_or(0)));
+                proptest::prop_assert_eq!(from, sorted);
+            }
+        }
+        proptest::prop_assert!(drops(&h).is_empty());
+        proptest::prop_assert!(h.paused.is_empty());
+        proptest::prop_assert_eq!(h.broker.queued_bytes(), 0);
+    }
 }
