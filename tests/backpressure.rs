@@ -10,7 +10,7 @@ use bytes::Bytes;
 use mqtt_sansio::broker::{Action, BrokerConfig, BrokerEvent, DropReason, QueueFullPolicy};
 use mqtt_sansio::server::{CloseReason, ServerConfig};
 use mqtt_sansio::{Packet, Profile, QoS};
-use support::harness::{Harness, connect, publish, publishes};
+use support::harness::{Harness, connect, pid, publish, publishes};
 
 fn config(max_inflight: usize, max_queued: usize, policy: QueueFullPolicy) -> BrokerConfig {
     BrokerConfig {
@@ -287,6 +287,59 @@ fn a_publisher_with_deliveries_outstanding_is_read_on_with_its_acknowledgements_
     }
     assert_eq!(released, [4, 5]);
     assert_eq!(seen, ["1", "2", "3", "4", "5"]);
+    assert!(drops(&h).is_empty());
+}
+
+#[test]
+fn a_held_qos2_publisher_gets_its_pubrec_and_its_pubcomp_is_held() {
+    let mut h = Harness::with_config(
+        Profile::mqtt311(),
+        config(1, 1, QueueFullPolicy::Backpressure),
+    );
+    // Subscribed to its own topic at QoS 2: 1 in flight, 1 queued, then one beyond.
+    h.connect_with(1, connect("self", true, 0, None));
+    h.subscribe(1, 1, &[("t", QoS::ExactlyOnce)]);
+    for i in 1..=3 {
+        h.send(1, publish("t", QoS::ExactlyOnce, i, &i.to_string()));
+    }
+    let kinds = |packets: &[Packet<Bytes>]| -> Vec<(u8, u16)> {
+        packets
+            .iter()
+            .filter_map(|p| match p {
+                Packet::PubRec(id) => Some((5, id.get())),
+                Packet::PubComp(id) => Some((7, id.get())),
+                _ => None,
+            })
+            .collect()
+    };
+    let got = h.take(1);
+    assert_eq!(kinds(&got), [(5, 1), (5, 2), (5, 3)]);
+    // The PUBREL of the message beyond the bound frees its inbound id; its PUBCOMP is
+    // held while the queue is over.
+    h.send(1, Packet::PubRel(pid(3)));
+    assert!(kinds(&h.take(1)).is_empty());
+    assert!(h.paused.is_empty());
+    assert_eq!(
+        h.broker
+            .session("self")
+            .map(|s| s.session().inbound_qos2_len()),
+        Some(2)
+    );
+    // The deliveries complete (PUBREC, PUBCOMP from the client) one by one: once the
+    // queue is down to 0 (half of 1), the held PUBCOMP goes out.
+    let mut delivered = publishes(&got);
+    let mut sent = Vec::new();
+    for round in 0..2 {
+        assert!(sent.is_empty(), "released early, at round {round}");
+        let id = delivered[0].qos.packet_id().expect("QoS 2");
+        h.send(1, Packet::PubRec(id));
+        h.send(1, Packet::PubComp(id));
+        let got = h.take(1);
+        sent = kinds(&got);
+        delivered = publishes(&got);
+    }
+    assert_eq!(sent, [(7, 3)]);
+    assert_eq!(h.broker.session("self").map(|s| s.queued()), Some(0));
     assert!(drops(&h).is_empty());
 }
 

@@ -245,6 +245,9 @@ struct Stored {
 /// `None` (write each `Send` to its connection, close each `Close`d one, log events),
 /// then re-arm the timer with [`poll_timeout`](Broker::poll_timeout). Time is an input
 /// ([`Instant`]); the same inputs always give the same actions in the same order.
+/// Under [`QueueFullPolicy::Backpressure`], also stop reading a connection on
+/// [`Action::Pause`] (keeping what was read and not handed in yet) until
+/// [`Action::Resume`].
 ///
 /// ```
 /// use mqtt_sansio::broker::{Action, Broker, ConnId};

@@ -28,9 +28,11 @@
 //!     the silence it caused, and the keep-alive restarts from the resume.
 //!   - *acknowledgements held*: a connection whose own session has messages in flight
 //!     or queued is never paused, since its PUBACKs (it is a subscriber too) are what
-//!     drain its queue. It is read as usual, but its PUBACKs and PUBRECs are held, in
-//!     order, until it is released; its client, with its inflight window full of
-//!     unacknowledged messages, stops publishing. A paused connection that gets a
+//!     drain its queue. It is read as usual, but its PUBACKs and PUBCOMPs are held,
+//!     in order, until it is released; its client, with its inflight window full of
+//!     unfinished messages, stops publishing. (PUBREC goes out: the client's PUBREL
+//!     then frees the server's inbound QoS 2 id, so that a held client does not run
+//!     into [`ServerConfig::max_inbound_qos2`].) A paused connection that gets a
 //!     QoS 1/2 delivery switches to this form (an [`Action::Resume`]).
 //!
 //!   So no paused connection ever has to be read for a queue to drain, and two
@@ -43,9 +45,8 @@
 //!   whatever its driver hands in after the `Pause` (a driver should keep what it had
 //!   read and not handed over yet until the `Resume`, as the tokio server does: there
 //!   it is one read, at most 8 KiB, or one WebSocket frame). A publisher whose
-//!   acknowledgements are held adds at most its client's own inflight window (QoS 1)
-//!   or [`ServerConfig::max_inbound_qos2`] (QoS 2). Each such message weighs at most
-//!   its PUBLISH's bytes.
+//!   acknowledgements are held adds at most its client's own inflight window. Each
+//!   such message weighs at most its PUBLISH's bytes.
 //!
 //! Messages that no publisher sent (a will, a lifecycle event) are queued the same way
 //! under `Backpressure` and slow nobody down.
@@ -154,7 +155,7 @@ impl Pressure {
             Some(Throttled {
                 how: Throttle::Held(acks),
                 ..
-            }) if matches!(packet, Packet::PubAck(_) | Packet::PubRec(_)) => {
+            }) if matches!(packet, Packet::PubAck(_) | Packet::PubComp(_)) => {
                 acks.push(packet);
                 None
             }
