@@ -91,6 +91,8 @@ fn under_drop_a_full_queue_drops_and_reports_each_message_and_pauses_nobody() {
         ]
     );
     assert_eq!(pauses(&h), 0);
+    // 2 queued ("2", "3"), 2 bytes each; summed when asked for (no byte bound here).
+    assert_eq!(h.broker.queued_bytes(), 4);
     // Every publish is acknowledged at once.
     let acks = h
         .take(2)

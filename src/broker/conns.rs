@@ -94,6 +94,11 @@ impl Conns {
         slot
     }
 
+    /// Every open connection, in slot order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Conn> + '_ {
+        self.slots.iter().filter_map(|c| c.as_deref())
+    }
+
     /// Takes connection `id` out; its slot is free for the next one.
     pub(super) fn remove(&mut self, id: &ConnId) -> Option<Conn> {
         let slot = self.by_id.remove(id)?;

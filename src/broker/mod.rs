@@ -606,7 +606,9 @@ impl Broker {
                 Some(a) => self.on_server_action(now, conn, a),
             }
         }
-        self.account(conn, slot);
+        if self.pressure.bounded {
+            self.account(conn, slot);
+        }
         if rearm {
             self.arm(conn, slot);
         }

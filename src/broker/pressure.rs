@@ -129,7 +129,7 @@ pub(super) struct Pressure {
     backpressure: bool,
     /// The connection whose PUBLISH is being routed.
     pub(super) source: Option<ConnId>,
-    /// The bytes queued over every session.
+    /// The bytes queued over every session, kept as the queues change while `bounded`.
     pub(super) total: usize,
     /// The bounds above their low-water mark, with the connections waiting for each.
     over: BTreeMap<Bound, BTreeSet<ConnId>>,
@@ -209,7 +209,14 @@ impl Broker {
     /// or stored, beyond their inflight windows: what
     /// [`BrokerConfig::max_queued_bytes_total`] bounds.
     pub fn queued_bytes(&self) -> usize {
-        self.pressure.total
+        if self.pressure.bounded {
+            return self.pressure.total;
+        }
+        // Without a bound that needs it, the total is not kept as the queues change
+        // (one step less per delivery): it is summed when asked for.
+        let online = self.conns.iter().map(|c| c.server.session().queued_bytes());
+        let stored = self.stored.values().map(|s| s.session.queued_bytes());
+        online.chain(stored).sum()
     }
 
     /// Whether the broker has paused connection `conn` ([`Action::Pause`]) and not
