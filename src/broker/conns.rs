@@ -35,6 +35,8 @@ pub(super) struct Conn {
     pub(super) accepted: Option<bool>,
     /// The deadline under which it is in the broker's timers, if any.
     pub(super) armed: Option<Instant>,
+    /// The bytes queued in its session as last counted in the broker's total.
+    pub(super) seen_bytes: usize,
 }
 
 /// No staged delivery.
@@ -147,6 +149,11 @@ impl Conns {
         };
         self.by_id.insert(id, slot);
         slot
+    }
+
+    /// Every open connection, in slot order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Conn> + '_ {
+        self.slots.iter().filter_map(|c| c.as_deref())
     }
 
     /// Takes connection `id` out; its slot is free for the next one. Its staged

@@ -9,6 +9,7 @@
 
 mod conns;
 mod lifecycle;
+mod pressure;
 mod retry;
 mod route;
 mod shared;
@@ -33,6 +34,7 @@ use crate::topic::{RetainedStore, SubscriptionIndex};
 use crate::types::{MqttString, PacketId, TopicFilter};
 
 use conns::{Conn, Conns};
+pub use pressure::QueueFullPolicy;
 
 /// The caller's name for one network connection. The broker never invents one: the
 /// caller picks a fresh id for every connection it [`open`](Broker::open)s.
@@ -42,8 +44,15 @@ pub struct ConnId(pub u64);
 /// Why a message was not delivered to a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DropReason {
-    /// The session's queue held its configured maximum of messages.
+    /// The session's queue held its configured maximum of messages
+    /// ([`ServerConfig::max_queued`]).
     QueueFull,
+    /// The message would have taken the bytes queued in the session beyond
+    /// [`ServerConfig::max_queued_bytes`].
+    QueueBytesFull,
+    /// The message would have taken the bytes queued over every session beyond
+    /// [`BrokerConfig::max_queued_bytes_total`].
+    BudgetFull,
     /// A QoS 0 message for a session whose client is offline: 3.1.1 lets a server keep
     /// such messages (MQTT-3.1.2-5) but does not require it, and this broker does not.
     OfflineQos0,
@@ -149,6 +158,18 @@ pub enum Action {
         /// Why.
         reason: CloseReason,
     },
+    /// Stop reading connection `conn` (keep writing to it) until [`Action::Resume`]:
+    /// its messages would overflow a queue ([`QueueFullPolicy::Backpressure`]). Bytes
+    /// already read may still be handed in.
+    Pause {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Read connection `conn` again.
+    Resume {
+        /// The connection.
+        conn: ConnId,
+    },
     /// Something happened.
     Event(BrokerEvent),
     /// The durable state changed (only with
@@ -171,6 +192,12 @@ pub struct BrokerConfig {
     /// Most retained messages (one per topic); a retained PUBLISH to a new topic beyond
     /// it is routed but not stored, and reported. `None`: no bound.
     pub max_retained: Option<usize>,
+    /// Most bytes (topic and payload) queued over every session, online or stored,
+    /// beyond their inflight windows: the queues' memory budget. `None`: no bound.
+    pub max_queued_bytes_total: Option<usize>,
+    /// What a message beyond a queue's bound (in messages, in bytes, or this budget)
+    /// does: dropped and reported, or admitted while its publisher is throttled.
+    pub queue_full: QueueFullPolicy,
 }
 
 impl From<ServerConfig> for BrokerConfig {
@@ -218,6 +245,9 @@ struct Stored {
 /// `None` (write each `Send` to its connection, close each `Close`d one, log events),
 /// then re-arm the timer with [`poll_timeout`](Broker::poll_timeout). Time is an input
 /// ([`Instant`]); the same inputs always give the same actions in the same order.
+/// Under [`QueueFullPolicy::Backpressure`], also stop reading a connection on
+/// [`Action::Pause`] (keeping what was read and not handed in yet) until
+/// [`Action::Resume`].
 ///
 /// ```
 /// use mqtt_sansio::broker::{Action, Broker, ConnId};
@@ -286,6 +316,7 @@ pub struct Broker {
     lifecycle: lifecycle::Lifecycle,
     connect_rate: crate::quota::ConnectRate,
     retry: retry::RetryDeadlines,
+    pressure: pressure::Pressure,
     timers: BTreeSet<(Instant, ConnId)>,
     /// Connections (and their slots) that got something to send since they were last
     /// pumped; each once, as its `dirty` flag says.
@@ -308,6 +339,7 @@ impl Broker {
             lifecycle: lifecycle::Lifecycle::default(),
             connect_rate: Default::default(),
             retry: Default::default(),
+            pressure: pressure::Pressure::new(&config),
             profile: Arc::new(profile),
             connection: Arc::new(config.connection.clone()),
             config,
@@ -344,6 +376,7 @@ impl Broker {
             server,
             accepted: None,
             armed: None,
+            seen_bytes: 0,
         });
         self.arm(conn, slot);
         Ok(())
@@ -355,6 +388,7 @@ impl Broker {
             c.server.handle_bytes(now, bytes);
             self.pump(now, conn);
             self.settle(now);
+            self.relieve(now);
         }
     }
 
@@ -365,6 +399,7 @@ impl Broker {
             c.server.connection_lost(now);
             self.pump(now, conn);
             self.settle(now);
+            self.relieve(now);
         }
     }
 
@@ -375,6 +410,7 @@ impl Broker {
             c.server.close_with(now, CloseReason::Application);
             self.pump(now, conn);
             self.settle(now);
+            self.relieve(now);
         }
     }
 
@@ -400,6 +436,7 @@ impl Broker {
                 break;
             };
             if let Some(st) = self.stored.remove(&client) {
+                self.pressure.total -= st.session.queued_bytes().min(self.pressure.total);
                 self.retry.forget(&client);
                 self.unindex(&client, &st.session);
                 self.change(BrokerChange::SessionDiscarded {
@@ -413,6 +450,7 @@ impl Broker {
         }
         self.expire_stored_retries(now);
         self.settle(now);
+        self.relieve(now);
     }
 
     /// The next action, in order.
@@ -578,6 +616,9 @@ impl Broker {
                 Some(a) => self.on_server_action(now, conn, a),
             }
         }
+        if self.pressure.bounded {
+            self.account(conn, slot);
+        }
         if rearm {
             self.arm(conn, slot);
         }
@@ -601,6 +642,8 @@ impl Broker {
             return;
         };
         self.pending.remove(&conn);
+        self.pressure.forget(conn);
+        self.pressure.total -= c.seen_bytes.min(self.pressure.total);
         if let Some(m) = self.lifecycle.disconnected(now, conn, reason) {
             self.route(now, m);
         }
@@ -635,6 +678,7 @@ impl Broker {
                     at: Some(at),
                 });
             }
+            self.pressure.total += session.queued_bytes();
             self.stored
                 .insert(client.clone(), Stored { session, expires });
             self.arm_retry(&client);
@@ -664,7 +708,9 @@ impl Broker {
                     // what routing stored is reported before it.
                     self.settle(now);
                 }
-                self.actions.push_back(Action::Send { conn, packet })
+                if let Some(packet) = self.pressure.hold(conn, packet) {
+                    self.actions.push_back(Action::Send { conn, packet })
+                }
             }
             ServerAction::Change(change) => {
                 if let Some(client) = self.client_of(conn) {
@@ -677,7 +723,13 @@ impl Broker {
             ServerAction::Close(reason) => self.actions.push_back(Action::Close { conn, reason }),
             ServerAction::Event(e) => match e {
                 ServerEvent::Connect(req) => self.on_connect(now, conn, req),
-                ServerEvent::Publish(m) | ServerEvent::Will(m) => self.route(now, m),
+                ServerEvent::Publish(m) => {
+                    // The publisher a full queue throttles.
+                    self.pressure.source = Some(conn);
+                    self.route(now, m);
+                    self.pressure.source = None;
+                }
+                ServerEvent::Will(m) => self.route(now, m),
                 ServerEvent::Subscribed(list) => self.on_subscribed(now, conn, list),
                 ServerEvent::Unsubscribed(list) => {
                     if let Some(client) = self.client_of(conn) {
@@ -780,6 +832,7 @@ impl Broker {
         let resumed = if req.clean_session {
             if let Some(st) = self.stored.remove(&key) {
                 self.forget_expiry(&key, st.expires);
+                self.pressure.total -= st.session.queued_bytes().min(self.pressure.total);
                 self.unindex(&key, &st.session);
                 self.change(BrokerChange::SessionDiscarded {
                     client_id: client_id.clone(),
@@ -807,6 +860,8 @@ impl Broker {
             }
         };
         let session_present = resumed.is_some();
+        // A resumed session's queue moves from the stored ones to the connection's.
+        let resumed_bytes = resumed.as_ref().map_or(0, |s| s.queued_bytes());
         let Some(slot) = self.conns.slot_of(conn) else {
             return;
         };
@@ -815,6 +870,7 @@ impl Broker {
             return;
         };
         c.accepted = Some(req.clean_session);
+        c.seen_bytes = resumed_bytes;
         self.online.insert(key.clone(), conn);
         self.actions
             .push_back(Action::Event(BrokerEvent::Connected {

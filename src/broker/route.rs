@@ -15,6 +15,7 @@ use core::mem;
 
 use bytes::Bytes;
 
+use super::pressure::over_bound;
 use super::{Action, Broker, BrokerEvent, ConnId, DropReason};
 use crate::packet::{Publish, QosPid};
 use crate::profile::RetainPolicy;
@@ -194,6 +195,10 @@ impl Subscribers {
     }
 }
 
+/// A delivery of a bounded route: the client, its connection (and slot) if online,
+/// and the message at its delivery QoS.
+type Weighed = (Bytes, Option<(ConnId, usize)>, Message);
+
 /// A delivery whose outcome is an action of the broker's own (an event, a change):
 /// those go out in client-id order, as they always have.
 enum Late {
@@ -211,6 +216,7 @@ impl Broker {
         if self.pending.contains_key(&conn) {
             self.pump(now, conn);
             self.settle(now);
+            self.relieve(now);
         }
     }
 
@@ -237,6 +243,14 @@ impl Broker {
                 targets.push(sid);
             }
         });
+        if self.pressure.bounded {
+            self.route_bounded(now, &m, &targets);
+            self.targets = targets;
+            if self.profile.shared_subscriptions {
+                self.route_shared(now, &m);
+            }
+            return;
+        }
         let mut late: Vec<(Bytes, Late)> = Vec::new();
         // The PUBLISH every quiet subscriber at QoS 0 gets, kept once for all of them.
         let mut staged = None;
@@ -291,6 +305,30 @@ impl Broker {
         }
         if self.profile.shared_subscriptions {
             self.route_shared(now, &m);
+        }
+    }
+
+    /// The deliveries of a route when they are weighed against byte bounds or
+    /// back-pressure applies ([`deliver_bounded`](Self::deliver_bounded)), in
+    /// client-id order.
+    fn route_bounded(&mut self, now: Instant, m: &Message, targets: &[Sid]) {
+        let mut each: Vec<Weighed> = targets
+            .iter()
+            .filter_map(|&sid| {
+                let (conn, best) = self.subscribers.target(sid)?;
+                let client = self.subscribers.get(sid)?.client.clone();
+                // MQTT-3.8.4-6: min(publish, granted); MQTT-3.3.1-9: RETAIN=0 on routing.
+                let out = Message {
+                    qos: m.qos.min(best),
+                    retain: false,
+                    ..m.clone()
+                };
+                Some((client, conn, out))
+            })
+            .collect();
+        each.sort_by(|a, b| a.0.cmp(&b.0));
+        for (client, conn, out) in each {
+            self.deliver_bounded(now, &client, conn, out);
         }
     }
 
@@ -430,22 +468,24 @@ impl Broker {
 
     /// Hands `m` to the session of `client`, online or stored.
     pub(super) fn deliver(&mut self, now: Instant, client: &Bytes, m: Message) {
-        let result = if let Some(&conn) = self.online.get(client) {
-            match self.conns.slot_of(conn) {
-                Some(slot) => self.deliver_online(now, conn, slot, m),
-                None => Ok(()),
-            }
-        } else {
-            self.deliver_stored(client, m)
+        let online = self.online.get(client).copied();
+        let Some(conn) = online else {
+            return self.deliver_stored(client, m);
         };
-        if let Err(NotQueued(message)) = result {
+        let Some(slot) = self.conns.slot_of(conn) else {
+            return;
+        };
+        if self.pressure.bounded {
+            return self.deliver_bounded(now, client, Some((conn, slot)), m);
+        }
+        if let Err(NotQueued(message)) = self.deliver_online(now, conn, slot, m) {
             self.dropped(client, message, DropReason::QueueFull);
         }
     }
 
     /// Hands `m` to the server of connection `conn` (in `slot`), to be pumped.
     #[inline]
-    fn deliver_online(
+    pub(super) fn deliver_online(
         &mut self,
         now: Instant,
         conn: ConnId,
@@ -461,21 +501,29 @@ impl Broker {
         c.server.publish(now, m)
     }
 
-    /// Queues `m` in the stored session of `client` (QoS 1 and 2), reporting the change.
-    fn deliver_stored(&mut self, client: &Bytes, m: Message) -> Result<(), NotQueued> {
+    /// Queues `m` in the stored session of `client` (QoS 1 and 2), reporting the change;
+    /// a message beyond the session's bounds or the total budget is dropped and
+    /// reported, under either [`QueueFullPolicy`](super::QueueFullPolicy): an offline
+    /// session drains only when its client returns, so it throttles no publisher.
+    pub(super) fn deliver_stored(&mut self, client: &Bytes, m: Message) {
         let Some(st) = self.stored.get_mut(client) else {
-            return Ok(());
+            return;
         };
         if m.qos == QoS::AtMostOnce {
             // QoS 0 is not kept for an offline session (optional, MQTT-3.1.2-5), and
             // saying so keeps the loss visible.
             self.dropped(client, m, DropReason::OfflineQos0);
-            return Ok(());
+            return;
+        }
+        if let Some(reason) = over_bound(&self.config, self.pressure.total, &st.session, &m) {
+            self.dropped(client, m, reason);
+            return;
         }
         // MQTT-3.1.2-5: queued while the client is offline. A stored session records
         // no changes: the broker reports them.
         let copy = self.config.connection.report_changes.then(|| m.clone());
-        st.session.enqueue(m, self.config.connection.max_queued)?;
+        self.pressure.total += m.size();
+        st.session.push_queue(m);
         if let Some(m) = copy {
             self.actions
                 .push_back(Action::Change(BrokerChange::Session {
@@ -483,10 +531,9 @@ impl Broker {
                     change: Change::Queued(m),
                 }));
         }
-        Ok(())
     }
 
-    fn dropped(&mut self, client: &Bytes, message: Message, reason: DropReason) {
+    pub(super) fn dropped(&mut self, client: &Bytes, message: Message, reason: DropReason) {
         self.actions.push_back(Action::Event(BrokerEvent::Dropped {
             client_id: MqttString(client.clone()),
             message,

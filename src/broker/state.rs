@@ -91,6 +91,7 @@ impl Broker {
             if let Some(at) = expires {
                 broker.expiries.insert((at, client.clone()));
             }
+            broker.pressure.total += session.queued_bytes();
             broker
                 .stored
                 .insert(client.clone(), Stored { session, expires });

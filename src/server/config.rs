@@ -76,6 +76,12 @@ pub struct ServerConfig {
     /// Most messages a session queues beyond its inflight window (online or offline);
     /// a message over the bound is dropped and reported.
     pub max_queued: usize,
+    /// Most bytes (topic and payload, [`Message::size`]) of the messages a session
+    /// queues beyond its inflight window; `None`: no bound. A message over it is
+    /// dropped and reported, or (a broker under
+    /// [`QueueFullPolicy::Backpressure`](crate::broker::QueueFullPolicy::Backpressure))
+    /// admitted while its publisher is throttled.
+    pub max_queued_bytes: Option<usize>,
     /// Most outgoing QoS 1/2 PUBLISH in flight; the profile's `max_inflight` caps it.
     pub max_inflight: usize,
     /// Most inbound QoS 2 packet ids awaiting PUBREL; the profile's `max_inflight` caps
@@ -95,6 +101,7 @@ impl core::fmt::Debug for ServerConfig {
         f.debug_struct("ServerConfig")
             .field("connect_timeout", &self.connect_timeout)
             .field("max_queued", &self.max_queued)
+            .field("max_queued_bytes", &self.max_queued_bytes)
             .field("max_inflight", &self.max_inflight)
             .field("max_inbound_qos2", &self.max_inbound_qos2)
             .field("report_changes", &self.report_changes)
@@ -107,6 +114,7 @@ impl Default for ServerConfig {
         ServerConfig {
             connect_timeout: Duration::from_secs(30),
             max_queued: 1000,
+            max_queued_bytes: None,
             max_inflight: 64,
             max_inbound_qos2: 64,
             authorizer: Arc::new(AllowAll),

@@ -12,6 +12,7 @@
 
 mod action;
 mod config;
+mod queue;
 mod retry;
 
 pub use action::{
@@ -132,6 +133,8 @@ pub struct Server {
     /// A PUBLISH over the byte-rate quota, held until the next window; the bytes after
     /// it wait in `rx`.
     delayed: Option<Box<(Instant, Publish<Bytes>)>>,
+    /// The broker stopped reading the connection (back-pressure): no keep-alive.
+    paused: bool,
 }
 
 fn protocol(rule: &'static str, expected: &'static str, got: PacketType) -> CloseReason {
@@ -169,6 +172,7 @@ impl Server {
             accepted: false,
             publish_window: None,
             delayed: None,
+            paused: false,
             actions: VecDeque::new(),
             release_actions: false,
         }
@@ -275,7 +279,7 @@ impl Server {
             State::Connected {
                 keep_alive: Some(ka),
                 last_rx,
-            } => Some(*last_rx + *ka),
+            } if !self.paused => Some(*last_rx + *ka),
             _ => None,
         }
     }
@@ -578,45 +582,16 @@ impl Server {
         }
     }
 
-    /// Hands a message to the client: QoS 0 goes out at once, QoS 1/2 within the
-    /// inflight window, beyond it into the session's queue. A closed connection queues
-    /// QoS 1/2 in its session (for [`take_session`](Self::take_session)) and drops
-    /// QoS 0. When the queue is full, or the connection is not accepted yet, the
-    /// message comes back and nothing changes.
-    pub fn publish(&mut self, now: Instant, message: Message) -> Result<(), NotQueued> {
-        if self.is_closed() && self.accepted {
-            if message.qos == QoS::AtMostOnce {
-                return Ok(());
-            }
-            return self.session.enqueue(message, self.config.max_queued);
-        }
-        if !self.is_connected() {
-            return Err(NotQueued(message));
-        }
-        if message.qos == QoS::AtMostOnce {
-            self.send(Packet::Publish(Publish {
-                dup: false,
-                qos: QosPid::AtMostOnce,
-                retain: message.retain,
-                topic: message.topic,
-                payload: message.payload,
-            }));
-            return Ok(());
-        }
-        if self.session.queue.is_empty() && self.session.session.inflight() < self.window() {
-            // Straight into the window: the queue would only pass it through.
-            if self.config.max_queued == 0 {
-                return Err(NotQueued(message));
-            }
-            if let Some(id) = self.session.session.allocate_id() {
-                self.send(Packet::Publish(message.to_publish(id, false)));
-                self.session.session.push(id, message, Some(now));
-                return Ok(());
+    /// The broker stopped (`true`) or resumed reading the connection. While it is
+    /// paused, the keep-alive does not run (the client's packets, PINGREQ among them,
+    /// wait unread); on resume, it runs again from `now`.
+    pub(crate) fn set_paused(&mut self, now: Instant, paused: bool) {
+        self.paused = paused;
+        if let State::Connected { last_rx, .. } = &mut self.state {
+            if !paused {
+                *last_rx = (*last_rx).max(now);
             }
         }
-        self.session.enqueue(message, self.config.max_queued)?;
-        self.fill_window(now);
-        Ok(())
     }
 
     fn unexpected(&mut self, got: PacketType) {

@@ -375,10 +375,12 @@ impl ServerSession {
                 return Err(StateError::Invalid("a filter twice in one session"));
             }
         }
+        let queued_bytes = record.queue.iter().map(Message::size).sum();
         Ok(ServerSession {
             subscriptions,
             session: Session::import(record.session)?,
             queue: record.queue.into_iter().collect(),
+            queued_bytes,
         })
     }
 }

@@ -45,6 +45,7 @@ pub use export::{
     BrokerExport, ClientExport, SessionExport, SessionRecord, SharedQueue, StateError,
 };
 pub use ids::PacketIds;
+pub(crate) use server::Full;
 pub use server::{NotQueued, ServerSession};
 
 use crate::packet::{Packet, Publish, QosPid, Will};
@@ -85,6 +86,11 @@ impl Message {
             qos: w.qos,
             retain: w.retain,
         }
+    }
+
+    /// What the message weighs in a queue's byte bounds: its topic and payload bytes.
+    pub fn size(&self) -> usize {
+        self.topic.as_bytes().len() + self.payload.len()
     }
 
     /// The PUBLISH that carries this message with packet id `id` (ignored at QoS 0) and

@@ -14,6 +14,15 @@ use crate::types::{PacketId, QoS, TopicFilter};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotQueued(pub Message);
 
+/// Which bound of a session's queue a message would break.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Full {
+    /// The queue holds its most messages.
+    Messages,
+    /// The message would take the queue beyond its most bytes.
+    Bytes,
+}
+
 /// The server's state of one client session (§4.1): its subscriptions, the [`Session`]
 /// both roles keep (QoS 1/2 messages sent and not yet acknowledged, inbound QoS 2 ids
 /// awaiting PUBREL), and the messages queued behind the inflight window. It outlives
@@ -23,6 +32,8 @@ pub struct ServerSession {
     pub(crate) subscriptions: Subscriptions,
     pub(crate) session: Session,
     pub(crate) queue: VecDeque<Message>,
+    /// The [`size`](Message::size) of the messages in `queue`, summed.
+    pub(crate) queued_bytes: usize,
 }
 
 impl ServerSession {
@@ -51,6 +62,11 @@ impl ServerSession {
         self.queue.len()
     }
 
+    /// The bytes (topic and payload) of the messages queued beyond the inflight window.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
     /// How many outgoing QoS 1/2 messages await their acknowledgement.
     pub fn inflight(&self) -> usize {
         self.session.inflight()
@@ -64,17 +80,42 @@ impl ServerSession {
     /// Queues a message for later transmission; gives it back if `max_queued` are
     /// already queued.
     pub fn enqueue(&mut self, message: Message, max_queued: usize) -> Result<(), NotQueued> {
-        if self.queue.len() >= max_queued {
+        if self.fits(&message, max_queued, None).is_err() {
             return Err(NotQueued(message));
         }
-        self.session.record(|| Change::Queued(message.clone()));
-        self.queue.push_back(message);
+        self.push_queue(message);
         Ok(())
+    }
+
+    /// Whether `message` fits in the queue: fewer than `max_queued` messages wait, and
+    /// with it their bytes stay within `max_bytes` (`None`: no bound in bytes).
+    pub(crate) fn fits(
+        &self,
+        message: &Message,
+        max_queued: usize,
+        max_bytes: Option<usize>,
+    ) -> Result<(), Full> {
+        if self.queue.len() >= max_queued {
+            return Err(Full::Messages);
+        }
+        if max_bytes.is_some_and(|max| self.queued_bytes.saturating_add(message.size()) > max) {
+            return Err(Full::Bytes);
+        }
+        Ok(())
+    }
+
+    /// Queues a message whatever the bounds (a broker applying back-pressure admits
+    /// what it already read).
+    pub(crate) fn push_queue(&mut self, message: Message) {
+        self.session.record(|| Change::Queued(message.clone()));
+        self.queued_bytes += message.size();
+        self.queue.push_back(message);
     }
 
     /// Takes the message at the head of the queue.
     pub(crate) fn dequeue(&mut self) -> Option<Message> {
         let m = self.queue.pop_front()?;
+        self.queued_bytes -= m.size();
         self.session.record(|| Change::Dequeued);
         Some(m)
     }

@@ -1,7 +1,7 @@
 //! A broker driven in simulated time, with the packets each connection received.
 #![allow(dead_code)]
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
 use mqtt_sansio::broker::{Action, Broker, BrokerConfig, BrokerEvent, ConnId};
@@ -23,6 +23,8 @@ pub struct Harness {
     pub closed: BTreeMap<u64, CloseReason>,
     /// Broker events, in order.
     pub events: Vec<BrokerEvent>,
+    /// Connections the broker paused (back-pressure) and has not resumed.
+    pub paused: BTreeSet<u64>,
 }
 
 impl Harness {
@@ -38,6 +40,7 @@ impl Harness {
             inbox: BTreeMap::new(),
             closed: BTreeMap::new(),
             events: Vec::new(),
+            paused: BTreeSet::new(),
         }
     }
 
@@ -60,6 +63,12 @@ impl Harness {
                 }
                 Action::Event(e) => self.events.push(e.clone()),
                 Action::Change(_) => {}
+                Action::Pause { conn } => {
+                    assert!(self.paused.insert(conn.0), "paused {} twice", conn.0);
+                }
+                Action::Resume { conn } => {
+                    assert!(self.paused.remove(&conn.0), "resumed {} unpaused", conn.0);
+                }
             }
             self.log.push(a);
         }

@@ -273,7 +273,10 @@ impl Sim {
                     }
                     self.store.1.push(c);
                 }
-                BrokerAction::Event(_) => {}
+                // The simulated broker runs under the default `QueueFullPolicy::Drop`.
+                BrokerAction::Event(_)
+                | BrokerAction::Pause { .. }
+                | BrokerAction::Resume { .. } => {}
             }
         }
     }

@@ -9,6 +9,7 @@
 //!     [--max-packet-size BYTES] [--max-inflight N] [--max-queued N] [--max-inbound-qos2 N]
 //!     [--max-sessions N] [--max-retained N] [--max-connect-size BYTES] [--write-queue N]
 //!     [--threads N] [--data-dir DIR] [--qos1-retry-ms MS]
+//!     [--queue-full drop|backpressure] [--max-queued-bytes BYTES] [--max-queued-bytes-total BYTES]
 //! ```
 //!
 //! | flag | default | meaning |
@@ -26,7 +27,10 @@
 //! | `--deny-publish FILTER` | none | acknowledge and drop publishes FILTER matches (repeatable) |
 //! | `--max-packet-size BYTES` | the profile's | largest PUBLISH payload; a larger one closes the connection |
 //! | `--max-inflight N` | 64 | QoS 1/2 deliveries unacknowledged per session (the profile caps it) |
-//! | `--max-queued N` | 1000 | QoS 1/2 deliveries waiting per session; beyond it they are dropped and logged |
+//! | `--max-queued N` | 1000 | QoS 1/2 deliveries waiting per session; beyond it see `--queue-full` |
+//! | `--queue-full P` | `drop` | a QoS 1/2 delivery beyond a queue bound (`--max-queued`, `--max-queued-bytes`, `--max-queued-bytes-total`): `drop` drops and logs it; `backpressure` queues it and stops reading its publisher (or, for a publisher that is a subscriber with deliveries outstanding, holds back its PUBACKs) until the queue is back at half the bound; deliveries to offline sessions beyond a bound are dropped under both |
+//! | `--max-queued-bytes BYTES` | unbounded | bytes (topic + payload) of the QoS 1/2 deliveries waiting per session |
+//! | `--max-queued-bytes-total BYTES` | unbounded | bytes (topic + payload) of the deliveries waiting over every session |
 //! | `--max-inbound-qos2 N` | 64 | QoS 2 PUBLISH from one client awaiting PUBREL; one more closes the connection |
 //! | `--max-sessions N` | unbounded | sessions held at once; beyond it CONNECT gets CONNACK 3 |
 //! | `--max-retained N` | unbounded | retained messages stored |
@@ -57,6 +61,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use clap::Parser;
+use mqtt_sansio::broker::QueueFullPolicy;
 use mqtt_sansio::server::{Authorizer, Message, PublishDecision, ServerConfig};
 use mqtt_sansio::{
     BrokerConfig, ConnectReturnCode, Login, MqttString, Profile, QoS, TopicFilter, topic,
@@ -111,6 +116,16 @@ struct Args {
     /// QoS 1/2 deliveries waiting per session.
     #[arg(long)]
     max_queued: Option<usize>,
+    /// What a delivery beyond a queue bound does: drop (dropped and logged) or
+    /// backpressure (queued; its publisher is throttled until the queue drains).
+    #[arg(long, default_value = "drop", value_parser = parse_queue_full)]
+    queue_full: QueueFullPolicy,
+    /// Bytes (topic + payload) of QoS 1/2 deliveries waiting per session.
+    #[arg(long)]
+    max_queued_bytes: Option<usize>,
+    /// Bytes (topic + payload) of deliveries waiting over every session.
+    #[arg(long)]
+    max_queued_bytes_total: Option<usize>,
     /// QoS 2 PUBLISH from one client awaiting PUBREL.
     #[arg(long)]
     max_inbound_qos2: Option<usize>,
@@ -144,6 +159,14 @@ struct Args {
 
 fn parse_profile(s: &str) -> Result<Profile, String> {
     Profile::by_name(s).ok_or_else(|| format!("one of {}", Profile::NAMES.join(", ")))
+}
+
+fn parse_queue_full(s: &str) -> Result<QueueFullPolicy, String> {
+    match s {
+        "drop" => Ok(QueueFullPolicy::Drop),
+        "backpressure" => Ok(QueueFullPolicy::Backpressure),
+        _ => Err("drop or backpressure".to_string()),
+    }
 }
 
 fn parse_user(s: &str) -> Result<(String, String), String> {
@@ -246,6 +269,7 @@ async fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(n) = a.max_queued {
         config.max_queued = n;
     }
+    config.max_queued_bytes = a.max_queued_bytes;
     if let Some(n) = a.max_inbound_qos2 {
         config.max_inbound_qos2 = n;
     }
@@ -259,11 +283,12 @@ async fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         hash_matches_parent: profile.hash_matches_parent,
     });
     tracing::info!(
-        "broker: profile {}, max inflight {}, max queued {}, write queue {}",
+        "broker: profile {}, max inflight {}, max queued {}, write queue {}, queue full: {:?}",
         profile.name,
         config.max_inflight,
         config.max_queued,
-        a.write_queue
+        a.write_queue,
+        a.queue_full
     );
     let mut server = Server::new(
         profile,
@@ -271,6 +296,8 @@ async fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
             connection: config,
             max_sessions: a.max_sessions,
             max_retained: a.max_retained,
+            max_queued_bytes_total: a.max_queued_bytes_total,
+            queue_full: a.queue_full,
         },
     );
     server.set_write_queue(a.write_queue);

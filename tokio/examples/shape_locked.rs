@@ -88,7 +88,11 @@ impl State {
                 Action::Close { conn, .. } => {
                     s.writers.remove(&conn);
                 }
-                Action::Event(_) | Action::Change(_) => {}
+                // No back-pressure here (the default `QueueFullPolicy::Drop`).
+                Action::Event(_)
+                | Action::Change(_)
+                | Action::Pause { .. }
+                | Action::Resume { .. } => {}
             }
         }
         drop(s);

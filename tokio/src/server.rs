@@ -121,6 +121,7 @@ struct CounterCells {
     packets_sent: AtomicU64,
     slow_dropped: AtomicU64,
     connect_too_large: AtomicU64,
+    paused: AtomicU64,
 }
 
 impl Counters {
@@ -158,6 +159,12 @@ impl Counters {
     /// the pre-authentication limit ([`Server::set_max_connect_size`]).
     pub fn connect_too_large(&self) -> u64 {
         self.0.connect_too_large.load(Ordering::Relaxed)
+    }
+
+    /// Times the broker stopped reading a connection whose messages would overflow a
+    /// queue ([`QueueFullPolicy::Backpressure`](mqtt_sansio::broker::QueueFullPolicy)).
+    pub fn paused(&self) -> u64 {
+        self.0.paused.load(Ordering::Relaxed)
     }
 
     fn add(cell: &AtomicU64, n: u64) {
@@ -477,6 +484,10 @@ struct Link {
     peer: Option<Arc<Peer>>,
     /// Packets were queued since the last flush.
     dirty: bool,
+    /// Bytes read before the broker paused the connection and not handed to it yet:
+    /// they go in once it resumes (or is lost), so that a paused publisher's messages
+    /// already read do not overflow the queues further.
+    stash: std::collections::VecDeque<Bytes>,
 }
 
 /// The task that owns the broker.
@@ -588,6 +599,7 @@ impl Core {
                 let task = tokio::spawn(read_loop(
                     conn,
                     reader,
+                    outbox.clone(),
                     self.input.clone(),
                     self.max_connect_size,
                     self.counters.clone(),
@@ -611,6 +623,7 @@ impl Core {
                 writer,
                 peer: self.current.is_some().then(|| Arc::new(peer)),
                 dirty: false,
+                stash: Default::default(),
             },
         );
     }
@@ -621,6 +634,12 @@ impl Core {
             Input::Open(accepted, peer) => self.open(*accepted, peer),
             Input::Bytes(conn, bytes) => {
                 Counters::add(&self.counters.0.bytes_received, bytes.len() as u64);
+                if let Some(link) = self.links.get_mut(&conn) {
+                    if !link.stash.is_empty() || self.broker.is_paused(conn) {
+                        link.stash.push_back(bytes);
+                        return;
+                    }
+                }
                 if let (Some(current), Some(link)) = (&self.current, self.links.get(&conn)) {
                     let mut current = current.lock().unwrap_or_else(|p| p.into_inner());
                     *current = link.peer.clone();
@@ -629,8 +648,12 @@ impl Core {
             }
             Input::Writable(conn) => self.broker.writable(now, conn),
             Input::Lost(conn, why) => {
-                if let Some(link) = self.links.remove(&conn) {
+                if let Some(mut link) = self.links.remove(&conn) {
                     tracing::info!("conn {}: closed by the network: {why}", conn.0);
+                    // What it sent before it went is handled, paused or not.
+                    for bytes in link.stash.drain(..) {
+                        self.broker.handle_bytes(now, conn, &bytes);
+                    }
                     self.finish(link);
                     self.broker.connection_lost(now, conn);
                 }
@@ -780,9 +803,34 @@ impl Core {
                     self.finish(link);
                 }
             }
+            Action::Pause { conn } | Action::Resume { conn } => {
+                let paused = matches!(action, Action::Pause { .. });
+                tracing::debug!("conn {}: reading paused={paused}", conn.0);
+                if paused {
+                    Counters::add(&self.counters.0.paused, 1);
+                }
+                if let Some(link) = self.links.get(&conn) {
+                    link.outbox.set_paused(paused);
+                }
+                if !paused {
+                    self.unstash(conn);
+                }
+            }
             Action::Event(event) => self.log.event(&event, std::time::Instant::now()),
             // Noted by `drain` with a store; without one, state lives in memory.
             Action::Change(_) => {}
+        }
+    }
+
+    /// Hands a resumed connection the bytes read before its pause, until it is paused
+    /// again.
+    fn unstash(&mut self, conn: ConnId) {
+        let now = self.clock.now();
+        while !self.broker.is_paused(conn) {
+            let Some(bytes) = self.links.get_mut(&conn).and_then(|l| l.stash.pop_front()) else {
+                return;
+            };
+            self.broker.handle_bytes(now, conn, &bytes);
         }
     }
 

@@ -149,7 +149,8 @@ impl Rig {
                         }
                     }
                 }
-                Action::Event(_) => {}
+                // No back-pressure here (the default `QueueFullPolicy::Drop`).
+                Action::Event(_) | Action::Pause { .. } | Action::Resume { .. } => {}
             }
         }
         if !self.batched {

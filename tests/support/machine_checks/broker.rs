@@ -94,6 +94,7 @@ impl BrokerRun {
             },
             max_sessions: setup.max_sessions.map(|n| usize::from(n % 6)),
             max_retained: setup.max_retained.map(|n| usize::from(n % 6)),
+            ..BrokerConfig::default()
         };
         BrokerRun {
             broker: Broker::new(profile.clone(), config.clone()),
@@ -169,6 +170,9 @@ impl BrokerRun {
                     if let Err(e) = self.durable.apply(c) {
                         panic!("{c:?} does not apply to the export: {e}");
                     }
+                }
+                BrokerAction::Pause { .. } | BrokerAction::Resume { .. } => {
+                    panic!("no back-pressure under the default policy: {a:?}")
                 }
                 BrokerAction::Event(e) => match e {
                     BrokerEvent::Connected {

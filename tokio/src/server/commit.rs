@@ -70,7 +70,10 @@ impl Commits {
                 self.last_changed = self.open;
                 return None;
             }
-            Action::Event(_) => return Some(action),
+            // Reading a connection or not waits for no commit.
+            Action::Event(_) | Action::Pause { .. } | Action::Resume { .. } => {
+                return Some(action);
+            }
             Action::Send { conn, packet } => (*conn, waits_for_commit(packet)),
             Action::Close { conn, .. } => (*conn, false),
         };
@@ -129,7 +132,9 @@ impl Commits {
         let (_, action) = self.held.pop_front()?;
         let conn = match &action {
             Action::Send { conn, .. } | Action::Close { conn, .. } => *conn,
-            Action::Event(_) | Action::Change(_) => return Some(action),
+            Action::Event(_) | Action::Change(_) | Action::Pause { .. } | Action::Resume { .. } => {
+                return Some(action);
+            }
         };
         if let Some(entry) = self.held_for.get_mut(&conn) {
             entry.0 -= 1;

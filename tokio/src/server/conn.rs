@@ -47,6 +47,10 @@ struct Pending {
     /// The connection's task, to wake when bytes wait that the core task could not
     /// write, or when the connection is closed.
     task: Option<Waker>,
+    /// The broker stopped reading the connection (back-pressure): its reader waits.
+    paused: bool,
+    /// The reader of a TLS or WebSocket connection, waiting for the resume.
+    reader: Option<Waker>,
 }
 
 impl Pending {
@@ -125,6 +129,33 @@ impl Outbox {
     fn take_notify(&self) -> bool {
         let mut p = self.lock();
         p.buf.is_empty() && std::mem::take(&mut p.notify)
+    }
+
+    /// The broker stops (`true`) or resumes reading the connection: a paused
+    /// connection's reader waits (over plain TCP, its task stops polling for
+    /// readability and only writes); it is woken on resume.
+    pub(super) fn set_paused(&self, paused: bool) {
+        let mut p = self.lock();
+        p.paused = paused;
+        if !paused {
+            p.wake();
+        }
+        if let Some(w) = p.reader.take() {
+            w.wake();
+        }
+    }
+
+    /// Ready once the connection is paused (`true`) or not (`false`), for the reader of
+    /// a TLS or WebSocket connection.
+    pub(super) fn poll_paused(&self, cx: &Context<'_>, paused: bool) -> Poll<()> {
+        let mut p = self.lock();
+        if p.paused == paused {
+            return Poll::Ready(());
+        }
+        if !p.reader.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            p.reader = Some(cx.waker().clone());
+        }
+        Poll::Pending
     }
 
     /// Marks the connection closed and wakes its task, which writes what waits and ends.
@@ -245,6 +276,10 @@ impl TcpTask {
                         Err(e) => Some(self.lost(e.to_string())),
                     });
                 }
+            }
+            if p.paused {
+                // Not read until resumed (the waker is in the outbox).
+                return Poll::Pending;
             }
             drop(p);
             std::task::ready!(tcp.poll_read_ready(cx))

@@ -1,12 +1,15 @@
 //! A connection's reading side: the pre-authentication limit on the first packet, and
 //! the reader of a TLS or WebSocket connection.
 
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 use mqtt_sansio::DecodeError;
 use mqtt_sansio::broker::ConnId;
 use mqtt_sansio::codec::{Decoder, Status};
 use tokio::sync::mpsc;
 
+use super::conn::Outbox;
 use super::{Counters, Input};
 use crate::transport::Reader;
 
@@ -79,13 +82,22 @@ impl FirstPacket {
 pub(super) async fn read_loop(
     conn: ConnId,
     mut reader: Reader,
+    outbox: Arc<Outbox>,
     input: mpsc::Sender<Input>,
     max_connect: usize,
     counters: Counters,
 ) {
     let mut first = FirstPacket::new(max_connect);
     let why = loop {
-        let bytes = match reader.read_chunk(READ_CHUNK).await {
+        // The broker may have paused the connection (back-pressure): no read until it
+        // resumes it, and a read under way when it pauses is given up (a read is
+        // cancel-safe: nothing is taken from the stream unless it completes).
+        std::future::poll_fn(|cx| outbox.poll_paused(cx, false)).await;
+        let read = tokio::select! {
+            read = reader.read_chunk(READ_CHUNK) => read,
+            () = std::future::poll_fn(|cx| outbox.poll_paused(cx, true)) => continue,
+        };
+        let bytes = match read {
             Ok(b) if b.is_empty() => break "end of stream".to_string(),
             Ok(b) => b,
             Err(e) => break e.to_string(),

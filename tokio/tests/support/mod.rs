@@ -148,7 +148,16 @@ pub type CheckFn = fn(&Peer, &str) -> Result<(), ConnectReturnCode>;
 
 /// A server with `listeners` (ports 0) and an optional peer check.
 pub async fn serve(listeners: Vec<Listener>, check: Option<CheckFn>) -> Running {
-    let mut server = Server::new(Profile::mqtt311(), BrokerConfig::default());
+    serve_with(BrokerConfig::default(), listeners, check).await
+}
+
+/// [`serve`] with the broker's settings `config` (profile `mqtt311`).
+pub async fn serve_with(
+    config: BrokerConfig,
+    listeners: Vec<Listener>,
+    check: Option<CheckFn>,
+) -> Running {
+    let mut server = Server::new(Profile::mqtt311(), config);
     if let Some(check) = check {
         server.check_peer(check);
     }
