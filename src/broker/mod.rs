@@ -13,6 +13,7 @@ mod retry;
 mod route;
 mod shared;
 mod state;
+mod stats;
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::format;
@@ -33,6 +34,7 @@ use crate::topic::{RetainedStore, SubscriptionIndex};
 use crate::types::{MqttString, PacketId, TopicFilter};
 
 use conns::{Conn, Conns};
+pub use stats::{BrokerStats, DropCounts};
 
 /// The caller's name for one network connection. The broker never invents one: the
 /// caller picks a fresh id for every connection it [`open`](Broker::open)s.
@@ -295,6 +297,8 @@ pub struct Broker {
     settling: Vec<(ConnId, usize)>,
     actions: VecDeque<Action>,
     next_assigned: u64,
+    /// The counts of [`stats`](Broker::stats); its sizes are read from the tables.
+    stats: BrokerStats,
 }
 
 impl Broker {
@@ -324,6 +328,7 @@ impl Broker {
             settling: Vec::new(),
             actions: VecDeque::new(),
             next_assigned: 0,
+            stats: BrokerStats::default(),
         }
     }
 
@@ -353,6 +358,7 @@ impl Broker {
     /// Bytes arrived on `conn`. Bytes for a connection that is not open are ignored.
     pub fn handle_bytes(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
         if let Some(c) = self.conns.get_mut(&conn) {
+            self.stats.bytes_received += bytes.len() as u64;
             c.server.handle_bytes(now, bytes);
             self.pump(now, conn);
             self.settle(now);
@@ -563,6 +569,8 @@ impl Broker {
                 None => break,
                 Some(ServerAction::Send(packet @ Packet::Publish(_))) => {
                     // The common case, without a detour.
+                    self.stats.messages_sent += 1;
+                    self.stats.bytes_sent += packet.encoded_len() as u64;
                     self.actions.push_back(Action::Send { conn, packet });
                 }
                 Some(a) => self.on_server_action(now, conn, a),
@@ -643,6 +651,10 @@ impl Broker {
                     // what routing stored is reported before it.
                     self.settle(now);
                 }
+                if matches!(packet, Packet::Publish(_)) {
+                    self.stats.messages_sent += 1;
+                }
+                self.stats.bytes_sent += packet.encoded_len() as u64;
                 self.actions.push_back(Action::Send { conn, packet })
             }
             ServerAction::Change(change) => {
@@ -656,7 +668,11 @@ impl Broker {
             ServerAction::Close(reason) => self.actions.push_back(Action::Close { conn, reason }),
             ServerAction::Event(e) => match e {
                 ServerEvent::Connect(req) => self.on_connect(now, conn, req),
-                ServerEvent::Publish(m) | ServerEvent::Will(m) => self.route(now, m),
+                ServerEvent::Publish(m) => {
+                    self.stats.messages_received += 1;
+                    self.route(now, m)
+                }
+                ServerEvent::Will(m) => self.route(now, m),
                 ServerEvent::Subscribed(list) => self.on_subscribed(now, conn, list),
                 ServerEvent::Unsubscribed(list) => {
                     if let Some(client) = self.client_of(conn) {
@@ -672,9 +688,11 @@ impl Broker {
                 ServerEvent::Ignored(what) => self
                     .actions
                     .push_back(Action::Event(BrokerEvent::Ignored { conn, what })),
-                ServerEvent::Discarded(message) => self
-                    .actions
-                    .push_back(Action::Event(BrokerEvent::Discarded { conn, message })),
+                ServerEvent::Discarded(message) => {
+                    self.stats.messages_received += 1;
+                    self.actions
+                        .push_back(Action::Event(BrokerEvent::Discarded { conn, message }))
+                }
                 ServerEvent::UnexpectedAck {
                     packet_type,
                     packet_id,
@@ -687,11 +705,8 @@ impl Broker {
                     })),
                 ServerEvent::RetryExpired { packet_id, message } => {
                     if let Some(client) = self.client_of(conn) {
-                        self.actions.push_back(Action::Event(BrokerEvent::Dropped {
-                            client_id: MqttString(client),
-                            message,
-                            reason: DropReason::RetryExpired { packet_id },
-                        }));
+                        let reason = DropReason::RetryExpired { packet_id };
+                        self.dropped(&client, message, reason);
                     }
                 }
             },
@@ -795,6 +810,7 @@ impl Broker {
         };
         c.accepted = Some((key.clone(), req.clean_session));
         self.online.insert(key.clone(), conn);
+        self.stats.connects += 1;
         self.actions
             .push_back(Action::Event(BrokerEvent::Connected {
                 conn,
