@@ -170,6 +170,33 @@ fn bytes_sent_are_the_encoded_size_of_every_packet_the_broker_sent() {
 }
 
 #[test]
+fn packets_of_any_kind_are_counted_in_and_out_closed_connections_included() {
+    let mut h = Harness::new(Profile::mqtt311());
+    h.connect(1, "sub", true);
+    h.subscribe(1, 1, &[("t", QoS::AtLeastOnce)]);
+    h.connect(2, "pub", true);
+    h.send(2, publish("t", QoS::AtLeastOnce, 1, "m"));
+    h.send(2, Packet::PingReq);
+    // In: 2 CONNECT, SUBSCRIBE, PUBLISH, PINGREQ. Out: 2 CONNACK, SUBACK, PUBLISH,
+    // PUBACK, PINGRESP.
+    let s = stats(&h);
+    assert_eq!((s.packets_received, s.packets_sent), (5, 6));
+    assert_eq!(
+        s.packets_sent,
+        h.log
+            .iter()
+            .filter(|a| matches!(a, Action::Send { .. }))
+            .count() as u64
+    );
+    h.send(1, Packet::PubAck(support::harness::pid(1)));
+    h.send(1, Packet::Disconnect);
+    h.drop_conn(2);
+    let s = stats(&h);
+    assert_eq!(s.connections, 0);
+    assert_eq!((s.packets_received, s.packets_sent), (7, 6));
+}
+
+#[test]
 fn drops_are_counted_by_reason_as_they_are_reported() {
     let mut profile = Profile::mqtt311();
     profile.quotas.qos1_retry_limit = Some(Duration::from_secs(10));

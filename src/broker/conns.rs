@@ -50,6 +50,11 @@ impl Conns {
         self.by_id.contains_key(id)
     }
 
+    /// Every open connection, in no particular order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Conn> {
+        self.slots.iter().filter_map(|c| c.as_deref())
+    }
+
     /// The slot of connection `id`.
     pub(super) fn slot_of(&self, id: ConnId) -> Option<usize> {
         self.by_id.get(&id).copied()

@@ -570,6 +570,7 @@ impl Broker {
                 Some(ServerAction::Send(packet @ Packet::Publish(_))) => {
                     // The common case, without a detour.
                     self.stats.messages_sent += 1;
+                    self.stats.packets_sent += 1;
                     self.stats.bytes_sent += packet.encoded_len() as u64;
                     self.actions.push_back(Action::Send { conn, packet });
                 }
@@ -588,6 +589,7 @@ impl Broker {
         let Some(mut c) = self.conns.remove(&conn) else {
             return;
         };
+        self.stats.packets_received += c.server.packets_received();
         self.pending.remove(&conn);
         if let Some(m) = self.lifecycle.disconnected(now, conn, reason) {
             self.route(now, m);
@@ -654,6 +656,7 @@ impl Broker {
                 if matches!(packet, Packet::Publish(_)) {
                     self.stats.messages_sent += 1;
                 }
+                self.stats.packets_sent += 1;
                 self.stats.bytes_sent += packet.encoded_len() as u64;
                 self.actions.push_back(Action::Send { conn, packet })
             }

@@ -3,9 +3,10 @@
 //! dropped by reason), read at once with [`Broker::stats`].
 //!
 //! Counting costs an increment where the broker already does the work: an input's
-//! bytes in [`Broker::handle_bytes`], an application message where a connection hands
-//! it over, a packet where the broker emits its `Send` action, a drop where it emits
-//! its event. What the broker holds is read from its own tables when asked.
+//! bytes in [`Broker::handle_bytes`], a packet where a connection decodes it, an
+//! application message where a connection hands it over, a packet where the broker
+//! emits its `Send` action, a drop where it emits its event. What the broker holds is
+//! read from its own tables when asked.
 
 use super::{Broker, DropReason};
 
@@ -78,6 +79,10 @@ pub struct BrokerStats {
     pub messages_received: u64,
     /// PUBLISH packets sent to clients (deliveries, resends included).
     pub messages_sent: u64,
+    /// Packets of any kind decoded from the clients' bytes.
+    pub packets_received: u64,
+    /// Packets of any kind the broker asked to send.
+    pub packets_sent: u64,
     /// Bytes given to [`Broker::handle_bytes`] for an open connection.
     pub bytes_received: u64,
     /// Bytes of every packet the broker asked to send, encoded.
@@ -93,9 +98,12 @@ pub struct BrokerStats {
 }
 
 impl Broker {
-    /// The broker's counters: what it holds now, and what it has done so far.
+    /// The broker's counters: what it holds now, and what it has done so far. It costs
+    /// a pass over the open connections (each counts the packets it decoded).
     pub fn stats(&self) -> BrokerStats {
+        let open: u64 = self.conns.iter().map(|c| c.server.packets_received()).sum();
         BrokerStats {
+            packets_received: self.stats.packets_received + open,
             connections: self.conns.len(),
             sessions_online: self.online.len(),
             sessions_stored: self.stored.len(),

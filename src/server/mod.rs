@@ -131,6 +131,8 @@ pub struct Server {
     /// A PUBLISH over the byte-rate quota, held until the next window; the bytes after
     /// it wait in `rx`.
     delayed: Option<Box<(Instant, Publish<Bytes>)>>,
+    /// Packets decoded from the peer's bytes.
+    received: u64,
 }
 
 fn protocol(rule: &'static str, expected: &'static str, got: PacketType) -> CloseReason {
@@ -170,7 +172,13 @@ impl Server {
             delayed: None,
             actions: VecDeque::new(),
             release_actions: false,
+            received: 0,
         }
+    }
+
+    /// How many packets were decoded from the peer's bytes so far.
+    pub fn packets_received(&self) -> u64 {
+        self.received
     }
 
     /// The profile this connection follows.
@@ -397,7 +405,10 @@ impl Server {
                 return;
             }
             match self.decoder.decode_bytes(&mut self.rx) {
-                Ok(Status::Complete(packet, _)) => self.handle_packet(now, packet),
+                Ok(Status::Complete(packet, _)) => {
+                    self.received += 1;
+                    self.handle_packet(now, packet)
+                }
                 Ok(Status::Incomplete(_)) => return,
                 Err(DecodeError::UnsupportedProtocolLevel(_))
                     if matches!(self.state, State::AwaitingConnect { .. }) =>
