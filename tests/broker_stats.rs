@@ -350,7 +350,13 @@ fn retained_sys_messages_are_never_durable() {
         ],
         ..BrokerExport::default()
     };
-    let b = Broker::import(Profile::mqtt311(), config, stale, Instant::ZERO).expect("valid");
+    let mut b = Broker::import(Profile::mqtt311(), config, stale, Instant::ZERO).expect("valid");
     assert!(b.retained("$SYS/broker/uptime").is_none());
     assert!(b.retained("keep/me").is_some());
+    // Its removal is reported, so that a store holding it forgets it.
+    let changes: Vec<Action> = std::iter::from_fn(|| b.poll_action()).collect();
+    assert!(
+        matches!(&changes[..], [Action::Change(BrokerChange::RetainedCleared(t))] if t.as_str() == "$SYS/broker/uptime"),
+        "{changes:?}"
+    );
 }

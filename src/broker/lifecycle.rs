@@ -195,8 +195,9 @@ impl Broker {
     /// or reserved-topic check. It is not counted as received
     /// ([`BrokerStats::messages_received`](super::BrokerStats::messages_received)).
     /// Retained messages under `$SYS/` are never durable (no change is reported for
-    /// them, and [`export`](Broker::export) leaves them out): they are the broker's
-    /// figures, recomputed while it runs.
+    /// them, [`export`](Broker::export) leaves them out and [`import`](Broker::import)
+    /// drops them, reporting their removal): they are the broker's figures,
+    /// recomputed while it runs.
     pub fn publish(&mut self, now: Instant, m: Message) {
         self.route(now, m);
         self.settle(now);

@@ -121,7 +121,12 @@ impl Broker {
         for m in export.retained {
             let topic = m.topic.clone().into_inner();
             if is_volatile(&topic) {
-                // Stale figures (from a store written before they were left out).
+                // Stale figures (from a store written before they were left out): not
+                // restored, and their removal reported so that the store forgets them.
+                if broker.reporting() {
+                    let gone = BrokerChange::RetainedCleared(m.topic);
+                    broker.actions.push_back(Action::Change(gone));
+                }
                 continue;
             }
             if broker.retained.insert(&topic, m).is_some() {

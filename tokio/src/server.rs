@@ -27,6 +27,7 @@ use commit::Commits;
 mod commit;
 mod conn;
 mod read;
+mod sys;
 use conn::{NotQueued, Outbox, TcpTask, write_loop};
 use read::read_loop;
 
@@ -226,6 +227,7 @@ pub struct Server {
     counters: Counters,
     /// With a data directory: the store, what it held, and the clock its instants use.
     store: Option<(BrokerStore, BrokerExport, Clock)>,
+    sys_interval: Option<Duration>,
 }
 
 impl Server {
@@ -241,6 +243,7 @@ impl Server {
             max_connect_size: DEFAULT_MAX_CONNECT_SIZE,
             counters: Counters::default(),
             store: None,
+            sys_interval: None,
         }
     }
 
@@ -311,6 +314,15 @@ impl Server {
         self.max_connect_size = bytes;
     }
 
+    /// Publishes the broker's counters as retained messages under `$SYS/broker/...`
+    /// when the server starts and then every `interval` (`None` or zero, the default:
+    /// never). The topics are listed in the crate's README; they are never written to
+    /// the [data directory](Self::data_dir), and a profile that reserves the `$` topics
+    /// (AWS IoT Core's) gets none.
+    pub fn set_sys_interval(&mut self, interval: Option<Duration>) {
+        self.sys_interval = interval;
+    }
+
     /// The server's counters; they keep counting while [`run`](Self::run) runs.
     pub fn counters(&self) -> Counters {
         self.counters.clone()
@@ -336,6 +348,7 @@ impl Server {
             });
             current
         });
+        let sys = sys::Sys::new(self.sys_interval, &self.profile);
         let (input_tx, mut input_rx) = mpsc::channel::<Input>(1024);
         let mut accepting = Vec::new();
         for (tcp, accept, kind) in self.listeners {
@@ -366,6 +379,7 @@ impl Server {
             dirty: Vec::new(),
             current,
             counters: self.counters,
+            sys,
         };
         tokio::pin!(shutdown);
         loop {
@@ -387,6 +401,7 @@ impl Server {
                     core.drain();
                 }
                 () = timer => core.on_timeout(),
+                () = core.sys.due() => core.publish_sys(),
                 done = commit::committed(&mut core.commits) => core.on_committed(done),
                 () = &mut shutdown => break,
             }
@@ -525,6 +540,8 @@ struct Core {
     /// The peer the [`PeerCheck`] sees, when there is one.
     current: Option<Current>,
     counters: Counters,
+    /// The `$SYS` topics' schedule.
+    sys: sys::Sys,
 }
 
 impl Core {
@@ -757,6 +774,7 @@ impl Core {
     }
 
     async fn shutdown(mut self) {
+        self.log_summary();
         if let Some(commits) = &mut self.commits {
             // The changes noted so far are committed; what waited for them goes out
             // before the connections close.
