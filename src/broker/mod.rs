@@ -297,7 +297,9 @@ pub struct Broker {
     settling: Vec<(ConnId, usize)>,
     actions: VecDeque<Action>,
     next_assigned: u64,
-    /// The counts of [`stats`](Broker::stats); its sizes are read from the tables.
+    /// The counts of [`stats`](Broker::stats); its sizes are read from the tables,
+    /// and `packets_sent` counts the packets other than PUBLISH (a delivery costs one
+    /// increment).
     stats: BrokerStats,
 }
 
@@ -570,8 +572,6 @@ impl Broker {
                 Some(ServerAction::Send(packet @ Packet::Publish(_))) => {
                     // The common case, without a detour.
                     self.stats.messages_sent += 1;
-                    self.stats.packets_sent += 1;
-                    self.stats.bytes_sent += packet.encoded_len() as u64;
                     self.actions.push_back(Action::Send { conn, packet });
                 }
                 Some(a) => self.on_server_action(now, conn, a),
@@ -653,11 +653,10 @@ impl Broker {
                     // what routing stored is reported before it.
                     self.settle(now);
                 }
-                if matches!(packet, Packet::Publish(_)) {
-                    self.stats.messages_sent += 1;
+                match packet {
+                    Packet::Publish(_) => self.stats.messages_sent += 1,
+                    _ => self.stats.packets_sent += 1,
                 }
-                self.stats.packets_sent += 1;
-                self.stats.bytes_sent += packet.encoded_len() as u64;
                 self.actions.push_back(Action::Send { conn, packet })
             }
             ServerAction::Change(change) => {

@@ -83,10 +83,10 @@ pub struct BrokerStats {
     pub packets_received: u64,
     /// Packets of any kind the broker asked to send.
     pub packets_sent: u64,
-    /// Bytes given to [`Broker::handle_bytes`] for an open connection.
+    /// Bytes given to [`Broker::handle_bytes`] for an open connection. (The bytes
+    /// sent are the driver's to count, as it encodes the packets: counting them here
+    /// would cost every delivery an [`encoded_len`](crate::Packet::encoded_len).)
     pub bytes_received: u64,
-    /// Bytes of every packet the broker asked to send, encoded.
-    pub bytes_sent: u64,
     /// Messages for a session that it did not get, by reason
     /// ([`BrokerEvent::Dropped`](super::BrokerEvent::Dropped)).
     pub dropped: DropCounts,
@@ -104,6 +104,7 @@ impl Broker {
         let open: u64 = self.conns.iter().map(|c| c.server.packets_received()).sum();
         BrokerStats {
             packets_received: self.stats.packets_received + open,
+            packets_sent: self.stats.packets_sent + self.stats.messages_sent,
             connections: self.conns.len(),
             sessions_online: self.online.len(),
             sessions_stored: self.stored.len(),

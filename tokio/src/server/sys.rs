@@ -20,7 +20,7 @@
 //! | `publish/messages/received`, `publish/messages/sent` | PUBLISH packets |
 //! | `publish/messages/dropped` | messages dropped by a bound, for a session or a shared group |
 //! | `publish/messages/dropped/REASON` | the same for one reason: `queue-full`, `offline-qos0`, `retry-expired` |
-//! | `bytes/received`, `bytes/sent` | MQTT bytes |
+//! | `bytes/received`, `bytes/sent` | MQTT bytes read from the clients, and written to them |
 //! | `retained messages/count` | retained messages held (these included) |
 //!
 //! They are not durable: the core never reports a change for a retained message under
@@ -124,7 +124,7 @@ fn figures(uptime: u64, s: &BrokerStats, c: &Counters) -> Vec<(String, String)> 
         ));
     }
     all.push(n("bytes/received", s.bytes_received));
-    all.push(n("bytes/sent", s.bytes_sent));
+    all.push(n("bytes/sent", c.bytes_sent()));
     all.push(n("retained messages/count", s.retained as u64));
     all
 }
@@ -183,7 +183,7 @@ impl Core {
             s.packets_received,
             s.packets_sent,
             s.bytes_received,
-            s.bytes_sent
+            c.bytes_sent()
         );
     }
 }
