@@ -102,6 +102,11 @@ impl Conns {
         self.by_id.contains_key(id)
     }
 
+    /// Every open connection, in no particular order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Conn> {
+        self.slots.iter().filter_map(|c| c.as_deref())
+    }
+
     /// The slot of connection `id`.
     pub(super) fn slot_of(&self, id: ConnId) -> Option<usize> {
         self.by_id.get(&id).copied()
@@ -149,11 +154,6 @@ impl Conns {
         };
         self.by_id.insert(id, slot);
         slot
-    }
-
-    /// Every open connection, in slot order.
-    pub(super) fn iter(&self) -> impl Iterator<Item = &Conn> + '_ {
-        self.slots.iter().filter_map(|c| c.as_deref())
     }
 
     /// Takes connection `id` out; its slot is free for the next one. Its staged
@@ -253,18 +253,20 @@ impl Conns {
         !core::mem::replace(&mut m.dirty, true)
     }
 
-    /// Carries out the deliveries staged for `slot`, in order, into `out`.
+    /// Carries out the deliveries staged for `slot`, in order, into `out`; returns how
+    /// many.
     #[inline]
-    pub(super) fn flush_staged(&mut self, slot: usize, out: &mut VecDeque<Action>) {
+    pub(super) fn flush_staged(&mut self, slot: usize, out: &mut VecDeque<Action>) -> u64 {
         let Some(m) = self.meta.get_mut(slot) else {
-            return;
+            return 0;
         };
         let (Some(conn), mut next) = (m.id, m.first) else {
-            return;
+            return 0;
         };
         if next == NONE {
-            return;
+            return 0;
         }
+        let mut sent = 0;
         (m.first, m.last) = (NONE, NONE);
         let staged = &mut self.staged;
         while let Some(&(publish, after)) = staged.entries.get(next as usize) {
@@ -273,6 +275,7 @@ impl Conns {
                     conn,
                     packet: Packet::Publish(p.clone()),
                 });
+                sent += 1;
             }
             staged.live = staged.live.saturating_sub(1);
             next = after;
@@ -281,5 +284,6 @@ impl Conns {
             staged.entries.clear();
             staged.publishes.clear();
         }
+        sent
     }
 }

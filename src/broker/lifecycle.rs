@@ -12,6 +12,8 @@
 //! `sessionIdentifier` names the connection; `principalIdentifier` is the user name
 //! when the client gave one; `versionNumber` grows with every accepted CONNECT. A
 //! client id containing `+` or `#` gets no lifecycle events, as AWS documents.
+//!
+//! The broker's own messages of any kind enter with [`Broker::publish`].
 
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -20,7 +22,7 @@ use alloc::vec::Vec;
 
 use bytes::Bytes;
 
-use super::ConnId;
+use super::{Broker, ConnId};
 use crate::server::{CloseReason, Message, PolicyViolation};
 use crate::time::Instant;
 use crate::types::{QoS, TopicName};
@@ -182,6 +184,23 @@ impl Lifecycle {
             format!("$aws/events/subscriptions/{kind}/{}", p.client_id),
             body,
         )
+    }
+}
+
+impl Broker {
+    /// Publishes `m` as the broker itself (status topics such as `$SYS/broker/...`,
+    /// say): routed to every matching subscription and, with RETAIN=1, kept as the
+    /// retained message where the profile keeps them, as a client's PUBLISH would be,
+    /// but from no connection and past no [`Authorizer`](crate::server::Authorizer)
+    /// or reserved-topic check. It is not counted as received
+    /// ([`BrokerStats::messages_received`](super::BrokerStats::messages_received)).
+    /// Retained messages under `$SYS/` are never durable (no change is reported for
+    /// them, [`export`](Broker::export) leaves them out and [`import`](Broker::import)
+    /// drops them, reporting their removal): they are the broker's figures,
+    /// recomputed while it runs.
+    pub fn publish(&mut self, now: Instant, m: Message) {
+        self.route(now, m);
+        self.settle(now);
     }
 }
 

@@ -14,6 +14,7 @@ mod retry;
 mod route;
 mod shared;
 mod state;
+mod stats;
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::format;
@@ -35,6 +36,7 @@ use crate::types::{MqttString, PacketId, TopicFilter};
 
 use conns::{Conn, Conns};
 pub use pressure::QueueFullPolicy;
+pub use stats::{BrokerStats, DropCounts};
 
 /// The caller's name for one network connection. The broker never invents one: the
 /// caller picks a fresh id for every connection it [`open`](Broker::open)s.
@@ -326,6 +328,10 @@ pub struct Broker {
     settling: Vec<(ConnId, usize)>,
     actions: VecDeque<Action>,
     next_assigned: u64,
+    /// The counts of [`stats`](Broker::stats); its sizes are read from the tables,
+    /// and `packets_sent` counts the packets other than PUBLISH (a delivery costs one
+    /// increment).
+    stats: BrokerStats,
 }
 
 impl Broker {
@@ -356,6 +362,7 @@ impl Broker {
             settling: Vec::new(),
             actions: VecDeque::new(),
             next_assigned: 0,
+            stats: BrokerStats::default(),
         }
     }
 
@@ -385,6 +392,7 @@ impl Broker {
     /// Bytes arrived on `conn`. Bytes for a connection that is not open are ignored.
     pub fn handle_bytes(&mut self, now: Instant, conn: ConnId, bytes: &[u8]) {
         if let Some(c) = self.conns.get_mut(&conn) {
+            self.stats.bytes_received += bytes.len() as u64;
             c.server.handle_bytes(now, bytes);
             self.pump(now, conn);
             self.settle(now);
@@ -539,7 +547,7 @@ impl Broker {
             next += 1;
             match self.conns.take_dirty(conn, slot) {
                 // Only deliveries staged while it was quiet: its server is not reached.
-                Some(true) => self.conns.flush_staged(slot, &mut self.actions),
+                Some(true) => self.flush_staged(slot),
                 // Only messages were handed to it since its last pump.
                 Some(false) => self.pump_at(now, conn, slot, rearm),
                 None => {}
@@ -547,6 +555,11 @@ impl Broker {
         }
         batch.clear();
         self.settling = batch;
+    }
+
+    /// Carries out the deliveries staged for `slot`, counted as sent.
+    fn flush_staged(&mut self, slot: usize) {
+        self.stats.messages_sent += self.conns.flush_staged(slot, &mut self.actions);
     }
 
     /// Carries out the actions of one connection's server, in order.
@@ -565,13 +578,13 @@ impl Broker {
     fn pump_at(&mut self, now: Instant, conn: ConnId, slot: usize, rearm: bool) {
         match self.conns.begin_pump(conn, slot) {
             None => return,
-            Some(true) => return self.conns.flush_staged(slot, &mut self.actions),
+            Some(true) => return self.flush_staged(slot),
             Some(false) => {}
         }
         let mut fed = false;
         loop {
             // Staged while a nested pump had left it quiet.
-            self.conns.flush_staged(slot, &mut self.actions);
+            self.flush_staged(slot);
             let Some(c) = self.conns.at_mut(conn, slot) else {
                 return;
             };
@@ -611,6 +624,7 @@ impl Broker {
                 None => break,
                 Some(ServerAction::Send(packet @ Packet::Publish(_))) => {
                     // The common case, without a detour.
+                    self.stats.messages_sent += 1;
                     self.actions.push_back(Action::Send { conn, packet });
                 }
                 Some(a) => self.on_server_action(now, conn, a),
@@ -636,11 +650,12 @@ impl Broker {
     /// transport ended).
     fn detach(&mut self, now: Instant, conn: ConnId, reason: Option<CloseReason>) {
         if let Some(slot) = self.conns.slot_of(conn) {
-            self.conns.flush_staged(slot, &mut self.actions);
+            self.flush_staged(slot);
         }
         let Some(mut c) = self.conns.remove(&conn) else {
             return;
         };
+        self.stats.packets_received += c.server.packets_received();
         self.pending.remove(&conn);
         self.pressure.forget(conn);
         self.pressure.total -= c.seen_bytes.min(self.pressure.total);
@@ -708,6 +723,10 @@ impl Broker {
                     // what routing stored is reported before it.
                     self.settle(now);
                 }
+                match packet {
+                    Packet::Publish(_) => self.stats.messages_sent += 1,
+                    _ => self.stats.packets_sent += 1,
+                }
                 if let Some(packet) = self.pressure.hold(conn, packet) {
                     self.actions.push_back(Action::Send { conn, packet })
                 }
@@ -724,6 +743,7 @@ impl Broker {
             ServerAction::Event(e) => match e {
                 ServerEvent::Connect(req) => self.on_connect(now, conn, req),
                 ServerEvent::Publish(m) => {
+                    self.stats.messages_received += 1;
                     // The publisher a full queue throttles.
                     self.pressure.source = Some(conn);
                     self.route(now, m);
@@ -745,9 +765,11 @@ impl Broker {
                 ServerEvent::Ignored(what) => self
                     .actions
                     .push_back(Action::Event(BrokerEvent::Ignored { conn, what })),
-                ServerEvent::Discarded(message) => self
-                    .actions
-                    .push_back(Action::Event(BrokerEvent::Discarded { conn, message })),
+                ServerEvent::Discarded(message) => {
+                    self.stats.messages_received += 1;
+                    self.actions
+                        .push_back(Action::Event(BrokerEvent::Discarded { conn, message }))
+                }
                 ServerEvent::UnexpectedAck {
                     packet_type,
                     packet_id,
@@ -760,11 +782,8 @@ impl Broker {
                     })),
                 ServerEvent::RetryExpired { packet_id, message } => {
                     if let Some(client) = self.client_of(conn) {
-                        self.actions.push_back(Action::Event(BrokerEvent::Dropped {
-                            client_id: MqttString(client),
-                            message,
-                            reason: DropReason::RetryExpired { packet_id },
-                        }));
+                        let reason = DropReason::RetryExpired { packet_id };
+                        self.dropped(&client, message, reason);
                     }
                 }
             },
@@ -872,6 +891,7 @@ impl Broker {
         c.accepted = Some(req.clean_session);
         c.seen_bytes = resumed_bytes;
         self.online.insert(key.clone(), conn);
+        self.stats.connects += 1;
         self.actions
             .push_back(Action::Event(BrokerEvent::Connected {
                 conn,

@@ -8,7 +8,7 @@ use alloc::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 
-use super::{Action, Broker, BrokerEvent, DropReason};
+use super::{Broker, DropReason};
 use crate::session::{BrokerChange, Change};
 use crate::time::Instant;
 use crate::types::MqttString;
@@ -68,7 +68,8 @@ impl Broker {
     }
 
     /// Drops what the retry limit has reached at `now` in stored sessions: each message
-    /// is reported as a change of its session and a [`BrokerEvent::Dropped`].
+    /// is reported as a change of its session and a
+    /// [`BrokerEvent::Dropped`](super::BrokerEvent::Dropped).
     pub(super) fn expire_stored_retries(&mut self, now: Instant) {
         let Some(limit) = self.profile.quotas.qos1_retry_limit else {
             return;
@@ -84,11 +85,8 @@ impl Broker {
                     client_id: MqttString(client.clone()),
                     change: Change::Removed(o.id),
                 });
-                self.actions.push_back(Action::Event(BrokerEvent::Dropped {
-                    client_id: MqttString(client.clone()),
-                    message: o.message,
-                    reason: DropReason::RetryExpired { packet_id: o.id },
-                }));
+                let reason = DropReason::RetryExpired { packet_id: o.id };
+                self.dropped(&client, o.message, reason);
             }
             self.arm_retry(&client);
         }

@@ -533,7 +533,9 @@ impl Broker {
         }
     }
 
+    /// Reports (and counts) `message` for `client` dropped for `reason`.
     pub(super) fn dropped(&mut self, client: &Bytes, message: Message, reason: DropReason) {
+        self.stats.dropped.count(reason);
         self.actions.push_back(Action::Event(BrokerEvent::Dropped {
             client_id: MqttString(client.clone()),
             message,

@@ -251,6 +251,7 @@ impl Broker {
             if let Ok(group) = TopicFilter::new(Bytes::copy_from_slice(filter)) {
                 for message in lost {
                     self.change(BrokerChange::SharedDequeued(group.clone()));
+                    self.stats.shared_dropped.count(DropReason::QueueFull);
                     self.actions
                         .push_back(Action::Event(BrokerEvent::SharedDropped {
                             group: group.clone(),
@@ -326,6 +327,7 @@ impl Broker {
                 Pick::Drop => Some((out, DropReason::OfflineQos0)),
             };
             if let Some((message, reason)) = dropped {
+                self.stats.shared_dropped.count(reason);
                 if let Ok(group) = TopicFilter::new(group) {
                     self.actions
                         .push_back(Action::Event(BrokerEvent::SharedDropped {

@@ -10,13 +10,31 @@ use crate::session::{BrokerChange, BrokerExport, ServerSession, StateError};
 use crate::time::Instant;
 use crate::types::MqttString;
 
+/// The topics of the broker's own figures (`$SYS/...`): their retained messages are
+/// recomputed while the broker runs, so they are never durable (see
+/// [`Broker::publish`]).
+const VOLATILE: &[u8] = b"$SYS/";
+
+fn is_volatile(topic: &[u8]) -> bool {
+    topic.starts_with(VOLATILE)
+}
+
+/// Whether `change` is one to report: any but those of a volatile retained message.
+fn durable(change: &BrokerChange) -> bool {
+    match change {
+        BrokerChange::RetainedSet(m) => !is_volatile(m.topic.as_bytes()),
+        BrokerChange::RetainedCleared(topic) => !is_volatile(topic.as_bytes()),
+        _ => true,
+    }
+}
+
 impl Broker {
     pub(super) fn reporting(&self) -> bool {
         self.config.connection.report_changes
     }
 
     pub(super) fn change(&mut self, change: BrokerChange) {
-        if self.reporting() {
+        if self.reporting() && durable(&change) {
             self.actions.push_back(Action::Change(change));
         }
     }
@@ -40,7 +58,11 @@ impl Broker {
             sessions: sessions.into_values().collect(),
             retained: {
                 let mut all = Vec::with_capacity(self.retained.len());
-                self.retained.for_each(|_, m| all.push(m.clone()));
+                self.retained.for_each(|topic, m| {
+                    if !is_volatile(topic) {
+                        all.push(m.clone())
+                    }
+                });
                 all
             },
         }
@@ -99,6 +121,15 @@ impl Broker {
         }
         for m in export.retained {
             let topic = m.topic.clone().into_inner();
+            if is_volatile(&topic) {
+                // Stale figures (from a store written before they were left out): not
+                // restored, and their removal reported so that the store forgets them.
+                if broker.reporting() {
+                    let gone = BrokerChange::RetainedCleared(m.topic);
+                    broker.actions.push_back(Action::Change(gone));
+                }
+                continue;
+            }
             if broker.retained.insert(&topic, m).is_some() {
                 return Err(StateError::Invalid("a retained topic twice"));
             }

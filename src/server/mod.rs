@@ -135,6 +135,8 @@ pub struct Server {
     delayed: Option<Box<(Instant, Publish<Bytes>)>>,
     /// The broker stopped reading the connection (back-pressure): no keep-alive.
     paused: bool,
+    /// Packets decoded from the peer's bytes.
+    received: u64,
 }
 
 fn protocol(rule: &'static str, expected: &'static str, got: PacketType) -> CloseReason {
@@ -175,7 +177,13 @@ impl Server {
             paused: false,
             actions: VecDeque::new(),
             release_actions: false,
+            received: 0,
         }
+    }
+
+    /// How many packets were decoded from the peer's bytes so far.
+    pub fn packets_received(&self) -> u64 {
+        self.received
     }
 
     /// The profile this connection follows.
@@ -402,7 +410,10 @@ impl Server {
                 return;
             }
             match self.decoder.decode_bytes(&mut self.rx) {
-                Ok(Status::Complete(packet, _)) => self.handle_packet(now, packet),
+                Ok(Status::Complete(packet, _)) => {
+                    self.received += 1;
+                    self.handle_packet(now, packet)
+                }
                 Ok(Status::Incomplete(_)) => return,
                 Err(DecodeError::UnsupportedProtocolLevel(_))
                     if matches!(self.state, State::AwaitingConnect { .. }) =>

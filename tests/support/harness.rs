@@ -105,6 +105,12 @@ impl Harness {
         self.drain();
     }
 
+    /// The broker publishes `m` itself.
+    pub fn broker_publish(&mut self, m: mqtt_sansio::server::Message) {
+        self.broker.publish(self.now, m);
+        self.drain();
+    }
+
     /// Advances time by `ms`, firing every timer on the way at its own instant.
     pub fn advance(&mut self, ms: u64) {
         let end = Instant::from_millis(self.now.as_millis() + ms);

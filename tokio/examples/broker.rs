@@ -8,7 +8,7 @@
 //!     [--user NAME:PASSWORD]... [--deny-subscribe FILTER]... [--deny-publish FILTER]...
 //!     [--max-packet-size BYTES] [--max-inflight N] [--max-queued N] [--max-inbound-qos2 N]
 //!     [--max-sessions N] [--max-retained N] [--max-connect-size BYTES] [--write-queue N]
-//!     [--threads N] [--data-dir DIR] [--qos1-retry-ms MS]
+//!     [--threads N] [--data-dir DIR] [--qos1-retry-ms MS] [--sys-interval SECS]
 //!     [--queue-full drop|backpressure] [--max-queued-bytes BYTES] [--max-queued-bytes-total BYTES]
 //! ```
 //!
@@ -38,6 +38,7 @@
 //! | `--write-queue N` | 1024 | encoded packets waiting for one connection's socket |
 //! | `--threads N` | 1 | runtime worker threads (1: a single-threaded runtime) |
 //! | `--qos1-retry-ms MS` | the profile's | drop an unacknowledged QoS 1 delivery MS milliseconds after its first sending, logged (0: never); `aws-iot-2025` has an hour, the others none |
+//! | `--sys-interval SECS` | 10 | publish the broker's counters as retained `$SYS/broker/...` messages every SECS seconds, as mosquitto does (0: never; none under `aws-iot-2025`, which reserves the `$` topics); a summary of them is logged on shutdown either way |
 //! | `--data-dir DIR` | in memory | keep persistent sessions, their messages and the retained ones in DIR (SQLite), restored at start; PUBACK/PUBREC only after they are stored; a damaged store is refused naming the file |
 //!
 //! Every bound address is printed on stdout (`listening on ADDR`, then `tls listening on
@@ -155,6 +156,9 @@ struct Args {
     /// sending (0: never); default: the profile's.
     #[arg(long)]
     qos1_retry_ms: Option<u64>,
+    /// Publish the counters under $SYS/broker/ every this many seconds (0: never).
+    #[arg(long, default_value_t = 10)]
+    sys_interval: u64,
 }
 
 fn parse_profile(s: &str) -> Result<Profile, String> {
@@ -302,6 +306,7 @@ async fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     );
     server.set_write_queue(a.write_queue);
     server.set_max_connect_size(a.max_connect_size);
+    server.set_sys_interval(Some(std::time::Duration::from_secs(a.sys_interval)));
     if let Some(dir) = &a.data_dir {
         server.data_dir(dir)?;
         tracing::info!("durable state in {}", dir.display());

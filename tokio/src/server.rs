@@ -28,6 +28,7 @@ mod commit;
 mod conn;
 mod log;
 mod read;
+mod sys;
 use conn::{NotQueued, Outbox, TcpTask, write_loop};
 use log::EventLog;
 use read::read_loop;
@@ -235,6 +236,7 @@ pub struct Server {
     counters: Counters,
     /// With a data directory: the store, what it held, and the clock its instants use.
     store: Option<(BrokerStore, BrokerExport, Clock)>,
+    sys_interval: Option<Duration>,
 }
 
 impl Server {
@@ -250,6 +252,7 @@ impl Server {
             max_connect_size: DEFAULT_MAX_CONNECT_SIZE,
             counters: Counters::default(),
             store: None,
+            sys_interval: None,
         }
     }
 
@@ -320,6 +323,15 @@ impl Server {
         self.max_connect_size = bytes;
     }
 
+    /// Publishes the broker's counters as retained messages under `$SYS/broker/...`
+    /// when the server starts and then every `interval` (`None` or zero, the default:
+    /// never). The topics are listed in the crate's README; they are never written to
+    /// the [data directory](Self::data_dir), and a profile that reserves the `$` topics
+    /// (AWS IoT Core's) gets none.
+    pub fn set_sys_interval(&mut self, interval: Option<Duration>) {
+        self.sys_interval = interval;
+    }
+
     /// The server's counters; they keep counting while [`run`](Self::run) runs.
     pub fn counters(&self) -> Counters {
         self.counters.clone()
@@ -345,6 +357,7 @@ impl Server {
             });
             current
         });
+        let sys = sys::Sys::new(self.sys_interval, &self.profile);
         let (input_tx, input_rx) = mpsc::channel::<Input>(1024);
         let mut accepting = Vec::new();
         for (tcp, accept, kind) in self.listeners {
@@ -376,6 +389,7 @@ impl Server {
             current,
             counters: self.counters,
             log: EventLog::new(std::time::Instant::now()),
+            sys,
         };
         // The core runs as a task of its own, not in the caller's future: a task that
         // a connection's task wakes is polled next, while the future given to
@@ -513,6 +527,8 @@ struct Core {
     current: Option<Current>,
     counters: Counters,
     log: EventLog,
+    /// The `$SYS` topics' schedule.
+    sys: sys::Sys,
 }
 
 impl Core {
@@ -542,6 +558,7 @@ impl Core {
                     self.drain();
                 }
                 () = timer => self.on_timeout(),
+                () = self.sys.due() => self.publish_sys(),
                 done = commit::committed(&mut self.commits) => self.on_committed(done),
                 _ = &mut stop => break,
             }
@@ -835,6 +852,7 @@ impl Core {
     }
 
     async fn shutdown(mut self) {
+        self.log_summary();
         if let Some(commits) = &mut self.commits {
             // The changes noted so far are committed; what waited for them goes out
             // before the connections close.

@@ -161,6 +161,11 @@ pub async fn serve_with(
     if let Some(check) = check {
         server.check_peer(check);
     }
+    run(server, listeners).await
+}
+
+/// Runs `server`, set up as a test needs, with `listeners` (ports 0).
+pub async fn run(mut server: Server, listeners: Vec<Listener>) -> Running {
     let mut addrs = Vec::new();
     for l in listeners {
         addrs.push(server.listen(l).await.expect("bind"));
