@@ -169,6 +169,10 @@ impl Conns {
                 next = after;
             }
             *meta = Meta::FREE;
+            if self.staged.live == 0 {
+                self.staged.entries.clear();
+                self.staged.publishes.clear();
+            }
         }
         self.free.push(slot);
         Some(*conn)
@@ -285,5 +289,82 @@ impl Conns {
             staged.publishes.clear();
         }
         sent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::Profile;
+    use crate::server::ServerConfig;
+    use crate::types::TopicName;
+
+    fn conn(id: u64) -> Conn {
+        Conn {
+            id: ConnId(id),
+            server: Server::new(Profile::mqtt311(), ServerConfig::default()),
+            accepted: None,
+            armed: None,
+        }
+    }
+
+    fn publish(payload: &'static [u8]) -> Publish<Bytes> {
+        let topic = TopicName::from_static("t").expect("valid");
+        Publish::new(topic, crate::packet::QosPid::AtMostOnce, payload)
+    }
+
+    fn payloads(out: &VecDeque<Action>) -> Vec<(u64, &[u8])> {
+        out.iter()
+            .filter_map(|a| match a {
+                Action::Send {
+                    conn,
+                    packet: Packet::Publish(p),
+                } => Some((conn.0, &p.payload[..])),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn staged_deliveries_go_out_per_connection_in_the_order_they_were_staged() {
+        let mut conns = Conns::default();
+        let (a, b) = (conns.insert(conn(1)), conns.insert(conn(2)));
+        conns.set_quiet(ConnId(1), a);
+        conns.set_quiet(ConnId(2), b);
+        let (first, second) = (conns.keep(publish(b"1")), conns.keep(publish(b"2")));
+        assert!(conns.stage(ConnId(1), a, first), "newly awaiting a pump");
+        assert!(conns.stage(ConnId(2), b, first));
+        assert!(!conns.stage(ConnId(1), a, second), "already awaiting one");
+        let mut out = VecDeque::new();
+        conns.flush_staged(b, &mut out);
+        conns.flush_staged(a, &mut out);
+        conns.flush_staged(a, &mut out);
+        assert_eq!(payloads(&out), [(2, &b"1"[..]), (1, b"1"), (1, b"2")]);
+        assert_eq!(conns.staged.live, 0);
+        assert!(conns.staged.entries.is_empty() && conns.staged.publishes.is_empty());
+    }
+
+    #[test]
+    fn any_mutable_access_ends_quiet_and_a_removed_connection_leaves_nothing_staged() {
+        let mut conns = Conns::default();
+        let (a, b) = (conns.insert(conn(1)), conns.insert(conn(2)));
+        conns.set_quiet(ConnId(1), a);
+        conns.set_quiet(ConnId(2), b);
+        assert!(conns.get_mut(&ConnId(1)).is_some());
+        assert!(conns.at_mut(ConnId(2), b).is_some());
+        assert!(!conns.is_quiet(ConnId(1), a) && !conns.is_quiet(ConnId(2), b));
+        conns.set_quiet(ConnId(2), b);
+        let p = conns.keep(publish(b"x"));
+        conns.stage(ConnId(2), b, p);
+        assert!(conns.remove(&ConnId(2)).is_some());
+        assert_eq!(conns.staged.live, 0);
+        assert!(conns.staged.entries.is_empty() && conns.staged.publishes.is_empty());
+        // The slot goes to a new connection with nothing staged and not quiet.
+        let c = conns.insert(conn(3));
+        assert_eq!(c, b);
+        assert!(!conns.is_quiet(ConnId(3), c) && !conns.is_quiet(ConnId(2), c));
+        let mut out = VecDeque::new();
+        conns.flush_staged(c, &mut out);
+        assert!(out.is_empty());
     }
 }
