@@ -305,6 +305,7 @@ mod tests {
             server: Server::new(Profile::mqtt311(), ServerConfig::default()),
             accepted: None,
             armed: None,
+            seen_bytes: 0,
         }
     }
 
