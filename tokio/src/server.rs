@@ -492,16 +492,48 @@ struct Link {
     outbox: Arc<Outbox>,
     /// The connection's task (plain TCP), or its reader (TLS, WebSocket).
     task: JoinHandle<()>,
+    /// Packets were queued since the last flush.
+    dirty: bool,
+    /// What only some connections have, boxed: a plain TCP connection of a server
+    /// without a [`PeerCheck`] carries none of it while it is not paused.
+    rare: Option<Box<LinkRare>>,
+}
+
+/// The parts of a [`Link`] that most connections do without.
+#[derive(Default)]
+struct LinkRare {
     /// The writer of a TLS or WebSocket connection.
     writer: Option<JoinHandle<()>>,
     /// The peer, kept only for a [`PeerCheck`].
     peer: Option<Arc<Peer>>,
-    /// Packets were queued since the last flush.
-    dirty: bool,
     /// Bytes read before the broker paused the connection and not handed to it yet:
     /// they go in once it resumes (or is lost), so that a paused publisher's messages
     /// already read do not overflow the queues further.
     stash: std::collections::VecDeque<Bytes>,
+}
+
+impl Link {
+    fn rare_mut(&mut self) -> &mut LinkRare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    fn stashed(&self) -> bool {
+        self.rare.as_ref().is_some_and(|r| !r.stash.is_empty())
+    }
+
+    /// The next stashed input; the box goes once nothing is left in it.
+    fn unstash(&mut self) -> Option<Bytes> {
+        let rare = self.rare.as_mut()?;
+        let bytes = rare.stash.pop_front();
+        if rare.stash.is_empty() && rare.writer.is_none() && rare.peer.is_none() {
+            self.rare = None;
+        }
+        bytes
+    }
+
+    fn writer(self) -> Option<JoinHandle<()>> {
+        self.rare.and_then(|r| r.writer)
+    }
 }
 
 /// The task that owns the broker.
@@ -637,10 +669,14 @@ impl Core {
             Link {
                 outbox,
                 task,
-                writer,
-                peer: self.current.is_some().then(|| Arc::new(peer)),
                 dirty: false,
-                stash: Default::default(),
+                rare: (writer.is_some() || self.current.is_some()).then(|| {
+                    Box::new(LinkRare {
+                        writer,
+                        peer: self.current.is_some().then(|| Arc::new(peer)),
+                        stash: Default::default(),
+                    })
+                }),
             },
         );
     }
@@ -652,14 +688,14 @@ impl Core {
             Input::Bytes(conn, bytes) => {
                 Counters::add(&self.counters.0.bytes_received, bytes.len() as u64);
                 if let Some(link) = self.links.get_mut(&conn) {
-                    if !link.stash.is_empty() || self.broker.is_paused(conn) {
-                        link.stash.push_back(bytes);
+                    if link.stashed() || self.broker.is_paused(conn) {
+                        link.rare_mut().stash.push_back(bytes);
                         return;
                     }
                 }
                 if let (Some(current), Some(link)) = (&self.current, self.links.get(&conn)) {
                     let mut current = current.lock().unwrap_or_else(|p| p.into_inner());
-                    *current = link.peer.clone();
+                    *current = link.rare.as_ref().and_then(|r| r.peer.clone());
                 }
                 self.broker.handle_bytes(now, conn, &bytes);
             }
@@ -668,7 +704,7 @@ impl Core {
                 if let Some(mut link) = self.links.remove(&conn) {
                     tracing::info!("conn {}: closed by the network: {why}", conn.0);
                     // What it sent before it went is handled, paused or not.
-                    for bytes in link.stash.drain(..) {
+                    while let Some(bytes) = link.unstash() {
                         self.broker.handle_bytes(now, conn, &bytes);
                     }
                     self.finish(link);
@@ -688,12 +724,13 @@ impl Core {
         Counters::add_neg(&self.counters.0.open);
         link.outbox.close();
         self.closing.retain(|h| !h.is_finished());
-        match link.writer {
+        let task = link.task;
+        match link.rare.and_then(|r| r.writer) {
             Some(writer) => {
-                link.task.abort();
+                task.abort();
                 self.closing.push(writer);
             }
-            None => self.closing.push(link.task),
+            None => self.closing.push(task),
         }
     }
 
@@ -703,7 +740,7 @@ impl Core {
         if let Some(link) = self.links.remove(&conn) {
             Counters::add_neg(&self.counters.0.open);
             link.task.abort();
-            if let Some(writer) = link.writer {
+            if let Some(writer) = link.writer() {
                 writer.abort();
             }
         }
@@ -844,7 +881,7 @@ impl Core {
     fn unstash(&mut self, conn: ConnId) {
         let now = self.clock.now();
         while !self.broker.is_paused(conn) {
-            let Some(bytes) = self.links.get_mut(&conn).and_then(|l| l.stash.pop_front()) else {
+            let Some(bytes) = self.links.get_mut(&conn).and_then(Link::unstash) else {
                 return;
             };
             self.broker.handle_bytes(now, conn, &bytes);
