@@ -3,16 +3,13 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use mqtt_sansio::broker::{Action, Broker, BrokerConfig, ConnId};
-use mqtt_sansio::server::{Authorizer, Message, PublishDecision};
 use mqtt_sansio::session::BrokerExport;
-use mqtt_sansio::{ConnectReturnCode, Login, MqttString, Profile, QoS, TopicFilter};
-use rustls_pki_types::CertificateDer;
+use mqtt_sansio::{ConnectReturnCode, Profile};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -26,11 +23,16 @@ use commit::Commits;
 
 mod commit;
 mod conn;
+mod counters;
 mod log;
+mod peer;
 mod read;
 mod sys;
 use conn::{NotQueued, Outbox, TcpTask, write_loop};
+pub use counters::Counters;
 use log::EventLog;
+use peer::{Current, WithPeer};
+pub use peer::{Peer, PeerCheck, cn_is_client_id};
 use read::read_loop;
 
 /// The most inputs handled before the broker's actions are carried out.
@@ -63,151 +65,6 @@ impl Listener {
             Listener::Ws(a) => (*a, Accept::new(None, true), "ws"),
             Listener::Wss(a, c) => (*a, Accept::new(Some(c.clone()), true), "wss"),
         }
-    }
-}
-
-/// What the server knows of a client's connection when it authorizes its CONNECT.
-#[derive(Debug, Clone)]
-pub struct Peer {
-    /// The client's address.
-    pub addr: SocketAddr,
-    /// The kind of listener it came through: `tcp`, `tls`, `ws` or `wss`.
-    pub transport: &'static str,
-    /// The client's certificate chain, end entity first (empty without mutual TLS).
-    pub certificates: Vec<CertificateDer<'static>>,
-    /// The ALPN protocol agreed on in the TLS handshake.
-    pub alpn: Option<Vec<u8>>,
-    /// The host name the client sent in SNI.
-    pub server_name: Option<String>,
-}
-
-impl Peer {
-    /// The subject common name (CN) of the client certificate, when there is one and it
-    /// is a UTF8String, PrintableString or IA5String.
-    pub fn certificate_cn(&self) -> Option<String> {
-        self.certificates
-            .first()
-            .and_then(|c| crate::tls::subject_cn(c))
-    }
-}
-
-/// A check of a CONNECT against the connection it came on: the peer and the client id
-/// (empty when the client asked the server to assign one). `Err` refuses the
-/// connection with that CONNACK return code. It runs after the broker's
-/// [`Authorizer::connect`] accepted the client.
-pub type PeerCheck = dyn Fn(&Peer, &str) -> Result<(), ConnectReturnCode> + Send + Sync;
-
-/// A [`PeerCheck`] for AWS IoT Core's usual policy: the client certificate's subject CN
-/// must equal the client id; without a certificate or a CN the client is not authorized
-/// (CONNACK 5).
-pub fn cn_is_client_id(peer: &Peer, client_id: &str) -> Result<(), ConnectReturnCode> {
-    match peer.certificate_cn() {
-        Some(cn) if cn == client_id => Ok(()),
-        _ => Err(ConnectReturnCode::NotAuthorized),
-    }
-}
-
-/// The server's counters, shared with the running server: cheap to clone, read at any
-/// time.
-#[derive(Debug, Clone, Default)]
-pub struct Counters(Arc<CounterCells>);
-
-#[derive(Debug, Default)]
-struct CounterCells {
-    accepted: AtomicU64,
-    handshakes_failed: AtomicU64,
-    open: AtomicU64,
-    bytes_received: AtomicU64,
-    bytes_sent: AtomicU64,
-    packets_sent: AtomicU64,
-    slow_dropped: AtomicU64,
-    connect_too_large: AtomicU64,
-    paused: AtomicU64,
-}
-
-impl Counters {
-    /// TCP connections accepted, on every listener.
-    pub fn accepted(&self) -> u64 {
-        self.0.accepted.load(Ordering::Relaxed)
-    }
-    /// Connections whose TLS or WebSocket handshake failed or timed out.
-    pub fn handshakes_failed(&self) -> u64 {
-        self.0.handshakes_failed.load(Ordering::Relaxed)
-    }
-    /// Connections open now (handshakes done).
-    pub fn open(&self) -> u64 {
-        self.0.open.load(Ordering::Relaxed)
-    }
-    /// MQTT bytes received, on every connection.
-    pub fn bytes_received(&self) -> u64 {
-        self.0.bytes_received.load(Ordering::Relaxed)
-    }
-    /// MQTT bytes written, on every connection.
-    pub fn bytes_sent(&self) -> u64 {
-        self.0.bytes_sent.load(Ordering::Relaxed)
-    }
-    /// Packets queued for the connections' sockets.
-    pub fn packets_sent(&self) -> u64 {
-        self.0.packets_sent.load(Ordering::Relaxed)
-    }
-    /// Connections dropped because their write queue was full (a client that stopped
-    /// reading).
-    pub fn slow_dropped(&self) -> u64 {
-        self.0.slow_dropped.load(Ordering::Relaxed)
-    }
-
-    /// Connections closed because their first packet announced a Remaining Length above
-    /// the pre-authentication limit ([`Server::set_max_connect_size`]).
-    pub fn connect_too_large(&self) -> u64 {
-        self.0.connect_too_large.load(Ordering::Relaxed)
-    }
-
-    /// Times the broker stopped reading a connection whose messages would overflow a
-    /// queue ([`QueueFullPolicy::Backpressure`](mqtt_sansio::broker::QueueFullPolicy)).
-    pub fn paused(&self) -> u64 {
-        self.0.paused.load(Ordering::Relaxed)
-    }
-
-    fn add(cell: &AtomicU64, n: u64) {
-        cell.fetch_add(n, Ordering::Relaxed);
-    }
-}
-
-/// The peer whose bytes the broker is handling, for the [`PeerCheck`].
-type Current = Arc<Mutex<Option<Arc<Peer>>>>;
-
-/// The broker's authorizer, followed by the [`PeerCheck`] for CONNECT.
-struct WithPeer {
-    inner: Arc<dyn Authorizer>,
-    check: Arc<PeerCheck>,
-    current: Current,
-}
-
-impl Authorizer for WithPeer {
-    fn connect(
-        &self,
-        client_id: &MqttString<Bytes>,
-        login: Option<&Login<Bytes>>,
-    ) -> Result<(), ConnectReturnCode> {
-        self.inner.connect(client_id, login)?;
-        let current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        match current.as_deref() {
-            Some(peer) => (self.check)(peer, client_id.as_str()),
-            None => Err(ConnectReturnCode::NotAuthorized),
-        }
-    }
-
-    fn subscribe(
-        &self,
-        client_id: &MqttString<Bytes>,
-        filter: &TopicFilter<Bytes>,
-        requested: QoS,
-    ) -> Option<QoS> {
-        self.inner.subscribe(client_id, filter, requested)
-    }
-
-    fn publish(&self, client_id: &MqttString<Bytes>, message: &Message) -> PublishDecision {
-        self.inner.publish(client_id, message)
     }
 }
 
@@ -910,11 +767,5 @@ impl Core {
         for h in self.closing.drain(..) {
             let _ = tokio::time::timeout(FLUSH_TIMEOUT, h).await;
         }
-    }
-}
-
-impl Counters {
-    fn add_neg(cell: &AtomicU64) {
-        cell.fetch_sub(1, Ordering::Relaxed);
     }
 }
