@@ -20,7 +20,9 @@ use mqtt_sansio::{
 };
 use proptest::prelude::*;
 use serde_json::Value;
-use support::harness::{Harness, connect, publish, publishes, retained, subscribe, unsubscribe};
+use support::harness::{
+    Harness, connect, payloads, publish, publishes, retained, subscribe, unsubscribe,
+};
 
 fn aws() -> Harness {
     Harness::new(Profile::aws_iot_core_2025())
@@ -29,13 +31,6 @@ fn aws() -> Harness {
 const ACCEPTED: ConnAck = ConnAck::Accepted {
     session_present: false,
 };
-
-fn payloads(packets: &[Packet<Bytes>]) -> Vec<String> {
-    publishes(packets)
-        .iter()
-        .map(|p| String::from_utf8_lossy(&p.payload).into_owned())
-        .collect()
-}
 
 fn json(p: &Packet<Bytes>) -> Value {
     let Packet::Publish(p) = p else {

@@ -10,7 +10,19 @@ use bytes::Bytes;
 use mqtt_sansio::broker::{Action, BrokerConfig, BrokerEvent, DropReason, QueueFullPolicy};
 use mqtt_sansio::server::{CloseReason, ServerConfig};
 use mqtt_sansio::{Packet, Profile, QoS};
-use support::harness::{Harness, connect, pid, publish, publishes};
+use support::harness::{Harness, connect, payloads, pid, publish, publishes};
+
+/// An `mqtt311` broker with these bounds and policy.
+fn broker(max_inflight: usize, max_queued: usize, policy: QueueFullPolicy) -> Harness {
+    Harness::with_config(Profile::mqtt311(), config(max_inflight, max_queued, policy))
+}
+
+/// PUBLISHes on `conn` to `t` at `qos`, one per id, each with its id as payload.
+fn publish_all(h: &mut Harness, conn: u64, qos: QoS, ids: std::ops::RangeInclusive<u16>) {
+    for i in ids {
+        h.send(conn, publish("t", qos, i, &i.to_string()));
+    }
+}
 
 fn config(max_inflight: usize, max_queued: usize, policy: QueueFullPolicy) -> BrokerConfig {
     BrokerConfig {
@@ -22,13 +34,6 @@ fn config(max_inflight: usize, max_queued: usize, policy: QueueFullPolicy) -> Br
         queue_full: policy,
         ..BrokerConfig::default()
     }
-}
-
-fn payloads(packets: &[Packet<Bytes>]) -> Vec<String> {
-    publishes(packets)
-        .iter()
-        .map(|p| String::from_utf8_lossy(&p.payload).into_owned())
-        .collect()
 }
 
 /// The drops reported so far, as (client, payload, reason).
@@ -79,9 +84,7 @@ fn under_drop_a_full_queue_drops_and_reports_each_message_and_pauses_nobody() {
     let mut h = Harness::with_config(Profile::mqtt311(), config(1, 2, QueueFullPolicy::Drop));
     subscriber(&mut h, 1, "s", "t", true);
     h.connect(2, "p", true);
-    for i in 1..=5 {
-        h.send(2, publish("t", QoS::AtLeastOnce, i, &i.to_string()));
-    }
+    publish_all(&mut h, 2, QoS::AtLeastOnce, 1..=5);
     let reasons: Vec<(String, DropReason)> = drops(&h).into_iter().map(|d| (d.1, d.2)).collect();
     assert_eq!(
         reasons,
@@ -104,16 +107,11 @@ fn under_drop_a_full_queue_drops_and_reports_each_message_and_pauses_nobody() {
 
 #[test]
 fn under_backpressure_the_publisher_over_a_full_queue_is_paused_until_half_of_it_drains() {
-    let mut h = Harness::with_config(
-        Profile::mqtt311(),
-        config(1, 4, QueueFullPolicy::Backpressure),
-    );
+    let mut h = broker(1, 4, QueueFullPolicy::Backpressure);
     subscriber(&mut h, 1, "s", "t", true);
     h.connect(2, "p", true);
     // 1 in flight, 2..=5 queued: the bound.
-    for i in 1..=5 {
-        h.send(2, publish("t", QoS::AtLeastOnce, i, &i.to_string()));
-    }
+    publish_all(&mut h, 2, QoS::AtLeastOnce, 1..=5);
     assert!(h.paused.is_empty());
     // One more: admitted beyond the bound, and its publisher paused.
     h.send(2, publish("t", QoS::AtLeastOnce, 6, "6"));
@@ -152,16 +150,11 @@ fn under_backpressure_the_publisher_over_a_full_queue_is_paused_until_half_of_it
 
 #[test]
 fn a_paused_connection_is_not_closed_by_its_keep_alive_which_restarts_at_the_resume() {
-    let mut h = Harness::with_config(
-        Profile::mqtt311(),
-        config(1, 2, QueueFullPolicy::Backpressure),
-    );
+    let mut h = broker(1, 2, QueueFullPolicy::Backpressure);
     subscriber(&mut h, 1, "s", "t", true);
     // Keep-alive 10 s: closed after 15 s of silence.
     h.connect_with(2, connect("p", true, 10, None));
-    for i in 1..=4 {
-        h.send(2, publish("t", QoS::AtLeastOnce, i, &i.to_string()));
-    }
+    publish_all(&mut h, 2, QoS::AtLeastOnce, 1..=4);
     assert!(h.paused.contains(&2));
     // Its PINGREQs wait unread: a minute of silence does not close it.
     h.advance(60_000);
@@ -197,16 +190,11 @@ fn qos0_is_never_queued_so_it_neither_overflows_nor_pauses_under_either_policy()
 
 #[test]
 fn offline_sessions_drop_beyond_their_bound_under_backpressure_and_pause_nobody() {
-    let mut h = Harness::with_config(
-        Profile::mqtt311(),
-        config(1, 2, QueueFullPolicy::Backpressure),
-    );
+    let mut h = broker(1, 2, QueueFullPolicy::Backpressure);
     subscriber(&mut h, 1, "s", "t", false);
     h.drop_conn(1);
     h.connect(2, "p", true);
-    for i in 1..=4 {
-        h.send(2, publish("t", QoS::AtLeastOnce, i, &i.to_string()));
-    }
+    publish_all(&mut h, 2, QoS::AtLeastOnce, 1..=4);
     assert_eq!(pauses(&h), 0);
     let dropped: Vec<(String, DropReason)> = drops(&h).into_iter().map(|d| (d.1, d.2)).collect();
     assert_eq!(
@@ -222,15 +210,10 @@ fn offline_sessions_drop_beyond_their_bound_under_backpressure_and_pause_nobody(
 
 #[test]
 fn a_subscriber_that_goes_offline_releases_the_publishers_waiting_for_it() {
-    let mut h = Harness::with_config(
-        Profile::mqtt311(),
-        config(1, 2, QueueFullPolicy::Backpressure),
-    );
+    let mut h = broker(1, 2, QueueFullPolicy::Backpressure);
     subscriber(&mut h, 1, "s", "t", false);
     h.connect(2, "p", true);
-    for i in 1..=4 {
-        h.send(2, publish("t", QoS::AtLeastOnce, i, &i.to_string()));
-    }
+    publish_all(&mut h, 2, QoS::AtLeastOnce, 1..=4);
     assert!(h.paused.contains(&2));
     h.drop_conn(1);
     assert!(h.paused.is_empty());
@@ -247,15 +230,10 @@ fn a_subscriber_that_goes_offline_releases_the_publishers_waiting_for_it() {
 
 #[test]
 fn a_publisher_with_deliveries_outstanding_is_read_on_with_its_acknowledgements_held() {
-    let mut h = Harness::with_config(
-        Profile::mqtt311(),
-        config(1, 2, QueueFullPolicy::Backpressure),
-    );
+    let mut h = broker(1, 2, QueueFullPolicy::Backpressure);
     // The publisher subscribes to its own topic: its own queue is the full one.
     subscriber(&mut h, 1, "self", "t", true);
-    for i in 1..=3 {
-        h.send(1, publish("t", QoS::AtLeastOnce, i, &i.to_string()));
-    }
+    publish_all(&mut h, 1, QoS::AtLeastOnce, 1..=3);
     let acks = |packets: &[Packet<Bytes>]| -> Vec<u16> {
         packets
             .iter()
@@ -294,16 +272,11 @@ fn a_publisher_with_deliveries_outstanding_is_read_on_with_its_acknowledgements_
 
 #[test]
 fn a_held_qos2_publisher_gets_its_pubrec_and_its_pubcomp_is_held() {
-    let mut h = Harness::with_config(
-        Profile::mqtt311(),
-        config(1, 1, QueueFullPolicy::Backpressure),
-    );
+    let mut h = broker(1, 1, QueueFullPolicy::Backpressure);
     // Subscribed to its own topic at QoS 2: 1 in flight, 1 queued, then one beyond.
     h.connect_with(1, connect("self", true, 0, None));
     h.subscribe(1, 1, &[("t", QoS::ExactlyOnce)]);
-    for i in 1..=3 {
-        h.send(1, publish("t", QoS::ExactlyOnce, i, &i.to_string()));
-    }
+    publish_all(&mut h, 1, QoS::ExactlyOnce, 1..=3);
     let kinds = |packets: &[Packet<Bytes>]| -> Vec<(u8, u16)> {
         packets
             .iter()
@@ -436,10 +409,7 @@ fn run(h: &mut Harness, clients: &mut [Client], sessions: &[&str]) -> usize {
 
 #[test]
 fn two_connections_publishing_into_each_others_full_queues_do_not_deadlock() {
-    let mut h = Harness::with_config(
-        Profile::mqtt311(),
-        config(2, 3, QueueFullPolicy::Backpressure),
-    );
+    let mut h = broker(2, 3, QueueFullPolicy::Backpressure);
     subscriber(&mut h, 1, "a", "to/a", true);
     subscriber(&mut h, 2, "b", "to/b", true);
     let mut clients = [
@@ -461,10 +431,7 @@ fn two_connections_publishing_into_each_others_full_queues_do_not_deadlock() {
 #[test]
 fn a_burst_from_many_publishers_loses_nothing_and_overshoots_by_what_was_read() {
     let (max_queued, publishers, window) = (10, 6, 4);
-    let mut h = Harness::with_config(
-        Profile::mqtt311(),
-        config(2, max_queued, QueueFullPolicy::Backpressure),
-    );
+    let mut h = broker(2, max_queued, QueueFullPolicy::Backpressure);
     subscriber(&mut h, 1, "s1", "burst", true);
     subscriber(&mut h, 2, "s2", "burst", true);
     let mut clients = vec![Client::new(1, "none", 0, 1), Client::new(2, "none", 0, 1)];
@@ -489,10 +456,7 @@ fn a_burst_from_many_publishers_loses_nothing_and_overshoots_by_what_was_read() 
         "{most} queued, bound {max_queued}"
     );
     // The same burst under `drop` loses messages, each reported.
-    let mut h = Harness::with_config(
-        Profile::mqtt311(),
-        config(2, max_queued, QueueFullPolicy::Drop),
-    );
+    let mut h = broker(2, max_queued, QueueFullPolicy::Drop);
     subscriber(&mut h, 1, "s1", "burst", true);
     subscriber(&mut h, 2, "s2", "burst", true);
     let mut clients = vec![Client::new(1, "none", 0, 1), Client::new(2, "none", 0, 1)];

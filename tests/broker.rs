@@ -9,18 +9,11 @@ use mqtt_sansio::broker::{Action, BrokerConfig, BrokerEvent, ConnId, DropReason}
 use mqtt_sansio::server::{CloseReason, Ignored, PolicyViolation, ServerConfig};
 use mqtt_sansio::{ConnAck, ConnectReturnCode, Instant, MqttString, Packet, Profile, QoS};
 use support::harness::{
-    Harness, connect, pid, publish, publishes, retained, subscribe, unsubscribe, will,
+    Harness, connect, payloads, pid, publish, publishes, retained, subscribe, unsubscribe, will,
 };
 
 fn accepted(session_present: bool) -> ConnAck {
     ConnAck::Accepted { session_present }
-}
-
-fn payloads(packets: &[Packet<Bytes>]) -> Vec<String> {
-    publishes(packets)
-        .iter()
-        .map(|p| String::from_utf8_lossy(&p.payload).into_owned())
-        .collect()
 }
 
 // MQTT-3.1.4-2, MQTT-3.1.2-8

@@ -229,3 +229,11 @@ pub fn publishes(packets: &[Packet<Bytes>]) -> Vec<Publish<Bytes>> {
         })
         .collect()
 }
+
+/// The payloads of the PUBLISH packets among `packets`, as text.
+pub fn payloads(packets: &[Packet<Bytes>]) -> Vec<String> {
+    publishes(packets)
+        .iter()
+        .map(|p| String::from_utf8_lossy(&p.payload).into_owned())
+        .collect()
+}
