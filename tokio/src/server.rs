@@ -451,6 +451,8 @@ impl Core {
                 done = commit::committed(&mut self.commits) => self.on_committed(done),
                 _ = &mut stop => break,
             }
+            // The drops of a second gone by, not logged one by one, are counted now.
+            self.log.tick(std::time::Instant::now());
             if let Some(e) = self.store_failed.take() {
                 tracing::error!("stopping: the store failed: {e}");
                 for task in accepting {
@@ -746,6 +748,7 @@ impl Core {
     }
 
     async fn shutdown(mut self) {
+        self.log.finish();
         self.log_summary();
         if let Some(commits) = &mut self.commits {
             // The changes noted so far are committed; what waited for them goes out

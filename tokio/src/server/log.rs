@@ -6,8 +6,9 @@ use mqtt_sansio::broker::BrokerEvent;
 
 /// Logs the broker's events, one line each, except that lines for dropped messages are
 /// limited to [`DROP_LINES`] a second: a subscriber that stops reading can lose
-/// thousands of messages a second, and each is counted in any case; a line then says
-/// how many were not logged.
+/// thousands of messages a second, and each is counted in any case. The drops of a
+/// second beyond the limit are logged as one count, once the second is over (at the
+/// next event or timer after it) or at shutdown.
 #[derive(Debug)]
 pub(super) struct EventLog {
     /// The start of the current second, the drop lines logged in it and those not.
@@ -28,17 +29,29 @@ impl EventLog {
         }
     }
 
-    /// Whether a drop line may go out at `now`; if not, it is counted.
-    fn drop_line(&mut self, now: Instant) -> bool {
+    /// Starts a new second at `now` if the current one is over, first logging how many
+    /// drops it did not log one by one.
+    pub(super) fn tick(&mut self, now: Instant) {
         if now.saturating_duration_since(self.second) >= Duration::from_secs(1) {
-            if self.suppressed > 0 {
-                tracing::warn!(
-                    "{} more message(s) dropped in the second before, not logged one by one",
-                    self.suppressed
-                );
-            }
+            self.finish();
             *self = EventLog::new(now);
         }
+    }
+
+    /// Logs how many drops were not logged one by one, if any (at shutdown, say).
+    pub(super) fn finish(&mut self) {
+        if self.suppressed > 0 {
+            tracing::warn!(
+                "{} more message(s) dropped, not logged one by one",
+                self.suppressed
+            );
+            self.suppressed = 0;
+        }
+    }
+
+    /// Whether a drop line may go out at `now`; if not, it is counted.
+    fn drop_line(&mut self, now: Instant) -> bool {
+        self.tick(now);
         if self.lines < DROP_LINES {
             self.lines += 1;
             true
