@@ -12,6 +12,8 @@
 
 mod action;
 mod config;
+mod connect;
+mod inbound;
 mod queue;
 mod retry;
 
@@ -24,7 +26,6 @@ pub use config::{AllowAll, Authorizer, PublishDecision, ServerConfig};
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 use core::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -32,17 +33,13 @@ use bytes::{Bytes, BytesMut};
 use crate::codec::{Decoder, Status};
 pub use crate::connection::ProtocolError;
 use crate::error::DecodeError;
-use crate::packet::{
-    ConnAck, Connect, ConnectReturnCode, Packet, PacketType, Publish, QosPid, SubAck, SubAckCode,
-    Subscribe, Unsubscribe, Will,
-};
-use crate::profile::{Profile, Qos2Policy, RetainPolicy};
-use crate::quota::{Admit, PublishWindow};
-use crate::session::{Ack, window};
+use crate::packet::{ConnectReturnCode, Packet, PacketType, Publish, Will};
+use crate::profile::Profile;
+use crate::quota::PublishWindow;
+use crate::session::window;
 pub use crate::session::{Message, NotQueued, ServerSession};
 use crate::time::Instant;
-use crate::topic::reserved;
-use crate::types::{MqttString, PacketId, QoS, TopicFilter};
+use crate::types::MqttString;
 
 #[derive(Debug)]
 enum State {
@@ -430,12 +427,6 @@ impl Server {
         }
     }
 
-    fn refuse_with(&mut self, code: ConnectReturnCode) {
-        self.send(Packet::ConnAck(ConnAck::Refused(code)));
-        self.will = None;
-        self.close(CloseReason::Refused(code));
-    }
-
     fn handle_packet(&mut self, now: Instant, packet: Packet<Bytes>) {
         match self.state {
             State::AwaitingConnect { deadline } => match packet {
@@ -453,119 +444,6 @@ impl Server {
             }
             _ => {}
         }
-    }
-
-    fn handle_connect(&mut self, deadline: Instant, c: Connect<Bytes>) {
-        let p = &self.profile;
-        if c.client_id.is_empty() && !c.clean_session {
-            // MQTT-3.1.3-8
-            return self.refuse_with(ConnectReturnCode::IdentifierRejected);
-        }
-        if c.client_id.len() > p.max_client_id_len {
-            // MQTT-3.1.3-9
-            return self.refuse_with(ConnectReturnCode::IdentifierRejected);
-        }
-        if let Some(w) = &c.will {
-            if w.qos == QoS::ExactlyOnce && !p.supports_qos2() {
-                // No CONNACK code fits (MQTT-3.2.2-6); AWS closes without one.
-                return self.close(CloseReason::Policy(PolicyViolation::Qos2));
-            }
-            if w.retain && p.retain == RetainPolicy::Close {
-                return self.close(CloseReason::Policy(PolicyViolation::Retain));
-            }
-            if !p.topic_within_limits(w.topic.as_bytes()) {
-                return self.close(CloseReason::Policy(PolicyViolation::TopicTooLong));
-            }
-            if let Err(r) = reserved::check_publish(p, w.topic.as_bytes(), w.retain) {
-                return self.close(CloseReason::Policy(r.into()));
-            }
-        }
-        if let Err(code) = self
-            .config
-            .authorizer
-            .connect(&c.client_id, c.login.as_ref())
-        {
-            return self.refuse_with(code);
-        }
-        let request = ConnectRequest {
-            client_id: c.client_id,
-            clean_session: c.clean_session,
-            keep_alive: self.profile.effective_keep_alive(c.keep_alive),
-            will: c.will,
-            login: c.login,
-        };
-        self.state = State::AwaitingAnswer {
-            deadline,
-            request: Box::new(request.clone()),
-        };
-        self.event(ServerEvent::Connect(request));
-    }
-
-    /// Accepts the pending CONNECT (MQTT-3.1.4-4): sends CONNACK with Session Present
-    /// set when `resumed` is a stored session, resends its unacknowledged messages per
-    /// the profile, then processes the packets pipelined after the CONNECT.
-    ///
-    /// `client_id` replaces an empty client id (an id the server assigned,
-    /// MQTT-3.1.3-6); `None` keeps the one the client sent. Refused with
-    /// [`ServerError::NotAwaitingAnswer`], nothing changed, unless a
-    /// [`ServerEvent::Connect`] awaits an answer.
-    pub fn accept_as(
-        &mut self,
-        now: Instant,
-        client_id: Option<MqttString<Bytes>>,
-        resumed: Option<ServerSession>,
-    ) -> Result<(), ServerError> {
-        let State::AwaitingAnswer { ref request, .. } = self.state else {
-            return Err(ServerError::NotAwaitingAnswer);
-        };
-        let request = ConnectRequest::clone(request);
-        let session_present = resumed.is_some() && !request.clean_session;
-        self.session = match resumed {
-            Some(s) if !request.clean_session => s,
-            _ => ServerSession::new(),
-        };
-        self.session
-            .session
-            .set_recording(self.config.report_changes && !request.clean_session);
-        self.client_id = client_id.unwrap_or(request.client_id);
-        self.will = request.will.map(Box::new);
-        self.accepted = true;
-        self.release_actions = true;
-        self.state = State::Connected {
-            keep_alive: self.profile.inactivity_timeout(request.keep_alive),
-            last_rx: now,
-        };
-        self.send(Packet::ConnAck(ConnAck::Accepted { session_present }));
-        self.expire_retries(now);
-        self.resend();
-        self.fill_window(now);
-        if !self.rx.is_empty() && !self.profile.send_before_connack {
-            self.close(CloseReason::Policy(PolicyViolation::SentBeforeConnAck));
-            return Ok(());
-        }
-        self.process(now);
-        Ok(())
-    }
-
-    /// [`accept_as`](Self::accept_as) keeping the client's own id.
-    pub fn accept(
-        &mut self,
-        now: Instant,
-        resumed: Option<ServerSession>,
-    ) -> Result<(), ServerError> {
-        self.accept_as(now, None, resumed)
-    }
-
-    /// Refuses the pending CONNECT with `code`: sends CONNACK with it and closes
-    /// (MQTT-3.2.2-5), ignoring anything pipelined (MQTT-3.1.4-5). Refused with
-    /// [`ServerError::NotAwaitingAnswer`], nothing changed, unless a
-    /// [`ServerEvent::Connect`] awaits an answer.
-    pub fn refuse(&mut self, _now: Instant, code: ConnectReturnCode) -> Result<(), ServerError> {
-        let State::AwaitingAnswer { .. } = self.state else {
-            return Err(ServerError::NotAwaitingAnswer);
-        };
-        self.refuse_with(code);
-        Ok(())
     }
 
     fn window(&self) -> usize {
@@ -602,216 +480,6 @@ impl Server {
             if !paused {
                 *last_rx = (*last_rx).max(now);
             }
-        }
-    }
-
-    fn unexpected(&mut self, got: PacketType) {
-        self.close(protocol("MQTT-4.8.0-1", "a packet a client sends", got));
-    }
-
-    fn handle_connected(&mut self, now: Instant, packet: Packet<Bytes>) {
-        self.release_actions |= matches!(
-            packet,
-            Packet::Subscribe(_) | Packet::Unsubscribe(_) | Packet::PingReq
-        );
-        match packet {
-            Packet::Connect(_) => self.close(protocol(
-                "MQTT-3.1.0-2",
-                "no second CONNECT",
-                PacketType::Connect,
-            )),
-            Packet::Publish(p) => self.handle_publish(now, p),
-            Packet::PubAck(id) => {
-                let ack = self.session.session.on_puback(id);
-                self.on_ack(now, PacketType::PubAck, id, ack);
-            }
-            Packet::PubRec(id) => {
-                let ack = self.session.session.on_pubrec(id);
-                self.on_ack(now, PacketType::PubRec, id, ack);
-            }
-            Packet::PubComp(id) => {
-                let ack = self.session.session.on_pubcomp(id);
-                self.on_ack(now, PacketType::PubComp, id, ack);
-            }
-            Packet::PubRel(id) => {
-                self.session.session.on_pubrel(id);
-                self.send(Packet::PubComp(id));
-            }
-            Packet::Subscribe(s) => self.handle_subscribe(s),
-            Packet::Unsubscribe(u) => self.handle_unsubscribe(u),
-            Packet::PingReq => self.send(Packet::PingResp),
-            Packet::Disconnect => {
-                // MQTT-3.14.4-3: the will is discarded.
-                self.will = None;
-                self.close(CloseReason::ClientDisconnect);
-            }
-            other @ (Packet::ConnAck(_)
-            | Packet::SubAck(_)
-            | Packet::UnsubAck(_)
-            | Packet::PingResp) => self.unexpected(other.packet_type()),
-        }
-    }
-
-    fn on_ack(&mut self, now: Instant, packet_type: PacketType, packet_id: PacketId, ack: Ack) {
-        match ack {
-            Ack::Completed(_) => self.fill_window(now),
-            Ack::Released | Ack::Repeated => self.send(Packet::PubRel(packet_id)),
-            Ack::Unexpected => self.event(ServerEvent::UnexpectedAck {
-                packet_type,
-                packet_id,
-            }),
-        }
-    }
-
-    fn handle_publish(&mut self, now: Instant, p: Publish<Bytes>) {
-        let profile = &self.profile;
-        if !profile.topic_within_limits(p.topic.as_bytes()) {
-            return self.close(CloseReason::Policy(PolicyViolation::TopicTooLong));
-        }
-        if p.payload.len() > profile.max_payload {
-            return self.close(CloseReason::Policy(PolicyViolation::PayloadTooLarge));
-        }
-        if p.retain && profile.retain == RetainPolicy::Close {
-            return self.close(CloseReason::Policy(PolicyViolation::Retain));
-        }
-        if let Err(r) = reserved::check_publish(profile, p.topic.as_bytes(), p.retain) {
-            return self.close(CloseReason::Policy(r.into()));
-        }
-        let size = p.topic.as_bytes().len() + p.payload.len();
-        let quotas = &profile.quotas;
-        let admit =
-            if quotas.publishes_per_second.is_none() && quotas.publish_bytes_per_second.is_none() {
-                Admit::Yes
-            } else {
-                // The window exists only under a profile with publish quotas.
-                let window = self.publish_window.get_or_insert_with(Box::default);
-                window.admit(now, quotas, size)
-            };
-        match admit {
-            Admit::Yes => {}
-            Admit::OverCount => return self.event(ServerEvent::Ignored(Ignored::PublishOverQuota)),
-            Admit::OverBytes { resume } => {
-                self.delayed = Some(Box::new((resume, p)));
-                return;
-            }
-        }
-        if let QosPid::ExactlyOnce(_) = p.qos {
-            match profile.qos2 {
-                Qos2Policy::Supported => {}
-                Qos2Policy::Ignore => {
-                    return self.event(ServerEvent::Ignored(Ignored::Qos2Publish));
-                }
-                Qos2Policy::Close => {
-                    return self.close(CloseReason::Policy(PolicyViolation::Qos2));
-                }
-            }
-        }
-        let message = Message::from_publish(&p);
-        if let QosPid::ExactlyOnce(id) = p.qos {
-            if self.session.session.awaits_pubrel(id) {
-                // A repeat before PUBREL: acknowledge again, deliver once (MQTT-4.3.3-2).
-                return self.send(Packet::PubRec(id));
-            }
-            let bound = window(self.config.max_inbound_qos2, &self.profile);
-            if self.session.session.inbound_qos2_len() >= bound {
-                return self.close(CloseReason::Policy(PolicyViolation::TooManyInboundQos2));
-            }
-        }
-        let decision = self.config.authorizer.publish(&self.client_id, &message);
-        if decision == PublishDecision::Close {
-            return self.close(CloseReason::Policy(PolicyViolation::NotAuthorized));
-        }
-        if let QosPid::ExactlyOnce(id) = p.qos {
-            self.session.session.receive_qos2(id);
-        }
-        // The message goes to the application (the broker stores and routes it) before
-        // it is acknowledged: acknowledged means stored.
-        self.event(match decision {
-            PublishDecision::Allow => ServerEvent::Publish(message),
-            _ => ServerEvent::Discarded(message),
-        });
-        match p.qos {
-            QosPid::AtMostOnce => {}
-            QosPid::AtLeastOnce(id) => self.send(Packet::PubAck(id)),
-            QosPid::ExactlyOnce(id) => self.send(Packet::PubRec(id)),
-        }
-    }
-
-    fn handle_subscribe(&mut self, s: Subscribe<Bytes>) {
-        let wants_qos2 = s.filters().any(|(_, q)| q == QoS::ExactlyOnce);
-        if wants_qos2 {
-            match self.profile.qos2 {
-                Qos2Policy::Supported => {}
-                Qos2Policy::Ignore => {
-                    return self.event(ServerEvent::Ignored(Ignored::Qos2Subscribe));
-                }
-                Qos2Policy::Close => {
-                    return self.close(CloseReason::Policy(PolicyViolation::Qos2));
-                }
-            }
-        }
-        if s.filters()
-            .any(|(f, _)| reserved::check_subscribe(&self.profile, f.as_bytes()).is_err())
-        {
-            return self.close(CloseReason::Policy(PolicyViolation::ReservedTopic));
-        }
-        let mut codes = Vec::new();
-        let mut granted = Vec::new();
-        for (i, (filter, requested)) in s.filters_shared().enumerate() {
-            let code = self.grant(i, &filter, requested);
-            if let SubAckCode::Granted(q) = code {
-                granted.push((filter, q));
-            }
-            codes.push(code);
-        }
-        // MQTT-3.8.4-1, -2, -5, MQTT-3.9.3-1: one SUBACK, same id, one code per filter.
-        match SubAck::new(s.packet_id, codes) {
-            Ok(ack) => self.send(Packet::SubAck(ack)),
-            Err(e) => return self.close(CloseReason::Malformed(e)),
-        }
-        if !granted.is_empty() {
-            self.event(ServerEvent::Subscribed(granted));
-        }
-    }
-
-    fn grant(&mut self, index: usize, filter: &TopicFilter<Bytes>, requested: QoS) -> SubAckCode {
-        let p = &self.profile;
-        if p.max_filters_per_subscribe.is_some_and(|m| index >= m)
-            || !p.topic_within_limits(filter.as_bytes())
-        {
-            return SubAckCode::Failure;
-        }
-        let Some(q) = self
-            .config
-            .authorizer
-            .subscribe(&self.client_id, filter, requested)
-        else {
-            return SubAckCode::Failure;
-        };
-        let q = q.min(requested);
-        let subs = &self.session.subscriptions;
-        if !subs.contains_key(filter.as_bytes())
-            && p.max_subscriptions.is_some_and(|m| subs.len() >= m)
-        {
-            return SubAckCode::Failure;
-        }
-        // MQTT-3.8.4-3: an identical filter replaces the subscription.
-        self.session.subscribe(filter, q);
-        SubAckCode::Granted(q)
-    }
-
-    fn handle_unsubscribe(&mut self, u: Unsubscribe<Bytes>) {
-        let mut removed = Vec::new();
-        for f in u.filters_shared() {
-            // MQTT-3.10.4-1: filters are compared literally.
-            if self.session.unsubscribe(&f) {
-                removed.push(f);
-            }
-        }
-        // MQTT-3.10.4-4, -5, -6: exactly one UNSUBACK, even if nothing was removed.
-        self.send(Packet::UnsubAck(u.packet_id));
-        if !removed.is_empty() {
-            self.event(ServerEvent::Unsubscribed(removed));
         }
     }
 }
