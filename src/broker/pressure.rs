@@ -85,7 +85,8 @@ use crate::time::Instant;
 use super::BrokerEvent;
 
 /// What a broker does with a QoS 1/2 message that would take a session's queue beyond
-/// one of its bounds (see the [module documentation](self)).
+/// one of its bounds: drop and report it, or queue it and throttle its publisher
+/// ([`Action::Pause`](super::Action::Pause), held acknowledgements).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum QueueFullPolicy {
     /// Drop it and report it ([`BrokerEvent::Dropped`]).
