@@ -428,10 +428,15 @@ fn two_connections_publishing_into_each_others_full_queues_do_not_deadlock() {
     assert!(h.paused.is_empty());
 }
 
-#[test]
-fn a_burst_from_many_publishers_loses_nothing_and_overshoots_by_what_was_read() {
-    let (max_queued, publishers, window) = (10, 6, 4);
-    let mut h = broker(2, max_queued, QueueFullPolicy::Backpressure);
+/// Two subscribers to `burst` (window 2, `max_queued`) and `publishers` clients, each
+/// to publish 50 messages there with `window` in flight.
+fn burst(
+    max_queued: usize,
+    publishers: u64,
+    window: usize,
+    policy: QueueFullPolicy,
+) -> (Harness, Vec<Client>) {
+    let mut h = broker(2, max_queued, policy);
     subscriber(&mut h, 1, "s1", "burst", true);
     subscriber(&mut h, 2, "s2", "burst", true);
     let mut clients = vec![Client::new(1, "none", 0, 1), Client::new(2, "none", 0, 1)];
@@ -440,6 +445,18 @@ fn a_burst_from_many_publishers_loses_nothing_and_overshoots_by_what_was_read() 
         h.connect(conn, &format!("p{p}"), true);
         clients.push(Client::new(conn, "burst", 50, window));
     }
+    (h, clients)
+}
+
+#[test]
+fn a_burst_from_many_publishers_loses_nothing_and_overshoots_by_what_was_read() {
+    let (max_queued, publishers, window) = (10, 6, 4);
+    let (mut h, mut clients) = burst(
+        max_queued,
+        publishers,
+        window,
+        QueueFullPolicy::Backpressure,
+    );
     let most = run(&mut h, &mut clients, &["s1", "s2"]);
     for s in &clients[..2] {
         assert_eq!(s.received.len(), 50 * publishers as usize);
@@ -456,15 +473,7 @@ fn a_burst_from_many_publishers_loses_nothing_and_overshoots_by_what_was_read() 
         "{most} queued, bound {max_queued}"
     );
     // The same burst under `drop` loses messages, each reported.
-    let mut h = broker(2, max_queued, QueueFullPolicy::Drop);
-    subscriber(&mut h, 1, "s1", "burst", true);
-    subscriber(&mut h, 2, "s2", "burst", true);
-    let mut clients = vec![Client::new(1, "none", 0, 1), Client::new(2, "none", 0, 1)];
-    for p in 0..publishers {
-        let conn = 10 + p;
-        h.connect(conn, &format!("p{p}"), true);
-        clients.push(Client::new(conn, "burst", 50, window));
-    }
+    let (mut h, mut clients) = burst(max_queued, publishers, window, QueueFullPolicy::Drop);
     run(&mut h, &mut clients, &["s1", "s2"]);
     let received: usize = clients[..2].iter().map(|c| c.received.len()).sum();
     let dropped = drops(&h).len();

@@ -49,6 +49,17 @@ fn status(topic: &str, payload: &str) -> Message {
     }
 }
 
+/// Connections, sessions online and stored, and CONNECTs accepted.
+fn sizes(h: &Harness) -> (usize, usize, usize, u64) {
+    let s = stats(h);
+    (
+        s.connections,
+        s.sessions_online,
+        s.sessions_stored,
+        s.connects,
+    )
+}
+
 #[test]
 fn a_new_broker_counts_nothing() {
     let b = Broker::new(Profile::mqtt311(), ServerConfig::default());
@@ -77,44 +88,19 @@ fn bytes_received_are_what_handle_bytes_was_given_for_an_open_connection() {
 fn connections_and_sessions_follow_connects_and_disconnects() {
     let mut h = Harness::new(Profile::mqtt311());
     h.open(1);
-    let s = stats(&h);
-    assert_eq!((s.connections, s.sessions_online, s.connects), (1, 0, 0));
+    assert_eq!(sizes(&h), (1, 0, 0, 0));
     h.send(1, Packet::Connect(connect("persistent", false, 60, None)));
     h.connect(2, "clean", true);
-    let s = stats(&h);
-    assert_eq!(
-        (
-            s.connections,
-            s.sessions_online,
-            s.sessions_stored,
-            s.connects
-        ),
-        (2, 2, 0, 2)
-    );
+    assert_eq!(sizes(&h), (2, 2, 0, 2));
     h.drop_conn(1);
     h.send(2, Packet::Disconnect);
-    let s = stats(&h);
     assert_eq!(
-        (
-            s.connections,
-            s.sessions_online,
-            s.sessions_stored,
-            s.connects
-        ),
+        sizes(&h),
         (0, 0, 1, 2),
         "the persistent session is stored, the clean one is gone"
     );
     h.connect(3, "persistent", false);
-    let s = stats(&h);
-    assert_eq!(
-        (
-            s.connections,
-            s.sessions_online,
-            s.sessions_stored,
-            s.connects
-        ),
-        (1, 1, 0, 3)
-    );
+    assert_eq!(sizes(&h), (1, 1, 0, 3));
 }
 
 #[test]
