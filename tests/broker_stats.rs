@@ -5,7 +5,7 @@ mod support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use mqtt_sansio::broker::{Action, Broker, BrokerEvent, BrokerStats, DropReason};
+use mqtt_sansio::broker::{Action, Broker, BrokerConfig, BrokerEvent, BrokerStats, DropReason};
 use mqtt_sansio::server::{Message, ServerConfig};
 use mqtt_sansio::session::{BrokerChange, BrokerExport};
 use mqtt_sansio::{Instant, Packet, Profile, QoS, TopicName};
@@ -262,6 +262,49 @@ fn the_retained_count_follows_the_retained_store() {
     h.send(1, retained("a", QoS::AtMostOnce, 0, ""));
     assert_eq!(stats(&h).retained, 1);
     assert_eq!(stats(&h).retained, h.broker.retained_len());
+}
+
+#[test]
+fn the_broker_s_own_retained_messages_are_kept_outside_the_clients_retained_bound() {
+    let config = BrokerConfig {
+        max_retained: Some(2),
+        ..BrokerConfig::default()
+    };
+    let mut h = Harness::with_config(Profile::mqtt311(), config);
+    for topic in [
+        "$SYS/broker/uptime",
+        "$SYS/broker/version",
+        "$SYS/broker/load",
+    ] {
+        h.broker_publish(status(topic, "x"));
+    }
+    h.connect(1, "pub", true);
+    h.send(1, retained("a", QoS::AtMostOnce, 0, "1"));
+    h.send(1, retained("b", QoS::AtMostOnce, 0, "2"));
+    // The clients' two fit beside the broker's three; a third is over the bound.
+    h.send(1, retained("c", QoS::AtMostOnce, 0, "3"));
+    let not_stored: Vec<&str> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            BrokerEvent::RetainedNotStored { message } => Some(message.topic.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(not_stored, ["c"]);
+    assert_eq!(stats(&h).retained, 5);
+    // A client that takes over one of the broker's topics stores within its bound.
+    h.send(1, retained("$SYS/broker/load", QoS::AtMostOnce, 0, "mine"));
+    assert_eq!(
+        &h.broker.retained("$SYS/broker/load").unwrap().payload[..],
+        b"x"
+    );
+    // The broker's own figures are replaced whatever the bound.
+    h.broker_publish(status("$SYS/broker/uptime", "y"));
+    assert_eq!(
+        &h.broker.retained("$SYS/broker/uptime").unwrap().payload[..],
+        b"y"
+    );
 }
 
 // MQTT-4.7.2-1

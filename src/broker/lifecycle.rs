@@ -192,13 +192,22 @@ impl Broker {
     /// say): routed to every matching subscription and, with RETAIN=1, kept as the
     /// retained message where the profile keeps them, as a client's PUBLISH would be,
     /// but from no connection and past no [`Authorizer`](crate::server::Authorizer)
-    /// or reserved-topic check. It is not counted as received
+    /// or reserved-topic check, and outside
+    /// [`BrokerConfig::max_retained`](super::BrokerConfig::max_retained), which bounds
+    /// what clients store. It is not counted as received
     /// ([`BrokerStats::messages_received`](super::BrokerStats::messages_received)).
     /// Retained messages under `$SYS/` are never durable (no change is reported for
     /// them, [`export`](Broker::export) leaves them out and [`import`](Broker::import)
     /// drops them, reporting their removal): they are the broker's figures,
     /// recomputed while it runs.
     pub fn publish(&mut self, now: Instant, m: Message) {
+        let m = if m.retain && self.profile.retain == crate::profile::RetainPolicy::Store {
+            self.retain(&m, true);
+            // Kept: routed as any message is (RETAIN=0 on routing, MQTT-3.3.1-9).
+            Message { retain: false, ..m }
+        } else {
+            m
+        };
         self.route(now, m);
         self.settle(now);
     }

@@ -311,6 +311,9 @@ pub struct Broker {
     index: SubscriptionIndex<route::Sid>,
     subscribers: route::Subscribers,
     retained: RetainedStore<Message>,
+    /// The retained topics the broker itself set ([`Broker::publish`]): kept outside
+    /// [`BrokerConfig::max_retained`], which bounds what clients store.
+    own_retained: BTreeSet<Bytes>,
     pending: route::PendingRetained,
     shared: shared::SharedGroups,
     lifecycle: lifecycle::Lifecycle,
@@ -353,6 +356,7 @@ impl Broker {
             stored: BTreeMap::new(),
             expiries: BTreeSet::new(),
             retained: RetainedStore::new(),
+            own_retained: BTreeSet::new(),
             pending: Default::default(),
             timers: BTreeSet::new(),
             dirty: Vec::new(),

@@ -231,7 +231,7 @@ impl Broker {
     /// keeps it as the retained message when asked.
     pub(super) fn route(&mut self, now: Instant, m: Message) {
         if m.retain && self.profile.retain == RetainPolicy::Store {
-            self.retain(&m);
+            self.retain(&m, false);
         }
         // MQTT-3.3.5-1: one copy per client, at the highest matching QoS.
         let mut targets = mem::take(&mut self.targets);
@@ -442,23 +442,35 @@ impl Broker {
 
     /// Stores or clears the retained message of `m`'s topic (MQTT-3.3.1-5, -7, -10,
     /// -11), within [`max_retained`](super::BrokerConfig::max_retained).
-    fn retain(&mut self, m: &Message) {
+    /// Keeps `m` as the retained message of its topic, or clears it, for a client's
+    /// PUBLISH (within [`BrokerConfig::max_retained`](super::BrokerConfig)) or, `own`,
+    /// for the broker's own ([`Broker::publish`]), outside that bound.
+    pub(super) fn retain(&mut self, m: &Message, own: bool) {
         let topic = m.topic.as_bytes();
+        // A topic changes hands with its last message: the broker's or a client's.
+        let was_own = self.own_retained.remove(topic);
+        let clients =
+            (self.retained.len()).saturating_sub(self.own_retained.len() + usize::from(was_own));
         if m.payload.is_empty() {
             // MQTT-3.3.1-10, -11
             if self.retained.remove(topic).is_some() {
                 self.change(BrokerChange::RetainedCleared(m.topic.clone()));
             }
-        } else if self.retained.contains(topic)
-            || self
-                .config
-                .max_retained
-                .is_none_or(|max| self.retained.len() < max)
+        } else if own
+            || (self.retained.contains(topic) && !was_own)
+            || self.config.max_retained.is_none_or(|max| clients < max)
         {
             // MQTT-3.3.1-5, -7
+            if own {
+                self.own_retained.insert(m.topic.clone().into_inner());
+            }
             self.retained.insert(topic, m.clone());
             self.change(BrokerChange::RetainedSet(m.clone()));
         } else {
+            if was_own {
+                // Over the bound: the broker's message stays, and stays the broker's.
+                self.own_retained.insert(m.topic.clone().into_inner());
+            }
             self.actions
                 .push_back(Action::Event(BrokerEvent::RetainedNotStored {
                     message: m.clone(),
