@@ -287,17 +287,7 @@ fn subscribe_and_unsubscribe_share_the_id_space_and_free_their_ids_on_ack() {
     assert_eq!([p.get(), s.get(), u.get()], [1, 2, 3]);
     sim.drain();
     let codes = vec![SubAckCode::Granted(QoS::AtLeastOnce), SubAckCode::Failure];
-    assert_eq!(
-        sim.server(Packet::SubAck(SubAck::new(s, codes.clone()).unwrap())),
-        vec![Action::Event(Event::Subscribed {
-            packet_id: s,
-            codes
-        })]
-    );
-    assert_eq!(
-        sim.server(Packet::UnsubAck(u)),
-        vec![Action::Event(Event::Unsubscribed(u))]
-    );
+    sim.ack_subscribe_and_unsubscribe(s, codes, u);
     assert_eq!(sim.client.ids_in_use(), 1);
 }
 

@@ -2,10 +2,10 @@
 //! emits: the harness of the client scenario tests.
 
 use bytes::Bytes;
-use mqtt_sansio::client::{Action, Client, ClientConfig};
+use mqtt_sansio::client::{Action, Client, ClientConfig, Event};
 use mqtt_sansio::{
-    ConnAck, Connect, Instant, MqttString, Packet, PacketId, Profile, Publish, QoS, QosPid,
-    TopicFilter, TopicName,
+    ConnAck, Connect, Instant, MqttString, Packet, PacketId, Profile, Publish, QoS, QosPid, SubAck,
+    SubAckCode, TopicFilter, TopicName,
 };
 
 /// A client and the simulated clock, recording every action it emits.
@@ -75,6 +75,28 @@ impl Sim {
     pub fn server(&mut self, p: Packet<Bytes>) -> Vec<Action> {
         self.client.handle_packet(self.now, p).unwrap();
         self.drain()
+    }
+
+    /// A SUBACK for `subscribe` with `codes`, then an UNSUBACK for `unsubscribe`: each
+    /// must complete its request with its event and nothing else.
+    pub fn ack_subscribe_and_unsubscribe(
+        &mut self,
+        subscribe: PacketId,
+        codes: Vec<SubAckCode>,
+        unsubscribe: PacketId,
+    ) {
+        let suback = SubAck::new(subscribe, codes.clone()).unwrap();
+        assert_eq!(
+            self.server(Packet::SubAck(suback)),
+            vec![Action::Event(Event::Subscribed {
+                packet_id: subscribe,
+                codes
+            })]
+        );
+        assert_eq!(
+            self.server(Packet::UnsubAck(unsubscribe)),
+            vec![Action::Event(Event::Unsubscribed(unsubscribe))]
+        );
     }
 
     /// Connects and accepts, returning what followed the CONNECT.

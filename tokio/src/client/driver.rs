@@ -33,6 +33,12 @@ struct Link {
     writer: Writer,
 }
 
+/// A TLS client configuration and the server name to verify.
+type Tls = (
+    Arc<rustls::ClientConfig>,
+    rustls_pki_types::ServerName<'static>,
+);
+
 /// The task that owns the core's client and the connection.
 pub(super) struct Driver {
     pub(super) core: mqtt_sansio::Client,
@@ -42,10 +48,7 @@ pub(super) struct Driver {
     pub(super) batch: VecDeque<Action>,
     pub(super) clock: Clock,
     url: Url,
-    tls: Option<(
-        Arc<rustls::ClientConfig>,
-        rustls_pki_types::ServerName<'static>,
-    )>,
+    tls: Option<Tls>,
     connect: Connect<Bytes>,
     options: Options,
     link: Option<Link>,
@@ -84,10 +87,7 @@ impl Driver {
         core: mqtt_sansio::Client,
         store: Option<ClientStore>,
         url: Url,
-        tls: Option<(
-            Arc<rustls::ClientConfig>,
-            rustls_pki_types::ServerName<'static>,
-        )>,
+        tls: Option<Tls>,
         connect: Connect<Bytes>,
         options: Options,
         messages: mpsc::Sender<Publish<Bytes>>,
