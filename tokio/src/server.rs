@@ -24,19 +24,28 @@ use commit::Commits;
 mod commit;
 mod conn;
 mod counters;
+mod link;
 mod log;
 mod peer;
 mod read;
 mod sys;
-use conn::{NotQueued, Outbox, TcpTask, write_loop};
+mod tcp;
+use conn::{NotQueued, Outbox, write_loop};
 pub use counters::Counters;
+use link::{Io, Link, LinkRare};
 use log::EventLog;
 use peer::{Current, WithPeer};
 pub use peer::{Peer, PeerCheck, cn_is_client_id};
 use read::read_loop;
+use tcp::{Read, ReadyList, TcpLink};
 
 /// The most inputs handled before the broker's actions are carried out.
 const MAX_BATCH: usize = 256;
+/// The buffer the core task reads plain TCP connections into, one at a time.
+const TCP_READ_BUF: usize = 64 * 1024;
+/// The most reads of one plain TCP connection in a round of the core task: one that
+/// has more is listed again, behind the others that are ready.
+const READS_PER_ROUND: usize = 4;
 /// How long a closing connection may take to flush what was queued for it.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the TLS and WebSocket handshakes of a new connection may take.
@@ -242,6 +251,9 @@ impl Server {
             max_connect_size: self.max_connect_size,
             next_conn: 0,
             closing: Vec::new(),
+            ready: Arc::default(),
+            listed: Vec::new(),
+            read_buf: vec![0; TCP_READ_BUF].into_boxed_slice(),
             dirty: Vec::new(),
             current,
             counters: self.counters,
@@ -343,56 +355,6 @@ async fn accept_loop(
     }
 }
 
-/// One open connection, as the core task sees it.
-struct Link {
-    /// The bytes queued for it, and over plain TCP its socket.
-    outbox: Arc<Outbox>,
-    /// The connection's task (plain TCP), or its reader (TLS, WebSocket).
-    task: JoinHandle<()>,
-    /// Packets were queued since the last flush.
-    dirty: bool,
-    /// What only some connections have, boxed: a plain TCP connection of a server
-    /// without a [`PeerCheck`] carries none of it while it is not paused.
-    rare: Option<Box<LinkRare>>,
-}
-
-/// The parts of a [`Link`] that most connections do without.
-#[derive(Default)]
-struct LinkRare {
-    /// The writer of a TLS or WebSocket connection.
-    writer: Option<JoinHandle<()>>,
-    /// The peer, kept only for a [`PeerCheck`].
-    peer: Option<Arc<Peer>>,
-    /// Bytes read before the broker paused the connection and not handed to it yet:
-    /// they go in once it resumes (or is lost), so that a paused publisher's messages
-    /// already read do not overflow the queues further.
-    stash: std::collections::VecDeque<Bytes>,
-}
-
-impl Link {
-    fn rare_mut(&mut self) -> &mut LinkRare {
-        self.rare.get_or_insert_with(Box::default)
-    }
-
-    fn stashed(&self) -> bool {
-        self.rare.as_ref().is_some_and(|r| !r.stash.is_empty())
-    }
-
-    /// The next stashed input; the box goes once nothing is left in it.
-    fn unstash(&mut self) -> Option<Bytes> {
-        let rare = self.rare.as_mut()?;
-        let bytes = rare.stash.pop_front();
-        if rare.stash.is_empty() && rare.writer.is_none() && rare.peer.is_none() {
-            self.rare = None;
-        }
-        bytes
-    }
-
-    fn writer(self) -> Option<JoinHandle<()>> {
-        self.rare.and_then(|r| r.writer)
-    }
-}
-
 /// The task that owns the broker.
 struct Core {
     broker: Broker,
@@ -410,6 +372,12 @@ struct Core {
     next_conn: u64,
     /// Tasks of closed connections, still flushing.
     closing: Vec<JoinHandle<()>>,
+    /// The plain TCP connections whose socket may be ready.
+    ready: Arc<ReadyList>,
+    /// Those taken off the ready list, being served (kept for its allocation).
+    listed: Vec<ConnId>,
+    /// What a plain TCP connection's read brings.
+    read_buf: Box<[u8]>,
     /// The connections with packets queued since the last flush.
     dirty: Vec<ConnId>,
     /// The peer the [`PeerCheck`] sees, when there is one.
@@ -445,6 +413,14 @@ impl Core {
                         self.on_input(input);
                     }
                     self.drain();
+                }
+                () = std::future::poll_fn(|cx| self.ready.poll_take(cx, &mut self.listed)) => {
+                    self.on_ready();
+                    if !self.ready.is_empty() {
+                        // Connections with more to read, listed again: the runtime
+                        // looks at the other tasks and the sockets first.
+                        tokio::task::yield_now().await;
+                    }
                 }
                 () = timer => self.on_timeout(),
                 () = self.sys.due() => self.publish_sys(),
@@ -486,25 +462,13 @@ impl Core {
             peer.addr,
             peer.transport
         );
-        let (outbox, task, writer) = match accepted.stream {
+        let io = match accepted.stream {
             Stream::Tcp(tcp) => {
-                let outbox = Arc::new(Outbox::new(
-                    conn,
-                    Some(tcp),
-                    self.input.clone(),
-                    self.counters.clone(),
-                ));
-                let task = tokio::spawn(TcpTask::new(outbox.clone(), self.max_connect_size));
-                (outbox, task, None)
+                Io::Tcp(TcpLink::new(conn, tcp, &self.ready, self.max_connect_size))
             }
             Stream::Split(reader, writer) => {
-                let outbox = Arc::new(Outbox::new(
-                    conn,
-                    None,
-                    self.input.clone(),
-                    self.counters.clone(),
-                ));
-                let task = tokio::spawn(read_loop(
+                let outbox = Arc::new(Outbox::default());
+                let reader = tokio::spawn(read_loop(
                     conn,
                     reader,
                     outbox.clone(),
@@ -519,25 +483,16 @@ impl Core {
                     self.input.clone(),
                     self.counters.clone(),
                 ));
-                (outbox, task, Some(writer))
+                Io::Split {
+                    outbox,
+                    reader,
+                    writer,
+                }
             }
         };
         Counters::add(&self.counters.0.open, 1);
-        self.links.insert(
-            conn,
-            Link {
-                outbox,
-                task,
-                dirty: false,
-                rare: (writer.is_some() || self.current.is_some()).then(|| {
-                    Box::new(LinkRare {
-                        writer,
-                        peer: self.current.is_some().then(|| Arc::new(peer)),
-                        stash: Default::default(),
-                    })
-                }),
-            },
-        );
+        let peer = self.current.is_some().then(|| Arc::new(peer));
+        self.links.insert(conn, Link::new(io, peer));
     }
 
     fn on_input(&mut self, input: Input) {
@@ -552,24 +507,90 @@ impl Core {
                         return;
                     }
                 }
-                if let (Some(current), Some(link)) = (&self.current, self.links.get(&conn)) {
-                    let mut current = current.lock().unwrap_or_else(|p| p.into_inner());
-                    *current = link.rare.as_ref().and_then(|r| r.peer.clone());
+                if let Some(link) = self.links.get(&conn) {
+                    note_peer(&self.current, &link.rare);
                 }
                 self.broker.handle_bytes(now, conn, &bytes);
             }
             Input::Writable(conn) => self.broker.writable(now, conn),
-            Input::Lost(conn, why) => {
-                if let Some(mut link) = self.links.remove(&conn) {
-                    tracing::info!("conn {}: closed by the network: {why}", conn.0);
-                    // What it sent before it went is handled, paused or not.
-                    while let Some(bytes) = link.unstash() {
-                        self.broker.handle_bytes(now, conn, &bytes);
-                    }
-                    self.finish(link);
-                    self.broker.connection_lost(now, conn);
+            Input::Lost(conn, why) => self.lost(conn, why),
+        }
+    }
+
+    /// The connection's transport ended.
+    fn lost(&mut self, conn: ConnId, why: String) {
+        let now = self.clock.now();
+        if let Some(mut link) = self.links.remove(&conn) {
+            tracing::info!("conn {}: closed by the network: {why}", conn.0);
+            // What it sent before it went is handled, paused or not.
+            while let Some(bytes) = link.unstash() {
+                self.broker.handle_bytes(now, conn, &bytes);
+            }
+            self.finish(link);
+            self.broker.connection_lost(now, conn);
+        }
+    }
+
+    /// Serves the plain TCP connections whose sockets may be ready, then carries out
+    /// what the broker has to do.
+    fn on_ready(&mut self) {
+        let mut listed = std::mem::take(&mut self.listed);
+        for &conn in &listed {
+            self.serve_tcp(conn);
+        }
+        listed.clear();
+        self.listed = listed;
+        self.drain();
+    }
+
+    /// Writes what waits for a listed plain TCP connection, then reads it unless the
+    /// broker paused it: until the socket is empty, or [`READS_PER_ROUND`] times.
+    fn serve_tcp(&mut self, conn: ConnId) {
+        let now = self.clock.now();
+        let Some(Link {
+            io: Io::Tcp(tcp),
+            rare,
+            ..
+        }) = self.links.get_mut(&conn)
+        else {
+            return;
+        };
+        tcp.unlist();
+        let mut lost = None;
+        let mut writable = false;
+        if tcp.has_output() {
+            match tcp.write(&self.counters) {
+                Ok(done) => writable = done && std::mem::take(&mut tcp.notify),
+                Err(e) => lost = Some(e.to_string()),
+            }
+        }
+        let mut reads = 0;
+        while lost.is_none() && !self.broker.is_paused(conn) {
+            if reads == READS_PER_ROUND {
+                tcp.relist();
+                break;
+            }
+            reads += 1;
+            match tcp.read(&mut self.read_buf, &self.counters) {
+                Read::Pending => break,
+                Read::Held => {}
+                Read::Lost(why) => lost = Some(why),
+                Read::Bytes(bytes) => {
+                    Counters::add(&self.counters.0.bytes_received, bytes.len() as u64);
+                    note_peer(&self.current, rare);
+                    self.broker.handle_bytes(now, conn, bytes);
+                }
+                Read::First(bytes) => {
+                    Counters::add(&self.counters.0.bytes_received, bytes.len() as u64);
+                    note_peer(&self.current, rare);
+                    self.broker.handle_bytes(now, conn, &bytes);
                 }
             }
+        }
+        match lost {
+            Some(why) => self.lost(conn, why),
+            None if writable => self.broker.writable(now, conn),
+            None => {}
         }
     }
 
@@ -581,15 +602,9 @@ impl Core {
     /// Closes a connection after what is queued for it is written.
     fn finish(&mut self, link: Link) {
         Counters::add_neg(&self.counters.0.open);
-        link.outbox.close();
         self.closing.retain(|h| !h.is_finished());
-        let task = link.task;
-        match link.rare.and_then(|r| r.writer) {
-            Some(writer) => {
-                task.abort();
-                self.closing.push(writer);
-            }
-            None => self.closing.push(task),
+        if let Some(flushing) = link.close(&self.counters) {
+            self.closing.push(flushing);
         }
     }
 
@@ -598,10 +613,7 @@ impl Core {
     fn drop_link(&mut self, conn: ConnId) {
         if let Some(link) = self.links.remove(&conn) {
             Counters::add_neg(&self.counters.0.open);
-            link.task.abort();
-            if let Some(writer) = link.writer() {
-                writer.abort();
-            }
+            link.abort();
         }
         self.broker.connection_lost(self.clock.now(), conn);
     }
@@ -663,7 +675,7 @@ impl Core {
             // Retained messages still wait for this connection: they follow as it
             // drains, now if the socket took everything, else when its task has.
             let wants = self.broker.wants_writable(conn);
-            match link.outbox.flush(wants) {
+            match link.flush(wants, &self.counters) {
                 Ok(true) if wants => self.broker.writable(self.clock.now(), conn),
                 Ok(_) => {}
                 Err(e) => {
@@ -680,19 +692,7 @@ impl Core {
                 let Some(link) = self.links.get_mut(&conn) else {
                     return;
                 };
-                let mut pushed = link.outbox.push(&packet, self.write_queue);
-                if matches!(pushed, Err(NotQueued::Full)) {
-                    // The bound is on what the socket has not taken: a batch of many
-                    // inputs can queue more than it before the flush at its end, so the
-                    // socket gets its chance first.
-                    if let Err(e) = link.outbox.flush(false) {
-                        tracing::info!("conn {}: closed by the network: {e}", conn.0);
-                        self.drop_link(conn);
-                        return;
-                    }
-                    pushed = link.outbox.push(&packet, self.write_queue);
-                }
-                match pushed {
+                match link.push(&packet, self.write_queue, &self.counters) {
                     Ok(()) => {
                         Counters::add(&self.counters.0.packets_sent, 1);
                         if !link.dirty {
@@ -706,6 +706,10 @@ impl Core {
                     Err(NotQueued::Full) => {
                         tracing::warn!("conn {}: dropped: write queue full", conn.0);
                         Counters::add(&self.counters.0.slow_dropped, 1);
+                        self.drop_link(conn);
+                    }
+                    Err(NotQueued::Broken(e)) => {
+                        tracing::info!("conn {}: closed by the network: {e}", conn.0);
                         self.drop_link(conn);
                     }
                 }
@@ -723,7 +727,7 @@ impl Core {
                     Counters::add(&self.counters.0.paused, 1);
                 }
                 if let Some(link) = self.links.get(&conn) {
-                    link.outbox.set_paused(paused);
+                    link.set_paused(paused);
                 }
                 if !paused {
                     self.unstash(conn);
@@ -770,5 +774,13 @@ impl Core {
         for h in self.closing.drain(..) {
             let _ = tokio::time::timeout(FLUSH_TIMEOUT, h).await;
         }
+    }
+}
+
+/// Tells the [`PeerCheck`] which connection's bytes the broker is about to handle.
+fn note_peer(current: &Option<Current>, rare: &Option<Box<LinkRare>>) {
+    if let Some(current) = current {
+        let mut current = current.lock().unwrap_or_else(|p| p.into_inner());
+        *current = rare.as_ref().and_then(|r| r.peer.clone());
     }
 }

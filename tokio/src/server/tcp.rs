@@ -1,0 +1,231 @@
+//! A plain TCP connection, served by the core task itself. Each connection has a waker
+//! that puts it on the [`ReadyList`] and wakes the core task; the core task then reads
+//! the socket into one buffer it reuses for every connection, hands the bytes to the
+//! broker and writes the answers. No task, channel or read buffer per connection, and
+//! no hop between tasks on a message's way through the broker.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
+
+use bytes::{Buf, Bytes, BytesMut};
+use mqtt_sansio::Packet;
+use mqtt_sansio::broker::ConnId;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+
+use super::conn::{NotQueued, queue_packet};
+use super::read::{FirstPacket, TooLarge};
+use super::{Counters, FLUSH_TIMEOUT};
+
+/// The connections whose socket may be ready, in the order their wakers fired.
+#[derive(Default)]
+pub(super) struct ReadyList(Mutex<Listed>);
+
+#[derive(Default)]
+struct Listed {
+    conns: Vec<ConnId>,
+    /// The core task's waker.
+    core: Option<Waker>,
+}
+
+impl ReadyList {
+    fn lock(&self) -> MutexGuard<'_, Listed> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Ready once connections are listed: they are moved into `into` (which the core
+    /// task keeps, so that its allocation is reused). Else keeps `cx`'s waker.
+    pub(super) fn poll_take(&self, cx: &Context<'_>, into: &mut Vec<ConnId>) -> Poll<()> {
+        let mut listed = self.lock();
+        if listed.conns.is_empty() {
+            if !listed
+                .core
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                listed.core = Some(cx.waker().clone());
+            }
+            return Poll::Pending;
+        }
+        std::mem::swap(&mut listed.conns, into);
+        Poll::Ready(())
+    }
+
+    /// Whether connections are listed.
+    pub(super) fn is_empty(&self) -> bool {
+        self.lock().conns.is_empty()
+    }
+}
+
+/// A connection's waker: lists the connection (once, until the core task looks at it)
+/// and wakes the core task.
+struct ConnWaker {
+    conn: ConnId,
+    listed: AtomicBool,
+    ready: Arc<ReadyList>,
+}
+
+impl Wake for ConnWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.listed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut listed = self.ready.lock();
+        listed.conns.push(self.conn);
+        if let Some(core) = &listed.core {
+            core.wake_by_ref();
+        }
+    }
+}
+
+/// What one read of a connection found.
+pub(super) enum Read<'a> {
+    /// Bytes, to hand to the broker.
+    Bytes(&'a [u8]),
+    /// Nothing now: the connection's waker is kept for its next bytes.
+    Pending,
+    /// The first packet's fixed header is not complete yet: its start is kept.
+    Held,
+    /// The first packet's start, complete with its fixed header, which passed the
+    /// pre-authentication limit.
+    First(Bytes),
+    /// The connection ended, or broke the pre-authentication limit: why.
+    Lost(String),
+}
+
+/// A plain TCP connection's socket and the bytes the core task queued for it.
+pub(super) struct TcpLink {
+    stream: TcpStream,
+    waker: Arc<ConnWaker>,
+    /// Encoded packets, in order, not written yet. It holds no allocation while empty.
+    out: BytesMut,
+    /// How many packets `out` holds (a packet partly written counts whole).
+    packets: usize,
+    /// The broker waits to hear when `out` is written (it has more for this connection
+    /// as it drains: retained messages after a SUBSCRIBE).
+    pub(super) notify: bool,
+    /// Until the first packet's fixed header has passed the pre-authentication limit.
+    first: Option<Box<FirstPacket>>,
+}
+
+impl TcpLink {
+    /// A connection whose readiness `ready` will list; it is listed at once, so that
+    /// what arrived with the handshake is read.
+    pub(super) fn new(
+        conn: ConnId,
+        stream: TcpStream,
+        ready: &Arc<ReadyList>,
+        max_connect: usize,
+    ) -> TcpLink {
+        let waker = Arc::new(ConnWaker {
+            conn,
+            listed: AtomicBool::new(false),
+            ready: ready.clone(),
+        });
+        waker.wake_by_ref();
+        TcpLink {
+            stream,
+            waker,
+            out: BytesMut::new(),
+            packets: 0,
+            notify: false,
+            first: Some(Box::new(FirstPacket::new(max_connect))),
+        }
+    }
+
+    /// The core task looks at the connection: it comes off the ready list.
+    pub(super) fn unlist(&self) {
+        self.waker.listed.store(false, Ordering::Release);
+    }
+
+    /// Lists the connection again, for the core task's next round.
+    pub(super) fn relist(&self) {
+        self.waker.wake_by_ref();
+    }
+
+    /// Reads once into `buf`. A read that does not fill it shows the socket empty: the
+    /// next call then only keeps the waker, with no system call.
+    pub(super) fn read<'a>(&'a mut self, buf: &'a mut [u8], counters: &Counters) -> Read<'a> {
+        let waker = Waker::from(self.waker.clone());
+        let mut read = ReadBuf::new(buf);
+        match Pin::new(&mut self.stream).poll_read(&mut Context::from_waker(&waker), &mut read) {
+            Poll::Pending => return Read::Pending,
+            Poll::Ready(Err(e)) => return Read::Lost(e.to_string()),
+            Poll::Ready(Ok(())) => {}
+        }
+        let n = read.filled().len();
+        let buf: &'a [u8] = buf;
+        let bytes = &buf[..n];
+        if bytes.is_empty() {
+            return Read::Lost("end of stream".to_string());
+        }
+        let Some(first) = self.first.as_mut() else {
+            return Read::Bytes(bytes);
+        };
+        match first.pass(Bytes::copy_from_slice(bytes), counters) {
+            Ok(None) => Read::Held,
+            Err(TooLarge) => Read::Lost(first.too_large()),
+            Ok(Some(passed)) => {
+                self.first = None;
+                Read::First(passed)
+            }
+        }
+    }
+
+    /// Appends `packet`'s bytes, unless `limit` packets wait already.
+    pub(super) fn push(&mut self, packet: &Packet<Bytes>, limit: usize) -> Result<(), NotQueued> {
+        queue_packet(&mut self.out, &mut self.packets, packet, limit)
+    }
+
+    /// Writes what waits, as far as the socket takes it; for what is left, the
+    /// connection's waker is kept until the socket is writable. `Ok(true)`: nothing
+    /// waits.
+    pub(super) fn write(&mut self, counters: &Counters) -> io::Result<bool> {
+        let waker = Waker::from(self.waker.clone());
+        let mut cx = Context::from_waker(&waker);
+        while !self.out.is_empty() {
+            match Pin::new(&mut self.stream).poll_write(&mut cx, &self.out) {
+                Poll::Pending => return Ok(false),
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                Poll::Ready(Ok(n)) => {
+                    Counters::add(&counters.0.bytes_sent, n as u64);
+                    // The queue's bound counts packets and the socket takes bytes: the
+                    // packets left are estimated from the bytes left, rounded up.
+                    let len = self.out.len();
+                    self.packets = (self.packets * (len - n)).div_ceil(len);
+                    self.out.advance(n);
+                }
+            }
+        }
+        self.out = BytesMut::new();
+        self.packets = 0;
+        Ok(true)
+    }
+
+    /// Whether bytes wait to be written.
+    pub(super) fn has_output(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// Writes what waits (for a while at most), then closes the socket.
+    pub(super) async fn flush_and_close(mut self, counters: Counters) {
+        let before = self.out.len();
+        let flushed = tokio::time::timeout(FLUSH_TIMEOUT, async {
+            self.stream.write_all_buf(&mut self.out).await?;
+            self.stream.shutdown().await
+        })
+        .await;
+        Counters::add(&counters.0.bytes_sent, (before - self.out.len()) as u64);
+        if let Ok(Err(e)) = flushed {
+            tracing::debug!("conn {}: last flush failed: {e}", self.waker.conn.0);
+        }
+    }
+}
