@@ -396,14 +396,22 @@ impl Core {
         accepting: Vec<JoinHandle<()>>,
         mut stop: oneshot::Receiver<()>,
     ) -> Result<(), Error> {
+        // One timer for the broker's deadlines and the `$SYS` topics. It is set again
+        // only when the next deadline comes before the one it is set for: when it moves
+        // later (a keep-alive renewed by a packet), the timer fires early, to no effect,
+        // and is set for the new one then.
+        let timer = tokio::time::sleep_until(tokio::time::Instant::now());
+        tokio::pin!(timer);
+        let mut armed: Option<tokio::time::Instant> = None;
         loop {
-            let deadline = self.broker.poll_timeout().map(|t| self.clock.to_tokio(t));
-            let timer = async {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
+            let broker = self.broker.poll_timeout().map(|t| self.clock.to_tokio(t));
+            let log = self.log.due().map(tokio::time::Instant::from_std);
+            if let Some(at) = [broker, self.sys.due(), log].into_iter().flatten().min() {
+                if armed.is_none_or(|armed| at < armed) {
+                    timer.as_mut().reset(at);
+                    armed = Some(at);
                 }
-            };
+            }
             tokio::select! {
                 Some(input) = input_rx.recv() => {
                     // The inputs that are there already form one batch: one commit.
@@ -422,13 +430,13 @@ impl Core {
                         tokio::task::yield_now().await;
                     }
                 }
-                () = timer => self.on_timeout(),
-                () = self.sys.due() => self.publish_sys(),
+                () = &mut timer, if armed.is_some() => {
+                    armed = None;
+                    self.on_timer();
+                }
                 done = commit::committed(&mut self.commits) => self.on_committed(done),
                 _ = &mut stop => break,
             }
-            // The drops of a second gone by, not logged one by one, are counted now.
-            self.log.tick(std::time::Instant::now());
             if let Some(e) = self.store_failed.take() {
                 tracing::error!("stopping: the store failed: {e}");
                 for task in accepting {
@@ -534,9 +542,10 @@ impl Core {
     /// Serves the plain TCP connections whose sockets may be ready, then carries out
     /// what the broker has to do.
     fn on_ready(&mut self) {
+        let now = self.clock.now();
         let mut listed = std::mem::take(&mut self.listed);
         for &conn in &listed {
-            self.serve_tcp(conn);
+            self.serve_tcp(now, conn);
         }
         listed.clear();
         self.listed = listed;
@@ -545,8 +554,7 @@ impl Core {
 
     /// Writes what waits for a listed plain TCP connection, then reads it unless the
     /// broker paused it: until the socket is empty, or [`READS_PER_ROUND`] times.
-    fn serve_tcp(&mut self, conn: ConnId) {
-        let now = self.clock.now();
+    fn serve_tcp(&mut self, now: mqtt_sansio::Instant, conn: ConnId) {
         let Some(Link {
             io: Io::Tcp(tcp),
             rare,
@@ -594,7 +602,17 @@ impl Core {
         }
     }
 
-    fn on_timeout(&mut self) {
+    /// The timer fired: what is due is done.
+    fn on_timer(&mut self) {
+        // The drops of a second gone by, not logged one by one, are counted now.
+        self.log.tick(std::time::Instant::now());
+        if self
+            .sys
+            .due()
+            .is_some_and(|at| at <= tokio::time::Instant::now())
+        {
+            self.publish_sys();
+        }
         self.broker.handle_timeout(self.clock.now());
         self.drain();
     }

@@ -38,6 +38,12 @@ impl EventLog {
         }
     }
 
+    /// When the count of the drops not logged one by one is due: the end of the
+    /// current second, if it has any.
+    pub(super) fn due(&self) -> Option<Instant> {
+        (self.suppressed > 0).then(|| self.second + Duration::from_secs(1))
+    }
+
     /// Logs how many drops were not logged one by one, if any (at shutdown, say).
     pub(super) fn finish(&mut self) {
         if self.suppressed > 0 {
@@ -139,9 +145,12 @@ mod tests {
     fn drop_lines_are_limited_per_second_and_the_rest_counted() {
         let start = Instant::now();
         let mut log = EventLog::new(start);
+        assert_eq!(log.due(), None, "nothing to count");
         let allowed = (0..25).filter(|_| log.drop_line(start)).count();
         assert_eq!(allowed, DROP_LINES as usize);
         assert_eq!(log.suppressed, 25 - u64::from(DROP_LINES));
+        // The count is due when the second ends.
+        assert_eq!(log.due(), Some(start + Duration::from_secs(1)));
         // Still the same second: nothing more goes out.
         assert!(!log.drop_line(start + Duration::from_millis(999)));
         // A new second: lines go out again, and the count starts over.

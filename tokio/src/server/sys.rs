@@ -75,12 +75,9 @@ impl Sys {
         }
     }
 
-    /// Completes when the topics are due (never, when they are not published).
-    pub(super) async fn due(&self) {
-        match self.interval {
-            Some(_) => tokio::time::sleep_until(self.next).await,
-            None => std::future::pending().await,
-        }
+    /// When the topics are due next (never, when they are not published).
+    pub(super) fn due(&self) -> Option<tokio::time::Instant> {
+        self.interval.map(|_| self.next)
     }
 
     fn uptime(&self) -> u64 {
