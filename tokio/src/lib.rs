@@ -51,21 +51,22 @@
 //! connection. Operation time-outs are the core's too.
 //!
 //! The **server** has one task that owns the [`Broker`](mqtt_sansio::Broker) (the core
-//! task), one task per listener that accepts connections (and spawns the TLS and
-//! WebSocket handshakes), and one task per plain TCP connection. That task reads its
-//! socket (holding no buffer while the connection is idle) and hands the bytes to the
-//! core task. The core task encodes each connection's packets into that connection's
-//! outbox and, once it has carried out a batch of actions (with a store: after their
-//! changes are committed), writes every outbox to its socket without waiting, one
-//! write per connection per batch; only what a socket does not take at once is left to
-//! the connection's task, which waits until the socket is writable. A TLS or WebSocket
-//! connection has a reader task and a writer task instead, since those streams cannot
-//! be written without waiting.
+//! task) and one task per listener that accepts connections (and spawns the TLS and
+//! WebSocket handshakes). A plain TCP connection has no task: the core task reads and
+//! writes its socket itself. Each connection's socket is registered with a waker that
+//! puts the connection on the core task's ready list and wakes it; the core task reads
+//! each listed socket into one buffer it reuses for all of them (an idle connection
+//! holds no read buffer), hands the bytes to the broker, and once it has carried out
+//! the batch of actions (with a store: after their changes are committed) writes every
+//! connection's queued packets to its socket, one write per connection per batch. What
+//! a socket does not take at once waits in that connection's queue until the socket is
+//! writable. A TLS or WebSocket connection has a reader task and a writer task instead,
+//! since those streams cannot be read or written a piece at a time without waiting.
 //!
 //! Why this shape: every PUBLISH touches the sessions of all its subscribers, so the
 //! broker is one piece of state; with one owner no lock is taken, the broker's output is
 //! applied in order, and the socket work (TLS, WebSocket framing, system calls) runs in
-//! the per-connection tasks. The alternative, one task per connection sharing the
+//! the per-connection tasks (now: TLS and WebSocket only). The alternative, one task per connection sharing the
 //! broker behind a mutex (`tokio/examples/shape_locked.rs`), was measured against it
 //! with the load generator (`benches/server-shapes.sh`, plain TCP, 2 rounds, on a 2-core
 //! machine that other builds kept at load average 18–60, so single numbers are noisy):
@@ -85,16 +86,17 @@
 //! (`--threads N` for more). That table was measured when each connection still had
 //! a reader and a writer task.
 //!
-//! Why the core task writes to TCP sockets itself: every packet used to travel over a
-//! channel to a writer task, one more task switch between a PUBLISH read and its
-//! delivery written, and each connection carried a second task and a channel. Now the
-//! packets of a batch go out in one write per connection, from the task that produced
-//! them; a connection's task wakes for writing only when its socket is full. An idle
-//! TCP connection costs a small task (a future written by hand, so that it holds only a
-//! few pointers), its socket's registration, its outbox (no buffer while empty) and its
-//! state in the core (`tokio/examples/session_cost.rs` counts the core's part;
-//! `benches/idle-connections.py` compares the whole process with mosquitto; figures in
-//! the README).
+//! Why the core task reads and writes TCP sockets itself: every packet used to travel
+//! from a reader task over a channel to the core task and from it to a writer task,
+//! task switches between a PUBLISH read and its delivery written, and each connection
+//! carried its tasks, its channel and an 8 KiB read buffer while it read. Now a message
+//! is read, routed and written in one poll of the core task, with one system call per
+//! read and per write (a read that does not fill the buffer shows the socket empty, so
+//! no read that finds nothing follows it). An idle TCP connection costs its socket's
+//! registration, its waker, its entry in the core task's table (an empty queue holds no
+//! buffer) and its state in the core (`tokio/examples/session_cost.rs` counts the
+//! core's part; `benches/idle-connections.py` compares the whole process with
+//! mosquitto; figures in the README).
 //!
 //! ## TLS
 //!

@@ -261,7 +261,7 @@ impl Server {
             sys,
         };
         // The core runs as a task of its own, not in the caller's future: a task that
-        // a connection's task wakes is polled next, while the future given to
+        // a socket's readiness wakes is polled next, while the future given to
         // `block_on` is polled only after the runtime looked at its I/O driver again.
         let (stop, stopped) = oneshot::channel();
         let mut serving = tokio::spawn(core.serve(input_rx, accepting, stopped));
@@ -277,7 +277,7 @@ impl Server {
     }
 }
 
-/// What the listeners and the connections' tasks tell the core task.
+/// What the listeners and the TLS and WebSocket connections' tasks tell the core task.
 enum Input {
     /// A connection whose handshakes are done.
     Open(Box<Accepted>, Peer),
@@ -285,7 +285,8 @@ enum Input {
     Bytes(ConnId, Bytes),
     /// The transport ended: end of stream or an error.
     Lost(ConnId, String),
-    /// The connection's task wrote everything the core task had left for it, as asked.
+    /// The connection's writer wrote everything the core task had left for it, as
+    /// asked.
     Writable(ConnId),
 }
 
@@ -450,7 +451,7 @@ impl Core {
         for task in accepting {
             task.abort();
         }
-        // A connection's task waiting to hand bytes over stops waiting.
+        // A reader task waiting to hand bytes over stops waiting.
         drop(input_rx);
         self.shutdown().await;
         tracing::info!("stopped");
@@ -683,7 +684,8 @@ impl Core {
     }
 
     /// Writes what was queued for each connection, as far as its socket takes it
-    /// without waiting; the connection's task writes the rest.
+    /// without waiting (plain TCP; the rest when it is writable), or hands it to the
+    /// connection's writer task.
     fn flush(&mut self) {
         for conn in std::mem::take(&mut self.dirty) {
             let Some(link) = self.links.get_mut(&conn) else {

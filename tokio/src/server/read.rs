@@ -21,7 +21,7 @@ pub(super) const READ_CHUNK: usize = 8 * 1024;
 pub(super) struct FirstPacket {
     /// The start of the first packet, until its fixed header is complete (at most 5
     /// bytes are needed, but a read may bring more); `None` once it passed. Boxed, so
-    /// that an idle connection's task does not carry it.
+    /// that it costs a pointer once it is not needed.
     head: Option<Box<BytesMut>>,
     max_connect: usize,
 }
@@ -78,7 +78,7 @@ impl FirstPacket {
 }
 
 /// Reads a TLS or WebSocket connection and hands its bytes to the core task (a plain
-/// TCP connection is read by its connection task, [`TcpTask`](super::conn::TcpTask)).
+/// TCP connection is read by the core task itself, [`TcpLink`](super::tcp::TcpLink)).
 pub(super) async fn read_loop(
     conn: ConnId,
     mut reader: Reader,
