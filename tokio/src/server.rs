@@ -413,17 +413,20 @@ impl Core {
                     armed = Some(at);
                 }
             }
+            // In this order, without drawing lots: stopping, a finished commit and the
+            // timer first (they cost little while they wait), then the sockets. The
+            // inputs of the channel (new connections, TLS and WebSocket bytes) are taken
+            // with the sockets' round too, so that busy sockets cannot hold them back.
             tokio::select! {
-                Some(input) = input_rx.recv() => {
-                    // The inputs that are there already form one batch: one commit.
-                    self.on_input(input);
-                    for _ in 0..MAX_BATCH {
-                        let Ok(input) = input_rx.try_recv() else { break };
-                        self.on_input(input);
-                    }
-                    self.drain();
+                biased;
+                _ = &mut stop => break,
+                done = commit::committed(&mut self.commits) => self.on_committed(done),
+                () = &mut timer, if armed.is_some() => {
+                    armed = None;
+                    self.on_timer();
                 }
                 () = std::future::poll_fn(|cx| self.ready.poll_take(cx, &mut self.listed)) => {
+                    self.take_inputs(&mut input_rx);
                     self.on_ready();
                     if !self.ready.is_empty() {
                         // Connections with more to read, listed again: the runtime
@@ -431,12 +434,12 @@ impl Core {
                         tokio::task::yield_now().await;
                     }
                 }
-                () = &mut timer, if armed.is_some() => {
-                    armed = None;
-                    self.on_timer();
+                Some(input) = input_rx.recv() => {
+                    // The inputs that are there already form one batch: one commit.
+                    self.on_input(input);
+                    self.take_inputs(&mut input_rx);
+                    self.drain();
                 }
-                done = commit::committed(&mut self.commits) => self.on_committed(done),
-                _ = &mut stop => break,
             }
             if let Some(e) = self.store_failed.take() {
                 tracing::error!("stopping: the store failed: {e}");
@@ -523,6 +526,16 @@ impl Core {
             }
             Input::Writable(conn) => self.broker.writable(now, conn),
             Input::Lost(conn, why) => self.lost(conn, why),
+        }
+    }
+
+    /// Handles the inputs waiting in the channel, [`MAX_BATCH`] at most.
+    fn take_inputs(&mut self, input_rx: &mut mpsc::Receiver<Input>) {
+        for _ in 0..MAX_BATCH {
+            let Ok(input) = input_rx.try_recv() else {
+                break;
+            };
+            self.on_input(input);
         }
     }
 
