@@ -8,7 +8,8 @@ mod support;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use mqtt_sansio::QoS;
+use bytes::Bytes;
+use mqtt_sansio::{Connect, MqttString, Packet, Publish, QoS, QosPid, TopicName};
 use mqtt_sansio_tokio::{Client, Listener, Messages, Options};
 use support::{LIMIT, any_port, serve};
 use tokio::io::AsyncWriteExt;
@@ -16,37 +17,29 @@ use tokio::net::TcpStream;
 
 /// A CONNECT for `id` (clean session, keep alive 60 s).
 fn connect(id: &str) -> Vec<u8> {
-    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 60];
-    body.extend((id.len() as u16).to_be_bytes());
-    body.extend(id.as_bytes());
-    packet(0x10, &body)
+    Packet::<Bytes>::Connect(Connect {
+        client_id: MqttString::try_from(id).unwrap(),
+        clean_session: true,
+        keep_alive: 60,
+        will: None,
+        login: None,
+    })
+    .to_bytes()
+    .unwrap()
+    .to_vec()
 }
 
 /// A QoS 0 PUBLISH of `payload` to `topic`.
 fn publish(topic: &str, payload: &[u8]) -> Vec<u8> {
-    let mut body = (topic.len() as u16).to_be_bytes().to_vec();
-    body.extend(topic.as_bytes());
-    body.extend(payload);
-    packet(0x30, &body)
-}
-
-/// A packet of type byte `first` around `body` (Remaining Length, §2.2.3).
-fn packet(first: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![first];
-    let mut n = body.len();
-    loop {
-        let mut b = (n % 128) as u8;
-        n /= 128;
-        if n > 0 {
-            b |= 0x80;
-        }
-        out.push(b);
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend(body);
-    out
+    let topic = TopicName::new(Bytes::copy_from_slice(topic.as_bytes())).unwrap();
+    Packet::Publish(Publish::new(
+        topic,
+        QosPid::AtMostOnce,
+        Bytes::copy_from_slice(payload),
+    ))
+    .to_bytes()
+    .unwrap()
+    .to_vec()
 }
 
 async fn client(url: &str, id: &str) -> (Client, Messages) {
