@@ -13,14 +13,16 @@ use mqtt_sansio::{ConnectReturnCode, Profile};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio_rustls::rustls::ServerConfig;
 
 use crate::Error;
 use crate::clock::Clock;
 use crate::store::{BrokerStore, StoreError};
 use crate::transport::{Accept, Accepted, Stream};
+pub use accept::Listener;
+use accept::accept_loop;
 use commit::Commits;
 
+mod accept;
 mod commit;
 mod conn;
 mod counters;
@@ -52,30 +54,6 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default of [`Server::set_max_connect_size`]: 64 KiB.
 pub const DEFAULT_MAX_CONNECT_SIZE: usize = 64 * 1024;
-
-/// A listener's address and kind.
-#[derive(Clone)]
-pub enum Listener {
-    /// MQTT over TCP.
-    Tcp(SocketAddr),
-    /// MQTT over TLS (see [`server_tls`](crate::server_tls)).
-    Tls(SocketAddr, Arc<ServerConfig>),
-    /// MQTT over WebSocket (sub-protocol `mqtt`).
-    Ws(SocketAddr),
-    /// MQTT over WebSocket over TLS.
-    Wss(SocketAddr, Arc<ServerConfig>),
-}
-
-impl Listener {
-    fn parts(&self) -> (SocketAddr, Accept, &'static str) {
-        match self {
-            Listener::Tcp(a) => (*a, Accept::new(None, false), "tcp"),
-            Listener::Tls(a, c) => (*a, Accept::new(Some(c.clone()), false), "tls"),
-            Listener::Ws(a) => (*a, Accept::new(None, true), "ws"),
-            Listener::Wss(a, c) => (*a, Accept::new(Some(c.clone()), true), "wss"),
-        }
-    }
-}
 
 /// A broker server: one [`Broker`] core behind any number of listeners.
 ///
@@ -288,72 +266,6 @@ enum Input {
     /// The connection's writer wrote everything the core task had left for it, as
     /// asked.
     Writable(ConnId),
-}
-
-async fn accept_loop(
-    tcp: TcpListener,
-    accept: Accept,
-    kind: &'static str,
-    input: mpsc::Sender<Input>,
-    counters: Counters,
-) {
-    loop {
-        let (stream, addr) = match tcp.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                // Out of file descriptors, say: back off instead of spinning.
-                tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        Counters::add(&counters.0.accepted, 1);
-        if accept.is_plain() {
-            // No handshake: no task for it.
-            let peer = Peer {
-                addr,
-                transport: kind,
-                certificates: Vec::new(),
-                alpn: None,
-                server_name: None,
-            };
-            let accepted = Accepted::tcp(stream);
-            if input
-                .send(Input::Open(Box::new(accepted), peer))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            continue;
-        }
-        let accept = accept.clone();
-        let input = input.clone();
-        let counters = counters.clone();
-        tokio::spawn(async move {
-            let done = tokio::time::timeout(HANDSHAKE_TIMEOUT, accept.accept(stream)).await;
-            match done {
-                Ok(Ok(accepted)) => {
-                    let peer = Peer {
-                        addr,
-                        transport: kind,
-                        certificates: accepted.certificates.clone(),
-                        alpn: accepted.alpn.clone(),
-                        server_name: accepted.server_name.clone(),
-                    };
-                    let _ = input.send(Input::Open(Box::new(accepted), peer)).await;
-                }
-                Ok(Err(e)) => {
-                    Counters::add(&counters.0.handshakes_failed, 1);
-                    tracing::info!("{kind} handshake with {addr} failed: {e}");
-                }
-                Err(_) => {
-                    Counters::add(&counters.0.handshakes_failed, 1);
-                    tracing::info!("{kind} handshake with {addr} timed out");
-                }
-            }
-        });
-    }
 }
 
 /// The task that owns the broker.
