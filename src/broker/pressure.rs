@@ -44,7 +44,8 @@
 //!   handed to [`Broker::handle_bytes`] with the message that broke the bound, plus
 //!   whatever its driver hands in after the `Pause` (a driver should keep what it had
 //!   read and not handed over yet until the `Resume`, as the tokio server does: there
-//!   it is one read, at most 8 KiB, or one WebSocket frame). A publisher whose
+//!   it is one read, at most 16 KiB over plain TCP and 8 KiB over TLS, or one WebSocket
+//!   frame). A publisher whose
 //!   acknowledgements are held adds at most its client's own inflight window. Each
 //!   such message weighs at most its PUBLISH's bytes.
 //!

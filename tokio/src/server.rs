@@ -43,8 +43,10 @@ use tcp::{Read, ReadyList, TcpLink};
 
 /// The most inputs handled before the broker's actions are carried out.
 const MAX_BATCH: usize = 256;
-/// The buffer the core task reads plain TCP connections into, one at a time.
-const TCP_READ_BUF: usize = 64 * 1024;
+/// The buffer the core task reads plain TCP connections into, one at a time. It also
+/// bounds how far a publisher the broker pauses can overshoot a queue's bound: by the
+/// rest of the read that carried the message over it.
+const TCP_READ_BUF: usize = 16 * 1024;
 /// The most reads of one plain TCP connection in a round of the core task: one that
 /// has more is listed again, behind the others that are ready.
 const READS_PER_ROUND: usize = 4;

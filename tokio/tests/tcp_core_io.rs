@@ -118,7 +118,7 @@ async fn a_publish_larger_than_the_read_buffer_arrives_whole() {
     let addr = running.addrs[0];
     let (sub, mut messages) = client(&format!("mqtt://{addr}"), "big-sub").await;
     sub.subscribe(&[("big/t", QoS::AtMostOnce)]).await.unwrap();
-    // 300 000 bytes (the core task reads 64 KiB at a time), sent in uneven pieces after
+    // 300 000 bytes (the core task reads 16 KiB at a time), sent in uneven pieces after
     // the CONNECT in the same first write.
     let payload: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     let mut bytes = connect("big-pub");
