@@ -11,7 +11,7 @@ mod machine_checks;
 #[path = "support/noise.rs"]
 mod noise;
 
-use mqtt_sansio::broker::{Action as BrokerAction, BrokerEvent};
+use mqtt_sansio::broker::{Action as BrokerAction, BrokerEvent, ConnId};
 use mqtt_sansio::client::{Action as ClientAction, Event, Reason};
 use mqtt_sansio::server::{Action as ServerAction, CloseReason};
 use mqtt_sansio::{ConnAck, ConnectReturnCode, Packet, QoS, SubAckCode};
@@ -426,6 +426,9 @@ fn a_broker_routes_queues_offline_takes_over_and_times_out_under_the_checks() {
             connection: server_setup(false),
             max_sessions: Some(2),
             max_retained: Some(1),
+            backpressure: false,
+            max_queued_bytes: None,
+            max_queued_bytes_total: None,
         },
         ops: vec![
             BrokerOp::Open(0),
@@ -551,6 +554,9 @@ fn the_aws_2025_retry_limit_drops_online_and_stored_messages_under_the_checks() 
             },
             max_sessions: None,
             max_retained: None,
+            backpressure: false,
+            max_queued_bytes: None,
+            max_queued_bytes_total: None,
         },
         ops: vec![
             BrokerOp::Open(0),
@@ -676,4 +682,77 @@ fn the_wire_check_fails_a_packet_that_cannot_go_on_the_wire() {
     );
     p.dup = true;
     assert_wire_roundtrip(&Packet::Publish(p));
+}
+
+#[test]
+fn back_pressure_pauses_a_publisher_and_resumes_it_as_the_subscriber_acks_under_the_checks() {
+    // To `a/b`, which the subscriber's filter `a/b` matches.
+    let publish = |id| ClientPacket::Publish {
+        topic: 1,
+        qos: QoS::AtLeastOnce,
+        id,
+        dup: false,
+        retain: false,
+        payload: Payload(3),
+    };
+    let puback = broker_peer(
+        0,
+        ClientPacket::Ack {
+            which: 0,
+            kind: PeerAck::Ack,
+        },
+    );
+    // Window 1, queue 2: the subscriber that does not acknowledge holds three messages.
+    let mut ops = vec![
+        BrokerOp::Open(0),
+        broker_peer(0, ClientPacket::Connect(connect(1, true, 0))),
+        broker_peer(0, ClientPacket::Subscribe(0, vec![(3, QoS::AtLeastOnce)])),
+        BrokerOp::Open(1),
+        broker_peer(1, ClientPacket::Connect(connect(2, true, 0))),
+    ];
+    ops.extend((1..=5).map(|id| broker_peer(1, publish(id))));
+    ops.extend((0..5).map(|_| puback.clone()));
+    let input = BrokerInput {
+        setup: BrokerSetup {
+            connection: server_setup(false),
+            max_sessions: None,
+            max_retained: None,
+            backpressure: true,
+            max_queued_bytes: None,
+            max_queued_bytes_total: None,
+        },
+        ops,
+    };
+    check_broker_input(&input);
+    let log = run_broker(&input);
+    let throttles: Vec<&BrokerAction> = broker_actions(&log)
+        .filter(|a| matches!(a, BrokerAction::Pause { .. } | BrokerAction::Resume { .. }))
+        .collect();
+    assert!(
+        matches!(
+            throttles[..],
+            [
+                BrokerAction::Pause { conn: ConnId(1) },
+                BrokerAction::Resume { conn: ConnId(1) }
+            ]
+        ),
+        "{throttles:?}"
+    );
+    let delivered = broker_actions(&log)
+        .filter(|a| {
+            matches!(
+                a,
+                BrokerAction::Send {
+                    conn: ConnId(0),
+                    packet: Packet::Publish(_)
+                }
+            )
+        })
+        .count();
+    assert_eq!(delivered, 5, "nothing dropped by the bound");
+    assert!(
+        !broker_actions(&log)
+            .any(|a| matches!(a, BrokerAction::Event(BrokerEvent::Dropped { .. }))),
+        "no drop under back-pressure"
+    );
 }

@@ -12,6 +12,12 @@ pub struct BrokerSetup {
     pub max_sessions: Option<u8>,
     /// Retained message bound (0 to 5), if any.
     pub max_retained: Option<u8>,
+    /// [`QueueFullPolicy::Backpressure`] instead of dropping.
+    pub backpressure: bool,
+    /// Byte bound of each session's queue (0 to 255), if any.
+    pub max_queued_bytes: Option<u8>,
+    /// Byte bound over every session's queue (0 to 1023), if any.
+    pub max_queued_bytes_total: Option<u16>,
 }
 
 /// One operation of a `broker` run, on one of four connection ids.
@@ -64,6 +70,9 @@ pub(super) struct BrokerConn {
     /// Inbound QoS 2 ids: PUBREC sent on this connection, PUBCOMP not yet (a subset of
     /// the session's, which a resumed session may extend).
     inbound: BTreeSet<PacketId>,
+    /// Between a `Pause` and its `Resume` (the model goes on feeding it: the broker
+    /// must hold whatever a driver hands it).
+    paused: bool,
 }
 
 pub(super) struct BrokerRun {
@@ -90,10 +99,17 @@ impl BrokerRun {
             // Checked against the export after every input.
             connection: ServerConfig {
                 report_changes: true,
+                max_queued_bytes: setup.max_queued_bytes.map(usize::from),
                 ..connection
             },
             max_sessions: setup.max_sessions.map(|n| usize::from(n % 6)),
             max_retained: setup.max_retained.map(|n| usize::from(n % 6)),
+            queue_full: if setup.backpressure {
+                QueueFullPolicy::Backpressure
+            } else {
+                QueueFullPolicy::Drop
+            },
+            max_queued_bytes_total: setup.max_queued_bytes_total.map(|n| usize::from(n % 1024)),
             ..BrokerConfig::default()
         };
         BrokerRun {
@@ -171,8 +187,17 @@ impl BrokerRun {
                         panic!("{c:?} does not apply to the export: {e}");
                     }
                 }
-                BrokerAction::Pause { .. } | BrokerAction::Resume { .. } => {
-                    panic!("no back-pressure under the default policy: {a:?}")
+                BrokerAction::Pause { conn } | BrokerAction::Resume { conn } => {
+                    assert_eq!(
+                        self.config.queue_full,
+                        QueueFullPolicy::Backpressure,
+                        "no back-pressure under the drop policy: {a:?}"
+                    );
+                    let pause = matches!(a, BrokerAction::Pause { .. });
+                    let c = self.conn(*conn, &a);
+                    assert!(c.accepted, "{a:?} before the CONNECT was accepted");
+                    assert_ne!(c.paused, pause, "{a:?} twice in a row");
+                    c.paused = pause;
                 }
                 BrokerAction::Event(e) => match e {
                     BrokerEvent::Connected {
@@ -215,13 +240,20 @@ impl BrokerRun {
             "open connections are not the model's"
         );
         let conn_config = &self.config.connection;
+        // Under back-pressure a queue takes what was read beyond its bounds; under the
+        // drop policy they hold.
+        let dropping = self.config.queue_full == QueueFullPolicy::Drop;
         let mut sessions = 0;
         for client in &self.clients {
             let key = std::str::from_utf8(client).expect("client ids are UTF-8");
             if let Some(s) = self.broker.session(key) {
                 sessions += 1;
-                assert_session_bounds(s, conn_config, &self.profile);
+                assert_session_bounds(s, conn_config, &self.profile, dropping);
             }
+        }
+        if let (true, Some(max)) = (dropping, self.config.max_queued_bytes_total) {
+            let n = self.broker.queued_bytes();
+            assert!(n <= max, "{n} queued bytes over the budget {max}");
         }
         if let Some(max) = self.config.max_sessions {
             assert!(sessions <= max, "{sessions} sessions over the bound {max}");
@@ -233,6 +265,12 @@ impl BrokerRun {
         let bound = inbound_bound(conn_config, &self.profile);
         for (id, c) in &self.conns {
             assert_eq!(c.expect_close, None, "a refusing CONNACK without its Close");
+            assert_eq!(
+                self.broker.is_paused(*id),
+                c.paused,
+                "connection {} paused otherwise than its actions said",
+                id.0
+            );
             assert!(
                 c.inbound.len() <= bound,
                 "{} inbound QoS 2 on connection {} over the bound {bound}",

@@ -45,7 +45,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::{Bytes, BytesMut};
 use core::time::Duration;
-use mqtt_sansio::broker::{Action as BrokerAction, Broker, BrokerConfig, BrokerEvent, ConnId};
+use mqtt_sansio::broker::{
+    Action as BrokerAction, Broker, BrokerConfig, BrokerEvent, ConnId, QueueFullPolicy,
+};
 use mqtt_sansio::client::{Action as ClientAction, Client, ClientConfig, ClientError, Event, Lost};
 use mqtt_sansio::server::{
     Action as ServerAction, CloseReason, Message, Server, ServerConfig, ServerError, ServerEvent,

@@ -176,7 +176,14 @@ pub(super) fn assert_server_packet(p: &Packet<Bytes>) {
 
 /// The bounds a session keeps under `config` and `profile`: the inflight window and the
 /// queue, distinct ids in flight, the subscription limit.
-pub(super) fn assert_session_bounds(s: &ServerSession, config: &ServerConfig, profile: &Profile) {
+/// A session's bounds; its queue's (messages and bytes) only when `queue` says they hold
+/// (not under back-pressure).
+pub(super) fn assert_session_bounds(
+    s: &ServerSession,
+    config: &ServerConfig,
+    profile: &Profile,
+    queue: bool,
+) {
     let window = mqtt_sansio::session::window(config.max_inflight, profile);
     assert!(
         s.inflight() <= window,
@@ -186,11 +193,15 @@ pub(super) fn assert_session_bounds(s: &ServerSession, config: &ServerConfig, pr
     let ids: BTreeSet<PacketId> = s.inflight_ids().collect();
     assert_eq!(ids.len(), s.inflight(), "an id twice in flight");
     assert!(
-        s.queued() <= config.max_queued,
+        !queue || s.queued() <= config.max_queued,
         "{} queued over the bound {}",
         s.queued(),
         config.max_queued
     );
+    if let (true, Some(max)) = (queue, config.max_queued_bytes) {
+        let n = s.queued_bytes();
+        assert!(n <= max, "{n} queued bytes over the bound {max}");
+    }
     if let Some(max) = profile.max_subscriptions {
         let n = s.subscriptions().count();
         assert!(n <= max, "{n} subscriptions over the limit {max}");

@@ -231,7 +231,7 @@ impl ServerRun {
             self.expect_close, None,
             "a refusing CONNACK without its Close"
         );
-        assert_session_bounds(self.server.session(), &self.config, &self.profile);
+        assert_session_bounds(self.server.session(), &self.config, &self.profile, true);
         let bound = inbound_bound(&self.config, &self.profile);
         assert!(
             self.inbound.len() <= bound,
