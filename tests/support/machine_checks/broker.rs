@@ -110,7 +110,6 @@ impl BrokerRun {
                 QueueFullPolicy::Drop
             },
             max_queued_bytes_total: setup.max_queued_bytes_total.map(|n| usize::from(n % 1024)),
-            ..BrokerConfig::default()
         };
         BrokerRun {
             broker: Broker::new(profile.clone(), config.clone()),
