@@ -39,7 +39,7 @@ use log::EventLog;
 use peer::{Current, WithPeer};
 pub use peer::{Peer, PeerCheck, cn_is_client_id};
 use read::read_loop;
-use tcp::{Read, ReadyList, TcpLink};
+use tcp::{Read, ReadyList, SpareBuffers, TcpLink};
 
 /// The most inputs handled before the broker's actions are carried out.
 const MAX_BATCH: usize = 256;
@@ -234,6 +234,7 @@ impl Server {
             ready: Arc::default(),
             listed: Vec::new(),
             read_buf: vec![0; TCP_READ_BUF].into_boxed_slice(),
+            spare: SpareBuffers::default(),
             dirty: Vec::new(),
             current,
             counters: self.counters,
@@ -293,6 +294,8 @@ struct Core {
     listed: Vec<ConnId>,
     /// What a plain TCP connection's read brings.
     read_buf: Box<[u8]>,
+    /// Write buffers of TCP connections that had everything written.
+    spare: SpareBuffers,
     /// The connections with packets queued since the last flush.
     dirty: Vec<ConnId>,
     /// The peer the [`PeerCheck`] sees, when there is one.
@@ -495,7 +498,7 @@ impl Core {
         let mut lost = None;
         let mut writable = false;
         if tcp.has_output() {
-            match tcp.write(&self.counters) {
+            match tcp.write(&self.counters, &mut self.spare) {
                 Ok(done) => writable = done && std::mem::take(&mut tcp.notify),
                 Err(e) => lost = Some(e.to_string()),
             }
@@ -622,7 +625,7 @@ impl Core {
             // Retained messages still wait for this connection: they follow as it
             // drains, now if the socket took everything, else when its task has.
             let wants = self.broker.wants_writable(conn);
-            match link.flush(wants, &self.counters) {
+            match link.flush(wants, &self.counters, &mut self.spare) {
                 Ok(true) if wants => self.broker.writable(self.clock.now(), conn),
                 Ok(_) => {}
                 Err(e) => {
@@ -639,7 +642,7 @@ impl Core {
                 let Some(link) = self.links.get_mut(&conn) else {
                     return;
                 };
-                match link.push(&packet, self.write_queue, &self.counters) {
+                match link.push(&packet, self.write_queue, &self.counters, &mut self.spare) {
                     Ok(()) => {
                         Counters::add(&self.counters.0.packets_sent, 1);
                         if !link.dirty {

@@ -10,7 +10,7 @@ use tokio::task::JoinHandle;
 use super::Counters;
 use super::conn::{NotQueued, Outbox};
 use super::peer::Peer;
-use super::tcp::TcpLink;
+use super::tcp::{SpareBuffers, TcpLink};
 
 /// One open connection.
 pub(super) struct Link {
@@ -87,12 +87,13 @@ impl Link {
         packet: &Packet<Bytes>,
         limit: usize,
         counters: &Counters,
+        spare: &mut SpareBuffers,
     ) -> Result<(), NotQueued> {
         match &mut self.io {
-            Io::Tcp(tcp) => match tcp.push(packet, limit) {
+            Io::Tcp(tcp) => match tcp.push(packet, limit, spare) {
                 Err(NotQueued::Full) => {
-                    tcp.write(counters).map_err(NotQueued::Broken)?;
-                    tcp.push(packet, limit)
+                    tcp.write(counters, spare).map_err(NotQueued::Broken)?;
+                    tcp.push(packet, limit, spare)
                 }
                 pushed => pushed,
             },
@@ -103,10 +104,15 @@ impl Link {
     /// Writes what was queued, as far as the socket takes it without waiting (plain
     /// TCP), or hands it to the writer task. `Ok(true)`: everything was written. With
     /// `notify`, when something is left, the core task hears when it is written.
-    pub(super) fn flush(&mut self, notify: bool, counters: &Counters) -> std::io::Result<bool> {
+    pub(super) fn flush(
+        &mut self,
+        notify: bool,
+        counters: &Counters,
+        spare: &mut SpareBuffers,
+    ) -> std::io::Result<bool> {
         match &mut self.io {
             Io::Tcp(tcp) => {
-                let done = tcp.write(counters)?;
+                let done = tcp.write(counters, spare)?;
                 tcp.notify |= notify && !done;
                 Ok(done)
             }

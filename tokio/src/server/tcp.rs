@@ -85,6 +85,33 @@ impl Wake for ConnWaker {
     }
 }
 
+/// Write buffers that TCP connections gave back once everything in them was written,
+/// for the next connection that queues packets: an idle connection holds no buffer,
+/// and a busy one does not allocate one for each batch.
+#[derive(Default)]
+pub(super) struct SpareBuffers(Vec<BytesMut>);
+
+impl SpareBuffers {
+    /// The most buffers kept.
+    const MAX: usize = 64;
+    /// The largest buffer kept, in bytes: a larger one (a burst's) is freed.
+    const MAX_CAPACITY: usize = 4096;
+
+    fn take(&mut self) -> BytesMut {
+        self.0.pop().unwrap_or_default()
+    }
+
+    fn give(&mut self, mut buf: BytesMut) {
+        // Written through: empty, with its start advanced; reserving takes the whole
+        // allocation back, so that its capacity is the allocation's.
+        buf.clear();
+        buf.reserve(1);
+        if self.0.len() < Self::MAX && buf.capacity() <= Self::MAX_CAPACITY {
+            self.0.push(buf);
+        }
+    }
+}
+
 /// What one read of a connection found.
 pub(super) enum Read<'a> {
     /// Bytes, to hand to the broker.
@@ -179,17 +206,31 @@ impl TcpLink {
         }
     }
 
-    /// Appends `packet`'s bytes, unless `limit` packets wait already.
-    pub(super) fn push(&mut self, packet: &Packet<Bytes>, limit: usize) -> Result<(), NotQueued> {
+    /// Appends `packet`'s bytes, unless `limit` packets wait already; an empty queue
+    /// takes a spare buffer.
+    pub(super) fn push(
+        &mut self,
+        packet: &Packet<Bytes>,
+        limit: usize,
+        spare: &mut SpareBuffers,
+    ) -> Result<(), NotQueued> {
+        if self.out.capacity() == 0 {
+            self.out = spare.take();
+        }
         queue_packet(&mut self.out, &mut self.packets, packet, limit)
     }
 
     /// Writes what waits, as far as the socket takes it; for what is left, the
     /// connection's waker is kept until the socket is writable. `Ok(true)`: nothing
-    /// waits.
-    pub(super) fn write(&mut self, counters: &Counters) -> io::Result<bool> {
+    /// waits, and the buffer is given back to `spare`.
+    pub(super) fn write(
+        &mut self,
+        counters: &Counters,
+        spare: &mut SpareBuffers,
+    ) -> io::Result<bool> {
         let waker = Waker::from(self.waker.clone());
         let mut cx = Context::from_waker(&waker);
+        let wrote = !self.out.is_empty();
         while !self.out.is_empty() {
             match Pin::new(&mut self.stream).poll_write(&mut cx, &self.out) {
                 Poll::Pending => return Ok(false),
@@ -205,7 +246,11 @@ impl TcpLink {
                 }
             }
         }
-        self.out = BytesMut::new();
+        // Written through: an advanced buffer shows no capacity, but it holds its
+        // allocation, which the next connection to queue packets takes.
+        if wrote {
+            spare.give(std::mem::take(&mut self.out));
+        }
         self.packets = 0;
         Ok(true)
     }
