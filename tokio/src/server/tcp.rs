@@ -274,3 +274,61 @@ impl TcpLink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_is_listed_once_until_the_core_task_looks_at_it() {
+        let ready = Arc::new(ReadyList::default());
+        let waker = Arc::new(ConnWaker {
+            conn: ConnId(7),
+            listed: AtomicBool::new(false),
+            ready: ready.clone(),
+        });
+        let as_waker = Waker::from(waker.clone());
+        as_waker.wake_by_ref();
+        as_waker.wake_by_ref();
+        let mut taken = Vec::new();
+        let cx = Context::from_waker(Waker::noop());
+        assert_eq!(ready.poll_take(&cx, &mut taken), Poll::Ready(()));
+        assert_eq!(taken, [ConnId(7)], "listed once");
+        // Not looked at yet: a wake does not list it again.
+        as_waker.wake_by_ref();
+        assert!(ready.is_empty());
+        // Looked at: the next wake lists it.
+        waker.listed.store(false, Ordering::Release);
+        as_waker.wake_by_ref();
+        taken.clear();
+        assert_eq!(ready.poll_take(&cx, &mut taken), Poll::Ready(()));
+        assert_eq!(taken, [ConnId(7)]);
+        assert_eq!(ready.poll_take(&cx, &mut taken), Poll::Pending);
+    }
+
+    #[test]
+    fn a_written_buffer_is_kept_whole_and_a_large_or_surplus_one_is_freed() {
+        let mut spare = SpareBuffers::default();
+        let mut buf = BytesMut::with_capacity(1000);
+        buf.extend_from_slice(&[1; 1000]);
+        buf.advance(1000);
+        assert_eq!(buf.capacity(), 0, "advanced through");
+        spare.give(buf);
+        let again = spare.take();
+        assert!(again.is_empty());
+        assert!(again.capacity() >= 1000, "the allocation comes back whole");
+        let mut big = BytesMut::with_capacity(SpareBuffers::MAX_CAPACITY + 1);
+        big.extend_from_slice(&[2; 10]);
+        spare.give(big);
+        assert_eq!(spare.0.len(), 0, "a burst's buffer is freed");
+        for _ in 0..SpareBuffers::MAX + 5 {
+            spare.give(BytesMut::with_capacity(16));
+        }
+        assert_eq!(spare.0.len(), SpareBuffers::MAX);
+        assert_eq!(
+            SpareBuffers::default().take().capacity(),
+            0,
+            "none kept: none made"
+        );
+    }
+}
