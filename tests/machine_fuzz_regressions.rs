@@ -406,6 +406,18 @@ fn broker_peer(conn: u8, p: ClientPacket) -> BrokerOp {
     BrokerOp::Peer(conn, p, Delivery::Whole)
 }
 
+/// A QoS 1 PUBLISH of a 3-byte payload to topic `topic` of the pool, with id `id`.
+fn qos1_publish(topic: u8, id: u8) -> ClientPacket {
+    ClientPacket::Publish {
+        topic,
+        qos: QoS::AtLeastOnce,
+        id,
+        dup: false,
+        retain: false,
+        payload: Payload(3),
+    }
+}
+
 fn broker_actions(log: &[BrokerRecord]) -> impl Iterator<Item = &BrokerAction> {
     log.iter().filter_map(|r| match r {
         BrokerRecord::Action(a) => Some(a),
@@ -538,14 +550,7 @@ fn a_broker_routes_queues_offline_takes_over_and_times_out_under_the_checks() {
 
 #[test]
 fn the_aws_2025_retry_limit_drops_online_and_stored_messages_under_the_checks() {
-    let publish = |id| ClientPacket::Publish {
-        topic: 1,
-        qos: QoS::AtLeastOnce,
-        id,
-        dup: false,
-        retain: false,
-        payload: Payload(3),
-    };
+    let publish = |id| qos1_publish(1, id);
     let input = BrokerInput {
         setup: BrokerSetup {
             connection: ServerSetup {
@@ -687,14 +692,7 @@ fn the_wire_check_fails_a_packet_that_cannot_go_on_the_wire() {
 #[test]
 fn back_pressure_pauses_a_publisher_and_resumes_it_as_the_subscriber_acks_under_the_checks() {
     // To `a/b`, which the subscriber's filter `a/b` matches.
-    let publish = |id| ClientPacket::Publish {
-        topic: 1,
-        qos: QoS::AtLeastOnce,
-        id,
-        dup: false,
-        retain: false,
-        payload: Payload(3),
-    };
+    let publish = |id| qos1_publish(1, id);
     let puback = broker_peer(
         0,
         ClientPacket::Ack {

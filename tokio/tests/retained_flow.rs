@@ -8,16 +8,11 @@ use std::collections::BTreeSet;
 
 use futures_util::future::join_all;
 use mqtt_sansio::QoS;
-use mqtt_sansio_tokio::{Client, Listener, Messages, Options};
-use support::{LIMIT, any_port, serve};
+use mqtt_sansio_tokio::{Client, Listener, Messages};
+use support::{LIMIT, any_port, connect_client, serve};
 
 async fn client(port: u16, id: &str) -> (Client, Messages) {
-    let mut o = Options::new(format!("mqtt://127.0.0.1:{port}"));
-    o.client_id = id.to_string();
-    tokio::time::timeout(LIMIT, Client::connect(o))
-        .await
-        .expect("connects in time")
-        .expect("connects")
+    connect_client(&format!("mqtt://127.0.0.1:{port}"), id).await
 }
 
 #[tokio::test]

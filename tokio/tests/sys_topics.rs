@@ -10,8 +10,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use mqtt_sansio::{BrokerConfig, Profile, QoS};
 use mqtt_sansio_tokio::store::{Store, StoredMessage, Write};
-use mqtt_sansio_tokio::{Client, Listener, Messages, Options, Server};
-use support::{LIMIT, Running, TempDir, any_port, run};
+use mqtt_sansio_tokio::{Client, Listener, Messages, Server};
+use support::{LIMIT, Running, TempDir, any_port, connect_client, run};
 
 const INTERVAL: Duration = Duration::from_millis(50);
 
@@ -25,12 +25,8 @@ async fn start(profile: Profile, sys: Option<Duration>, dir: Option<&Path>) -> R
 }
 
 async fn client(server: &Running, id: &str) -> (Client, Messages) {
-    let mut o = Options::new(format!("mqtt://127.0.0.1:{}", server.addrs[0].port()));
-    o.client_id = id.to_string();
-    tokio::time::timeout(LIMIT, Client::connect(o))
-        .await
-        .expect("connects in time")
-        .expect("connects")
+    let url = format!("mqtt://127.0.0.1:{}", server.addrs[0].port());
+    connect_client(&url, id).await
 }
 
 async fn subscribe(c: &Client, filter: &str) {

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use mqtt_sansio::{Connect, MqttString, Packet, Publish, QoS, QosPid, TopicName};
-use mqtt_sansio_tokio::{Client, Listener, Messages, Options};
-use support::{LIMIT, any_port, serve};
+use mqtt_sansio_tokio::Listener;
+use support::{LIMIT, any_port, connect_client, serve};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -40,15 +40,6 @@ fn publish(topic: &str, payload: &[u8]) -> Vec<u8> {
     .to_bytes()
     .unwrap()
     .to_vec()
-}
-
-async fn client(url: &str, id: &str) -> (Client, Messages) {
-    let mut o = Options::new(url.to_string());
-    o.client_id = id.to_string();
-    tokio::time::timeout(LIMIT, Client::connect(o))
-        .await
-        .expect("connects in time")
-        .expect("connects")
 }
 
 #[tokio::test]
@@ -86,11 +77,11 @@ async fn a_connection_that_keeps_sending_does_not_keep_the_others_waiting() {
     .expect("the flood is read");
     // Others connect, subscribe and get their messages meanwhile.
     let url = format!("mqtt://{addr}");
-    let (sub, mut messages) = client(&url, "quiet-sub").await;
+    let (sub, mut messages) = connect_client(&url, "quiet-sub").await;
     sub.subscribe(&[("quiet/#", QoS::AtLeastOnce)])
         .await
         .unwrap();
-    let (publisher, _) = client(&url, "quiet-pub").await;
+    let (publisher, _) = connect_client(&url, "quiet-pub").await;
     for i in 0..20u8 {
         publisher
             .publish("quiet/t", QoS::AtLeastOnce, false, vec![i])
@@ -116,7 +107,7 @@ async fn a_connection_that_keeps_sending_does_not_keep_the_others_waiting() {
 async fn a_publish_larger_than_the_read_buffer_arrives_whole() {
     let running = serve(vec![Listener::Tcp(any_port())], None).await;
     let addr = running.addrs[0];
-    let (sub, mut messages) = client(&format!("mqtt://{addr}"), "big-sub").await;
+    let (sub, mut messages) = connect_client(&format!("mqtt://{addr}"), "big-sub").await;
     sub.subscribe(&[("big/t", QoS::AtMostOnce)]).await.unwrap();
     // 300 000 bytes (the core task reads 16 KiB at a time), sent in uneven pieces after
     // the CONNECT in the same first write.

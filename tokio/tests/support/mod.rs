@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use mqtt_sansio::{BrokerConfig, ConnectReturnCode, Profile};
-use mqtt_sansio_tokio::{Listener, Peer, Server};
+use mqtt_sansio_tokio::{Client, Listener, Messages, Options, Peer, Server};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa, KeyPair,
     date_time_ymd,
@@ -186,4 +186,14 @@ pub async fn run(mut server: Server, listeners: Vec<Listener>) -> Running {
 /// 127.0.0.1 port 0.
 pub fn any_port() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+/// A client connected to `url` as `id`, within [`LIMIT`].
+pub async fn connect_client(url: &str, id: &str) -> (Client, Messages) {
+    let mut o = Options::new(url.to_string());
+    o.client_id = id.to_string();
+    tokio::time::timeout(LIMIT, Client::connect(o))
+        .await
+        .expect("connects in time")
+        .expect("connects")
 }
