@@ -96,9 +96,10 @@ def per_op(workload, mode, fresh=False):
 
 
 STATE_WORKLOADS = {"client_qos0": 2000, "client_qos1": 2000, "fanout_1": 2000,
-                   "fanout_100": 200, "fanout_10000": 10}
+                   "fanout_100": 200, "fanout_10000": 10, "window1_qos1": 2000}
 # What one operation of each state workload is, for the table.
-STATE_OP = {"client_qos0": "one message", "client_qos1": "one message (PUBLISH, PUBACK, event)"}
+STATE_OP = {"client_qos0": "one message", "client_qos1": "one message (PUBLISH, PUBACK, event)",
+            "window1_qos1": "one QoS 1 message through the broker (PUBLISH in, PUBACK and delivery encoded, PUBACK in)"}
 DRIVER = "state_ops"
 
 
