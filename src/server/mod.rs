@@ -123,7 +123,8 @@ pub struct Server {
     accepted: bool,
     actions: VecDeque<Action>,
     /// Set by a control packet (CONNECT, SUBSCRIBE, UNSUBSCRIBE, PINGREQ): `actions`
-    /// gives its allocation back once drained.
+    /// gives its allocation back once drained, and the outgoing table its room if it
+    /// is empty.
     release_actions: bool,
     /// The publish quotas' current window: boxed, and only under a profile with them.
     publish_window: Option<Box<PublishWindow>>,
@@ -231,9 +232,11 @@ impl Server {
         let action = self.actions.pop_front();
         if action.is_none() && self.release_actions {
             // After a control packet a connection may stay idle for long; PUBLISH flows
-            // come in streams and keep the allocation (one per packet would cost more).
+            // come in streams and keep the allocations (one per packet would cost
+            // more): the action queue's, and the outgoing table's once it is empty.
             self.release_actions = false;
             self.actions = VecDeque::new();
+            self.session.session.release_room();
         }
         action
     }

@@ -314,7 +314,7 @@ impl Session {
     pub fn export(&self) -> SessionExport {
         SessionExport {
             cursor: self.ids.cursor(),
-            outgoing: self.outgoing.values().cloned().collect(),
+            outgoing: self.outgoing.iter().cloned().collect(),
             inbound_qos2: self.inbound_qos2().collect(),
         }
     }
@@ -331,7 +331,7 @@ impl Session {
             if entry.first_sent.is_some() && !entry.sent {
                 return Err(StateError::Invalid("a first-send time on an unsent entry"));
             }
-            if session.by_id.contains_key(&entry.id) {
+            if session.outgoing.contains(entry.id) {
                 return Err(StateError::Invalid("an id twice in the outgoing table"));
             }
             session.ids.insert(entry.id);

@@ -32,9 +32,10 @@ pub mod encoding;
 mod export;
 mod ids;
 mod server;
+mod table;
 
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 use core::time::Duration;
 
@@ -200,11 +201,8 @@ pub fn window(configured: usize, profile: &Profile) -> usize {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Session {
     ids: PacketIds,
-    /// Outgoing entries by sequence number: the resend order.
-    outgoing: BTreeMap<u64, Outgoing>,
-    /// Packet id → sequence number in `outgoing`.
-    by_id: BTreeMap<PacketId, u64>,
-    next_seq: u64,
+    /// The outgoing entries in resend order.
+    outgoing: table::Table,
     /// Whether changes are recorded in the journal.
     recording: bool,
     /// The inbound QoS 2 ids and the journal, boxed and only while either holds
@@ -241,12 +239,18 @@ impl Session {
 
     /// The outgoing table, in resend order.
     pub fn outgoing(&self) -> impl Iterator<Item = &Outgoing> + '_ {
-        self.outgoing.values()
+        self.outgoing.iter()
     }
 
     /// The outgoing entry with packet id `id`.
     pub fn get(&self, id: PacketId) -> Option<&Outgoing> {
-        self.by_id.get(&id).and_then(|s| self.outgoing.get(s))
+        self.outgoing.get(id)
+    }
+
+    /// Gives back the room the outgoing table keeps while messages flow, if it is
+    /// empty: for a connection that has gone quiet.
+    pub(crate) fn release_room(&mut self) {
+        self.outgoing.release_room();
     }
 
     /// The inbound QoS 2 ids delivered and awaiting PUBREL, in id order.
@@ -327,7 +331,7 @@ impl Session {
     /// Frees an id taken with [`allocate_id`](Self::allocate_id) that no outgoing
     /// entry uses.
     pub(crate) fn release_id(&mut self, id: PacketId) {
-        if !self.by_id.contains_key(&id) {
+        if !self.outgoing.contains(id) {
             self.ids.release(id);
         }
     }
@@ -337,7 +341,7 @@ impl Session {
     /// out, now; `None` for a message held. Returns false, changing nothing, for a QoS
     /// 0 message or an id already in the table.
     pub(crate) fn push(&mut self, id: PacketId, message: Message, sent: Option<Instant>) -> bool {
-        if message.qos == QoS::AtMostOnce || self.by_id.contains_key(&id) {
+        if message.qos == QoS::AtMostOnce || self.outgoing.contains(id) {
             return false;
         }
         self.ids.insert(id);
@@ -357,16 +361,12 @@ impl Session {
     }
 
     fn insert_entry(&mut self, entry: Outgoing) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        self.by_id.insert(entry.id, seq);
-        self.outgoing.insert(seq, entry);
+        self.outgoing.push(entry);
     }
 
     /// Takes the entry `id` out of the table, keeping its id in use.
     fn take(&mut self, id: PacketId) -> Option<Outgoing> {
-        let seq = self.by_id.remove(&id)?;
-        self.outgoing.remove(&seq)
+        self.outgoing.remove(id)
     }
 
     fn remove(&mut self, id: PacketId) -> Option<Outgoing> {
@@ -379,8 +379,7 @@ impl Session {
     /// Marks the held entry `id` as sent at `now` and gives its first PUBLISH (DUP=0);
     /// `None` if there is no such entry or it was sent already.
     pub(crate) fn send_held(&mut self, id: PacketId, now: Instant) -> Option<Publish<Bytes>> {
-        let seq = self.by_id.get(&id)?;
-        let entry = self.outgoing.get_mut(seq)?;
+        let entry = self.outgoing.get_mut(id)?;
         if entry.sent {
             return None;
         }
@@ -444,13 +443,13 @@ impl Session {
     pub(crate) fn resend(&mut self, policy: ResendPolicy) -> Vec<Packet<Bytes>> {
         let mut packets = Vec::with_capacity(self.outgoing.len());
         let fresh = policy == ResendPolicy::FreshId;
-        let seqs: Vec<u64> = self.outgoing.keys().copied().collect();
-        for seq in seqs {
-            let Some(entry) = self.outgoing.get(&seq) else {
-                continue;
-            };
-            let old = entry.id;
-            match (entry.sent, entry.stage) {
+        let entries: Vec<(PacketId, bool, Stage)> = self
+            .outgoing
+            .iter()
+            .map(|o| (o.id, o.sent, o.stage))
+            .collect();
+        for (old, sent, stage) in entries {
+            match (sent, stage) {
                 (false, _) => continue,
                 (true, Stage::Released) => packets.push(Packet::PubRel(old)),
                 (true, Stage::Published) => {
@@ -465,14 +464,12 @@ impl Session {
                                 old
                             }
                         };
-                        self.by_id.remove(&old);
-                        self.by_id.insert(id, seq);
+                        self.outgoing.renumber(old, id);
                         self.record(|| Change::Renumbered { old, new: id });
                     }
-                    let Some(entry) = self.outgoing.get_mut(&seq) else {
+                    let Some(entry) = self.outgoing.get(id) else {
                         continue;
                     };
-                    entry.id = id;
                     packets.push(Packet::Publish(entry.message.to_publish(id, !fresh)));
                 }
             }
@@ -485,7 +482,7 @@ impl Session {
     pub(crate) fn discard(&mut self, which: impl Fn(&Outgoing) -> bool) -> Vec<Outgoing> {
         let ids: Vec<PacketId> = self
             .outgoing
-            .values()
+            .iter()
             .filter(|o| which(o))
             .map(|o| o.id)
             .collect();
@@ -496,7 +493,7 @@ impl Session {
     /// [`Outgoing::retry_deadline`]); `None` if it drops none.
     pub(crate) fn retry_deadline(&self, limit: Duration) -> Option<Instant> {
         self.outgoing
-            .values()
+            .iter()
             .filter_map(|o| o.retry_deadline(limit))
             .min()
     }
