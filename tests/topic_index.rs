@@ -272,6 +272,39 @@ fn filters_and_topics_of_the_maximum_length_do_not_exhaust_the_stack() {
 }
 
 #[test]
+fn a_topic_that_branches_at_every_level_matches_past_the_walks_inline_stack() {
+    // `a/.../a/+/.../+` for every split point, and `a/.../a`: the walk keeps one `+`
+    // branch per level waiting while it follows the literal path, 16 at the deepest,
+    // more than the stack it keeps before it spills into a vector.
+    const LEVELS: usize = 16;
+    let inserts: Vec<(String, u8, QoS)> = (0..=LEVELS)
+        .map(|k| {
+            let levels: Vec<&str> = (0..LEVELS).map(|i| if i < k { "a" } else { "+" }).collect();
+            (levels.join("/"), (k % 3) as u8, QoS::AtLeastOnce)
+        })
+        .collect();
+    let topics = [
+        vec!["a"; LEVELS].join("/"),
+        vec!["a"; LEVELS - 1].join("/") + "/b",
+        "a/b".to_string() + &"/a".repeat(LEVELS - 2),
+    ];
+    for hash_matches_parent in [false, true] {
+        if let Err(e) = check_against_matches(hash_matches_parent, &inserts, &[], &topics) {
+            panic!("{e}");
+        }
+    }
+    let mut index = SubscriptionIndex::new(true);
+    for (k, (f, _, qos)) in inserts.iter().enumerate() {
+        index.insert(&filter(f), k, *qos);
+    }
+    assert_eq!(
+        matched(&index, &topics[0]).len(),
+        LEVELS + 1,
+        "every filter matches"
+    );
+}
+
+#[test]
 fn debug_lists_each_filter_with_its_subscribers() {
     let mut index = SubscriptionIndex::new(false);
     index.insert(&filter("#"), "x", QoS::AtMostOnce);

@@ -511,8 +511,7 @@ impl<K: Ord + Clone> SubscriptionIndex<K> {
         let system = topic.first() == Some(&b'$');
         // Each entry: a node and the part of the topic after its path (`None` once the
         // topic is consumed).
-        let mut pending: Vec<(&Node<K>, Option<&[u8]>)> = Vec::new();
-        pending.push((&self.root, Some(topic)));
+        let mut pending = Pending::new(&self.root, topic);
         while let Some((node, rest)) = pending.pop() {
             // Wildcards in the first level never match a `$` topic (MQTT-4.7.2-1).
             let wildcards = !(system && core::ptr::eq(node, &self.root));
@@ -565,6 +564,54 @@ impl<K: Ord + Clone> SubscriptionIndex<K> {
     /// Whether `a/#` matches `a` in this index.
     pub fn hash_matches_parent(&self) -> bool {
         self.hash_matches_parent
+    }
+}
+
+/// The nodes a match still has to visit, last in first out: the first [`INLINE`] on
+/// the stack, the rest (a topic with more levels than that under `+` filters) in a
+/// vector, so that matching a topic allocates nothing in the common case.
+struct Pending<'a, K> {
+    inline: [Visit<'a, K>; INLINE],
+    len: usize,
+    spill: Vec<Visit<'a, K>>,
+}
+
+/// A node and the part of the topic after its path (`None` once the topic is
+/// consumed).
+type Visit<'a, K> = (&'a Node<K>, Option<&'a [u8]>);
+
+/// How many [`Pending`] entries live on the stack.
+const INLINE: usize = 8;
+
+impl<'a, K> Pending<'a, K> {
+    fn new(root: &'a Node<K>, topic: &'a [u8]) -> Self {
+        let mut inline = [(root, None); INLINE];
+        inline[0] = (root, Some(topic));
+        Pending {
+            inline,
+            len: 1,
+            spill: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, visit: Visit<'a, K>) {
+        // While the vector holds any, the array is full: the order stays last in,
+        // first out.
+        match self.inline.get_mut(self.len) {
+            Some(slot) => {
+                *slot = visit;
+                self.len += 1;
+            }
+            None => self.spill.push(visit),
+        }
+    }
+
+    fn pop(&mut self) -> Option<Visit<'a, K>> {
+        if let Some(visit) = self.spill.pop() {
+            return Some(visit);
+        }
+        self.len = self.len.checked_sub(1)?;
+        self.inline.get(self.len).copied()
     }
 }
 
