@@ -330,26 +330,32 @@ impl Core {
                     armed = Some(at);
                 }
             }
-            // In this order, without drawing lots: stopping, a finished commit and the
-            // timer first (they cost little while they wait), then the sockets. The
-            // inputs of the channel (new connections, TLS and WebSocket bytes) are taken
-            // with the sockets' round too, so that busy sockets cannot hold them back.
+            // In this order, without drawing lots: stopping and a finished commit first
+            // (they cost little while they wait), then the sockets, the timer and the
+            // channel. A round of the sockets runs the timer too once it has fired, so
+            // that busy sockets cannot hold it back, and it takes the channel's inputs
+            // (new connections, TLS and WebSocket bytes) for the same reason. The timer
+            // is polled only when no socket is ready: once per wake-up, not twice.
             tokio::select! {
                 biased;
                 _ = &mut stop => break,
                 done = commit::committed(&mut self.commits) => self.on_committed(done),
-                () = &mut timer, if armed.is_some() => {
-                    armed = None;
-                    self.on_timer();
-                }
                 () = std::future::poll_fn(|cx| self.ready.poll_take(cx, &mut self.listed)) => {
                     self.take_inputs(&mut input_rx);
                     self.on_ready();
+                    if armed.is_some() && timer.is_elapsed() {
+                        armed = None;
+                        self.on_timer();
+                    }
                     if !self.ready.is_empty() {
                         // Connections with more to read, listed again: the runtime
                         // looks at the other tasks and the sockets first.
                         tokio::task::yield_now().await;
                     }
+                }
+                () = &mut timer, if armed.is_some() => {
+                    armed = None;
+                    self.on_timer();
                 }
                 Some(input) = input_rx.recv() => {
                     // The inputs that are there already form one batch: one commit.

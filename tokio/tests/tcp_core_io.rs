@@ -12,15 +12,20 @@ use bytes::Bytes;
 use mqtt_sansio::{Connect, MqttString, Packet, Publish, QoS, QosPid, TopicName};
 use mqtt_sansio_tokio::Listener;
 use support::{LIMIT, any_port, connect_client, serve};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A CONNECT for `id` (clean session, keep alive 60 s).
 fn connect(id: &str) -> Vec<u8> {
+    connect_keeping_alive(id, 60)
+}
+
+/// A CONNECT for `id` (clean session, keep alive `keep_alive` seconds).
+fn connect_keeping_alive(id: &str, keep_alive: u16) -> Vec<u8> {
     Packet::<Bytes>::Connect(Connect {
         client_id: MqttString::try_from(id).unwrap(),
         clean_session: true,
-        keep_alive: 60,
+        keep_alive,
         will: None,
         login: None,
     })
@@ -75,6 +80,13 @@ async fn a_connection_that_keeps_sending_does_not_keep_the_others_waiting() {
     })
     .await
     .expect("the flood is read");
+    // A client that goes silent after its CONNECT (keep alive 1 s): the broker's timer
+    // closes it while the flood goes on.
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    silent
+        .write_all(&connect_keeping_alive("silent", 1))
+        .await
+        .unwrap();
     // Others connect, subscribe and get their messages meanwhile.
     let url = format!("mqtt://{addr}");
     let (sub, mut messages) = connect_client(&url, "quiet-sub").await;
@@ -93,6 +105,13 @@ async fn a_connection_that_keeps_sending_does_not_keep_the_others_waiting() {
             .expect("a message");
         assert_eq!(&got.payload[..], &[i]);
     }
+    // CONNACK, then the end of the stream once the keep-alive has run out (1.5 s).
+    let mut read = Vec::new();
+    tokio::time::timeout(LIMIT, silent.read_to_end(&mut read))
+        .await
+        .expect("the silent client is closed by its keep-alive during the flood")
+        .ok();
+    assert_eq!(read, [0x20, 2, 0, 0], "a CONNACK and nothing else");
     assert!(!flooding.is_finished(), "the flooder is still connected");
     done.store(true, Ordering::Relaxed);
     tokio::time::timeout(LIMIT, flooding)
