@@ -233,6 +233,7 @@ impl Server {
             closing: Vec::new(),
             ready: Arc::default(),
             listed: Vec::new(),
+            core_waker: None,
             read_buf: vec![0; TCP_READ_BUF].into_boxed_slice(),
             spare: SpareBuffers::default(),
             dirty: Vec::new(),
@@ -292,6 +293,8 @@ struct Core {
     ready: Arc<ReadyList>,
     /// Those taken off the ready list, being served (kept for its allocation).
     listed: Vec<ConnId>,
+    /// The waker the core task gave the ready list last.
+    core_waker: Option<std::task::Waker>,
     /// What a plain TCP connection's read brings.
     read_buf: Box<[u8]>,
     /// Write buffers of TCP connections that had everything written.
@@ -340,7 +343,7 @@ impl Core {
                 biased;
                 _ = &mut stop => break,
                 done = commit::committed(&mut self.commits) => self.on_committed(done),
-                () = std::future::poll_fn(|cx| self.ready.poll_take(cx, &mut self.listed)) => {
+                () = std::future::poll_fn(|cx| self.ready.poll_take(cx, &mut self.listed, &mut self.core_waker)) => {
                     self.take_inputs(&mut input_rx);
                     self.on_ready();
                     if armed.is_some() && timer.is_elapsed() {

@@ -21,8 +21,17 @@ use super::read::{FirstPacket, TooLarge};
 use super::{Counters, FLUSH_TIMEOUT};
 
 /// The connections whose socket may be ready, in the order their wakers fired.
+///
+/// The core task looks at it after every wake-up, and most of those looks find it
+/// empty: an atomic flag answers them without taking the lock, and the core task's
+/// waker is handed over only when it changes (see [`poll_take`](Self::poll_take)).
 #[derive(Default)]
-pub(super) struct ReadyList(Mutex<Listed>);
+pub(super) struct ReadyList {
+    listed: Mutex<Listed>,
+    /// Whether `listed.conns` holds any: set under the lock, cleared by the core task
+    /// as it takes them.
+    any: AtomicBool,
+}
 
 #[derive(Default)]
 struct Listed {
@@ -33,30 +42,46 @@ struct Listed {
 
 impl ReadyList {
     fn lock(&self) -> MutexGuard<'_, Listed> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.listed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Ready once connections are listed: they are moved into `into` (which the core
-    /// task keeps, so that its allocation is reused). Else keeps `cx`'s waker.
-    pub(super) fn poll_take(&self, cx: &Context<'_>, into: &mut Vec<ConnId>) -> Poll<()> {
-        let mut listed = self.lock();
-        if listed.conns.is_empty() {
-            if !listed
-                .core
-                .as_ref()
-                .is_some_and(|w| w.will_wake(cx.waker()))
-            {
-                listed.core = Some(cx.waker().clone());
+    /// task keeps, so that its allocation is reused). Else `cx`'s waker is woken when
+    /// one is; `given` is the waker the core task gave last, kept on its side so that
+    /// the same waker is not handed over again.
+    pub(super) fn poll_take(
+        &self,
+        cx: &Context<'_>,
+        into: &mut Vec<ConnId>,
+        given: &mut Option<Waker>,
+    ) -> Poll<()> {
+        if !self.any.load(Ordering::Acquire) {
+            if given.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                return Poll::Pending;
             }
-            return Poll::Pending;
+            // A connection listed before the waker is in place is seen here: it was
+            // listed under the same lock.
+            let mut listed = self.lock();
+            listed.core = Some(cx.waker().clone());
+            *given = Some(cx.waker().clone());
+            if listed.conns.is_empty() {
+                return Poll::Pending;
+            }
+            return Poll::Ready(self.take(&mut listed, into));
         }
-        std::mem::swap(&mut listed.conns, into);
+        let mut listed = self.lock();
+        self.take(&mut listed, into);
         Poll::Ready(())
+    }
+
+    fn take(&self, listed: &mut Listed, into: &mut Vec<ConnId>) {
+        std::mem::swap(&mut listed.conns, into);
+        self.any.store(false, Ordering::Release);
     }
 
     /// Whether connections are listed.
     pub(super) fn is_empty(&self) -> bool {
-        self.lock().conns.is_empty()
+        !self.any.load(Ordering::Acquire)
     }
 }
 
@@ -79,6 +104,7 @@ impl Wake for ConnWaker {
         }
         let mut listed = self.ready.lock();
         listed.conns.push(self.conn);
+        self.ready.any.store(true, Ordering::Release);
         if let Some(core) = &listed.core {
             core.wake_by_ref();
         }
@@ -131,6 +157,9 @@ pub(super) enum Read<'a> {
 pub(super) struct TcpLink {
     stream: TcpStream,
     waker: Arc<ConnWaker>,
+    /// `waker` as a [`Waker`], made once: each read and write polls the socket with
+    /// it, and making it anew would count the `Arc` up and down each time.
+    as_waker: Waker,
     /// Encoded packets, in order, not written yet. It holds no allocation while empty.
     out: BytesMut,
     /// How many packets `out` holds (a packet partly written counts whole).
@@ -159,6 +188,7 @@ impl TcpLink {
         waker.wake_by_ref();
         TcpLink {
             stream,
+            as_waker: Waker::from(waker.clone()),
             waker,
             out: BytesMut::new(),
             packets: 0,
@@ -180,9 +210,9 @@ impl TcpLink {
     /// Reads once into `buf`. A read that does not fill it shows the socket empty: the
     /// next call then only keeps the waker, with no system call.
     pub(super) fn read<'a>(&'a mut self, buf: &'a mut [u8], counters: &Counters) -> Read<'a> {
-        let waker = Waker::from(self.waker.clone());
         let mut read = ReadBuf::new(buf);
-        match Pin::new(&mut self.stream).poll_read(&mut Context::from_waker(&waker), &mut read) {
+        let mut cx = Context::from_waker(&self.as_waker);
+        match Pin::new(&mut self.stream).poll_read(&mut cx, &mut read) {
             Poll::Pending => return Read::Pending,
             Poll::Ready(Err(e)) => return Read::Lost(e.to_string()),
             Poll::Ready(Ok(())) => {}
@@ -228,8 +258,7 @@ impl TcpLink {
         counters: &Counters,
         spare: &mut SpareBuffers,
     ) -> io::Result<bool> {
-        let waker = Waker::from(self.waker.clone());
-        let mut cx = Context::from_waker(&waker);
+        let mut cx = Context::from_waker(&self.as_waker);
         let wrote = !self.out.is_empty();
         while !self.out.is_empty() {
             match Pin::new(&mut self.stream).poll_write(&mut cx, &self.out) {
@@ -291,8 +320,12 @@ mod tests {
         as_waker.wake_by_ref();
         as_waker.wake_by_ref();
         let mut taken = Vec::new();
+        let mut given = None;
         let cx = Context::from_waker(Waker::noop());
-        assert_eq!(ready.poll_take(&cx, &mut taken), Poll::Ready(()));
+        assert_eq!(
+            ready.poll_take(&cx, &mut taken, &mut given),
+            Poll::Ready(())
+        );
         assert_eq!(taken, [ConnId(7)], "listed once");
         // Not looked at yet: a wake does not list it again.
         as_waker.wake_by_ref();
@@ -301,9 +334,70 @@ mod tests {
         waker.listed.store(false, Ordering::Release);
         as_waker.wake_by_ref();
         taken.clear();
-        assert_eq!(ready.poll_take(&cx, &mut taken), Poll::Ready(()));
+        assert_eq!(
+            ready.poll_take(&cx, &mut taken, &mut given),
+            Poll::Ready(())
+        );
         assert_eq!(taken, [ConnId(7)]);
-        assert_eq!(ready.poll_take(&cx, &mut taken), Poll::Pending);
+        assert_eq!(ready.poll_take(&cx, &mut taken, &mut given), Poll::Pending);
+    }
+
+    /// Counts its wake-ups.
+    #[derive(Default)]
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn the_core_task_is_woken_by_a_listing_and_hands_its_waker_over_once() {
+        let ready = Arc::new(ReadyList::default());
+        let conn = |id| {
+            Waker::from(Arc::new(ConnWaker {
+                conn: ConnId(id),
+                listed: AtomicBool::new(false),
+                ready: ready.clone(),
+            }))
+        };
+        let (one, two) = (conn(1), conn(2));
+        // Listed before the core task has given a waker: taken on its first look.
+        one.wake_by_ref();
+        let count = Arc::new(Count::default());
+        let core = Waker::from(count.clone());
+        let cx = Context::from_waker(&core);
+        let (mut taken, mut given) = (Vec::new(), None);
+        assert_eq!(ready.poll_take(&cx, &mut taken, &mut given), Poll::Ready(()));
+        assert_eq!(taken, [ConnId(1)]);
+        // Nothing listed: the waker is handed over, once.
+        assert_eq!(ready.poll_take(&cx, &mut taken, &mut given), Poll::Pending);
+        assert!(given.as_ref().is_some_and(|w| w.will_wake(&core)));
+        assert_eq!(ready.poll_take(&cx, &mut taken, &mut given), Poll::Pending);
+        assert_eq!(count.0.load(Ordering::Relaxed), 0);
+        // Listed while the core task waits: it is woken, and the list is not empty.
+        two.wake_by_ref();
+        assert_eq!(count.0.load(Ordering::Relaxed), 1);
+        assert!(!ready.is_empty());
+        taken.clear();
+        assert_eq!(ready.poll_take(&cx, &mut taken, &mut given), Poll::Ready(()));
+        assert_eq!(taken, [ConnId(2)]);
+        assert!(ready.is_empty());
+        // Another waker (the core task polled elsewhere) is handed over and woken next.
+        let other_count = Arc::new(Count::default());
+        let other = Waker::from(other_count.clone());
+        assert_eq!(
+            ready.poll_take(&Context::from_waker(&other), &mut taken, &mut given),
+            Poll::Pending
+        );
+        assert!(given.as_ref().is_some_and(|w| w.will_wake(&other)));
+        conn(3).wake_by_ref();
+        assert_eq!(other_count.0.load(Ordering::Relaxed), 1);
+        assert_eq!(count.0.load(Ordering::Relaxed), 1);
     }
 
     #[test]
