@@ -67,10 +67,10 @@ impl ReadyList {
             if listed.conns.is_empty() {
                 return Poll::Pending;
             }
-            return Poll::Ready(self.take(&mut listed, into));
+            self.take(&mut listed, into);
+        } else {
+            self.take(&mut self.lock(), into);
         }
-        let mut listed = self.lock();
-        self.take(&mut listed, into);
         Poll::Ready(())
     }
 
