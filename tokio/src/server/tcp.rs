@@ -372,7 +372,10 @@ mod tests {
         let core = Waker::from(count.clone());
         let cx = Context::from_waker(&core);
         let (mut taken, mut given) = (Vec::new(), None);
-        assert_eq!(ready.poll_take(&cx, &mut taken, &mut given), Poll::Ready(()));
+        assert_eq!(
+            ready.poll_take(&cx, &mut taken, &mut given),
+            Poll::Ready(())
+        );
         assert_eq!(taken, [ConnId(1)]);
         // Nothing listed: the waker is handed over, once.
         assert_eq!(ready.poll_take(&cx, &mut taken, &mut given), Poll::Pending);
@@ -384,7 +387,10 @@ mod tests {
         assert_eq!(count.0.load(Ordering::Relaxed), 1);
         assert!(!ready.is_empty());
         taken.clear();
-        assert_eq!(ready.poll_take(&cx, &mut taken, &mut given), Poll::Ready(()));
+        assert_eq!(
+            ready.poll_take(&cx, &mut taken, &mut given),
+            Poll::Ready(())
+        );
         assert_eq!(taken, [ConnId(2)]);
         assert!(ready.is_empty());
         // Another waker (the core task polled elsewhere) is handed over and woken next.
