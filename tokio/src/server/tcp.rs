@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use bytes::{Buf, Bytes, BytesMut};
 use mqtt_sansio::Packet;
 use mqtt_sansio::broker::ConnId;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::conn::{NotQueued, queue_packet};
@@ -258,14 +258,23 @@ impl TcpLink {
         counters: &Counters,
         spare: &mut SpareBuffers,
     ) -> io::Result<bool> {
-        let mut cx = Context::from_waker(&self.as_waker);
         let wrote = !self.out.is_empty();
         while !self.out.is_empty() {
-            match Pin::new(&mut self.stream).poll_write(&mut cx, &self.out) {
-                Poll::Pending => return Ok(false),
-                Poll::Ready(Err(e)) => return Err(e),
-                Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
-                Poll::Ready(Ok(n)) => {
+            // Tried first without a waker (no task budget, no registration): the socket
+            // takes what it can; only when it is full is the waker kept for when it is
+            // writable again.
+            match self.stream.try_write(&self.out) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let mut cx = Context::from_waker(&self.as_waker);
+                    match self.stream.poll_write_ready(&mut cx) {
+                        Poll::Pending => return Ok(false),
+                        Poll::Ready(Err(e)) => return Err(e),
+                        Poll::Ready(Ok(())) => {}
+                    }
+                }
+                Err(e) => return Err(e),
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
                     Counters::add(&counters.0.bytes_sent, n as u64);
                     // The queue's bound counts packets and the socket takes bytes: the
                     // packets left are estimated from the bytes left, rounded up.
