@@ -229,8 +229,7 @@ impl Server {
         if self.session.session.has_changes() {
             self.flush_changes();
         }
-        let action = self.actions.pop_front();
-        if action.is_none() && self.release_actions {
+        if self.actions.is_empty() && self.release_actions {
             // After a control packet a connection may stay idle for long; PUBLISH flows
             // come in streams and keep the allocations (one per packet would cost
             // more): the action queue's, and the outgoing table's once it is empty.
@@ -238,7 +237,8 @@ impl Server {
             self.actions = VecDeque::new();
             self.session.session.release_room();
         }
-        action
+        // Returned straight from the queue: no copy of the action in between.
+        self.actions.pop_front()
     }
 
     /// Queues `action` after the changes recorded before it.
