@@ -583,12 +583,14 @@ impl Core {
     fn drain(&mut self) {
         loop {
             while let Some(action) = self.broker.poll_action() {
-                let action = match &mut self.commits {
-                    Some(commits) => commits.route(action),
-                    None => Some(action),
-                };
-                if let Some(action) = action {
-                    self.act(action);
+                // Handed on as it came: each move of an action is a copy of it.
+                match &mut self.commits {
+                    None => self.act(action),
+                    Some(commits) => {
+                        if let Some(action) = commits.route(action) {
+                            self.act(action);
+                        }
+                    }
                 }
             }
             if let Some(commits) = &mut self.commits {
@@ -646,12 +648,13 @@ impl Core {
     }
 
     fn act(&mut self, action: Action) {
-        match action {
-            Action::Send { conn, packet } => {
+        // Looked at in place: moving the packet out would copy it.
+        match &action {
+            &Action::Send { conn, ref packet } => {
                 let Some(link) = self.links.get_mut(&conn) else {
                     return;
                 };
-                match link.push(&packet, self.write_queue, &self.counters, &mut self.spare) {
+                match link.push(packet, self.write_queue, &self.counters, &mut self.spare) {
                     Ok(()) => {
                         Counters::add(&self.counters.0.packets_sent, 1);
                         if !link.dirty {
@@ -673,13 +676,13 @@ impl Core {
                     }
                 }
             }
-            Action::Close { conn, reason } => {
+            &Action::Close { conn, reason } => {
                 tracing::info!("conn {}: closed by the broker: {reason:?}", conn.0);
                 if let Some(link) = self.links.remove(&conn) {
                     self.finish(link);
                 }
             }
-            Action::Pause { conn } | Action::Resume { conn } => {
+            &Action::Pause { conn } | &Action::Resume { conn } => {
                 let paused = matches!(action, Action::Pause { .. });
                 tracing::debug!("conn {}: reading paused={paused}", conn.0);
                 if paused {
@@ -692,7 +695,7 @@ impl Core {
                     self.unstash(conn);
                 }
             }
-            Action::Event(event) => self.log.event(&event, std::time::Instant::now()),
+            Action::Event(event) => self.log.event(event, std::time::Instant::now()),
             // Noted by `drain` with a store; without one, state lives in memory.
             Action::Change(_) => {}
         }
