@@ -150,18 +150,15 @@ impl Pressure {
         }
     }
 
-    /// `packet` (to connection `conn`), unless it is an acknowledgement the broker
-    /// holds back from a throttled publisher.
-    pub(super) fn hold(&mut self, conn: ConnId, packet: Packet<Bytes>) -> Option<Packet<Bytes>> {
+    /// Where the acknowledgements the broker holds back from `conn`, a throttled
+    /// publisher, go (PUBACK and PUBCOMP); `None` while it is not throttled so.
+    pub(super) fn held_acks(&mut self, conn: ConnId) -> Option<&mut Vec<Packet<Bytes>>> {
         match self.throttled.get_mut(&conn) {
             Some(Throttled {
                 how: Throttle::Held(acks),
                 ..
-            }) if matches!(packet, Packet::PubAck(_) | Packet::PubComp(_)) => {
-                acks.push(packet);
-                None
-            }
-            _ => Some(packet),
+            }) => Some(acks),
+            _ => None,
         }
     }
 

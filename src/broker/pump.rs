@@ -165,8 +165,13 @@ impl Broker {
                     Packet::Publish(_) => self.stats.messages_sent += 1,
                     _ => self.stats.packets_sent += 1,
                 }
-                if let Some(packet) = self.pressure.hold(conn, packet) {
-                    self.actions.push_back(Action::Send { conn, packet })
+                // Looked at in place, and moved once: into the held acknowledgements
+                // of a throttled publisher, or else into the actions.
+                match self.pressure.held_acks(conn) {
+                    Some(acks) if matches!(packet, Packet::PubAck(_) | Packet::PubComp(_)) => {
+                        acks.push(packet)
+                    }
+                    _ => self.actions.push_back(Action::Send { conn, packet }),
                 }
             }
             ServerAction::Change(change) => {
