@@ -10,8 +10,9 @@
 # PIN chooses where the processes run: `none` (default, the scheduler decides), `same`
 # (broker and load generator share CPU 0: no cross-CPU wake-up, the processing shows),
 # `split` (broker on CPU 1, load generator on CPU 0).
-# Prints one line per run, `BROKER msgs_per_sec p50_us p99_us`, then one summary line
-# per broker. Stops what it starts, by PID.
+# Prints one line per run, `BROKER msgs_per_sec p50_us p99_us` (to 0.1 us), then one
+# summary line per broker and the round-by-round difference between ours and
+# mosquitto. Stops what it starts, by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${ROUNDS:-10}"
@@ -39,7 +40,7 @@ drive() { # NAME PORT
 import json, sys
 d = json.load(sys.stdin)
 l = d['latency_ms']
-print('$1', round(d['msgs_per_sec']), round(l['p50'] * 1000), round(l['p99'] * 1000))" | tee -a "$tmp/runs"
+print('$1', round(d['msgs_per_sec']), round(l['p50'] * 1000, 1), round(l['p99'] * 1000, 1))" | tee -a "$tmp/runs"
 }
 
 run_ours() { # NAME BINARY
@@ -78,8 +79,17 @@ import collections, statistics, sys
 runs = collections.defaultdict(list)
 for line in open(sys.argv[1]):
     name, rate, p50, p99 = line.split()
-    runs[name].append((int(rate), int(p50), int(p99)))
+    runs[name].append((int(rate), float(p50), float(p99)))
 for name, r in runs.items():
     med = [statistics.median(x[i] for x in r) for i in range(3)]
-    print(f"{name}: median over {len(r)} runs: {med[0]:.0f} msgs/s, p50 {med[1]:.0f} us, p99 {med[2]:.0f} us")
+    print(f"{name}: median over {len(r)} runs: {med[0]:.0f} msgs/s, p50 {med[1]:.1f} us, p99 {med[2]:.1f} us")
+# Round by round (each round runs the brokers one after the other): how often ours was
+# at or below mosquitto, and the median difference.
+pairs = list(zip(runs.get("ours", []), runs.get("mosquitto", [])))
+for i, what in ((1, "p50"), (2, "p99")):
+    if pairs:
+        diff = [o[i] - m[i] for o, m in pairs]
+        at_most = sum(d <= 0 for d in diff)
+        print(f"{what}, ours - mosquitto round by round: median {statistics.median(diff):+.1f} us, "
+              f"ours at or below in {at_most} of {len(diff)} rounds")
 EOF
