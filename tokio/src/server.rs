@@ -234,6 +234,7 @@ impl Server {
             ready: Arc::default(),
             listed: Vec::new(),
             core_waker: None,
+            emptied: Vec::new(),
             read_buf: vec![0; TCP_READ_BUF].into_boxed_slice(),
             spare: SpareBuffers::default(),
             dirty: Vec::new(),
@@ -295,6 +296,9 @@ struct Core {
     listed: Vec<ConnId>,
     /// The waker the core task gave the ready list last.
     core_waker: Option<std::task::Waker>,
+    /// Connections whose socket a short read emptied in this round, to read once more
+    /// after the answers are written.
+    emptied: Vec<ConnId>,
     /// What a plain TCP connection's read brings.
     read_buf: Box<[u8]>,
     /// Write buffers of TCP connections that had everything written.
@@ -485,16 +489,29 @@ impl Core {
         let now = self.clock.now();
         let mut listed = std::mem::take(&mut self.listed);
         for &conn in &listed {
-            self.serve_tcp(now, conn);
+            self.serve_tcp(now, conn, true);
+        }
+        self.drain();
+        // The sockets a short read emptied are read once more now that the answers are
+        // written (they go out first): the read finds nothing and keeps the waker, or
+        // it finds what came meanwhile.
+        listed.clear();
+        std::mem::swap(&mut listed, &mut self.emptied);
+        if !listed.is_empty() {
+            for &conn in &listed {
+                self.serve_tcp(now, conn, false);
+            }
+            self.drain();
         }
         listed.clear();
         self.listed = listed;
-        self.drain();
     }
 
     /// Writes what waits for a listed plain TCP connection, then reads it unless the
-    /// broker paused it: until the socket is empty, or [`READS_PER_ROUND`] times.
-    fn serve_tcp(&mut self, now: mqtt_sansio::Instant, conn: ConnId) {
+    /// broker paused it: until the socket is empty, or [`READS_PER_ROUND`] times. With
+    /// `defer`, a read that empties the socket (a short read) ends it, and the
+    /// connection goes on `emptied` for the read that keeps its waker.
+    fn serve_tcp(&mut self, now: mqtt_sansio::Instant, conn: ConnId, defer: bool) {
         let Some(Link {
             io: Io::Tcp(tcp),
             rare,
@@ -526,7 +543,12 @@ impl Core {
                 Read::Bytes(bytes) => {
                     Counters::add(&self.counters.0.bytes_received, bytes.len() as u64);
                     note_peer(&self.current, rare);
+                    let emptied = bytes.len() < TCP_READ_BUF;
                     self.broker.handle_bytes(now, conn, bytes);
+                    if emptied && defer {
+                        self.emptied.push(conn);
+                        break;
+                    }
                 }
                 Read::First(bytes) => {
                     Counters::add(&self.counters.0.bytes_received, bytes.len() as u64);
