@@ -335,7 +335,7 @@ impl Session {
                 return Err(StateError::Invalid("an id twice in the outgoing table"));
             }
             session.ids.insert(entry.id);
-            session.insert_entry(entry);
+            session.outgoing.push(entry);
         }
         let inbound: BTreeSet<PacketId> = export.inbound_qos2.iter().copied().collect();
         if inbound.len() != export.inbound_qos2.len() {

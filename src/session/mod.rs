@@ -350,7 +350,7 @@ impl Session {
             message: message.clone(),
             sent,
         });
-        self.insert_entry(Outgoing {
+        self.outgoing.push(Outgoing {
             id,
             message,
             stage: Stage::Published,
@@ -360,17 +360,8 @@ impl Session {
         true
     }
 
-    fn insert_entry(&mut self, entry: Outgoing) {
-        self.outgoing.push(entry);
-    }
-
-    /// Takes the entry `id` out of the table, keeping its id in use.
-    fn take(&mut self, id: PacketId) -> Option<Outgoing> {
-        self.outgoing.remove(id)
-    }
-
     fn remove(&mut self, id: PacketId) -> Option<Outgoing> {
-        let entry = self.take(id)?;
+        let entry = self.outgoing.remove(id)?;
         self.ids.release(id);
         self.record(|| Change::Removed(id));
         Some(entry)
@@ -410,12 +401,13 @@ impl Session {
             {
                 // PUBREL takes the PUBLISH's place at the end of the resend order: PUBRELs
                 // go out in the order their PUBRECs arrived (MQTT-4.6.0-4, and for the
-                // server MQTT-4.6.0-6).
-                let Some(mut entry) = self.take(id) else {
+                // server MQTT-4.6.0-6). The entry leaves the table and comes back at its
+                // end; its id stays in use.
+                let Some(mut entry) = self.outgoing.remove(id) else {
                     return Ack::Unexpected;
                 };
                 entry.stage = Stage::Released;
-                self.insert_entry(entry);
+                self.outgoing.push(entry);
                 self.record(|| Change::Released(id));
                 Ack::Released
             }

@@ -112,11 +112,11 @@ impl Table {
         while matches!(self.slots.back(), Some(None)) {
             self.slots.pop_back();
         }
-        if self.slots.len() > 2 * self.live + SCAN {
-            self.close_gaps();
-        }
         if self.live <= SCAN / 2 {
             self.index = None;
+        }
+        if self.slots.len() > 2 * self.live + SCAN {
+            self.close_gaps();
         }
         Some(entry)
     }
