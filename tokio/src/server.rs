@@ -491,20 +491,21 @@ impl Core {
         for &conn in &listed {
             self.serve_tcp(now, conn, true);
         }
+        listed.clear();
+        self.listed = listed;
         self.drain();
         // The sockets a short read emptied are read once more now that the answers are
         // written (they go out first): the read finds nothing and keeps the waker, or
         // it finds what came meanwhile.
-        listed.clear();
-        std::mem::swap(&mut listed, &mut self.emptied);
-        if !listed.is_empty() {
-            for &conn in &listed {
+        if !self.emptied.is_empty() {
+            let mut emptied = std::mem::take(&mut self.emptied);
+            for &conn in &emptied {
                 self.serve_tcp(now, conn, false);
             }
+            emptied.clear();
+            self.emptied = emptied;
             self.drain();
         }
-        listed.clear();
-        self.listed = listed;
     }
 
     /// Writes what waits for a listed plain TCP connection, then reads it unless the
