@@ -15,13 +15,7 @@ rounds="${ROUNDS:-3}"
 mosquitto="${MOSQUITTO:-/usr/sbin/mosquitto}"
 cargo build -q --release --example broker --example loadgen
 lg=target/release/examples/loadgen
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+. benches/common/procs.sh
 
 declare -A workloads=(
     [qos1_10x2000_to_10]="--publishers 10 --messages 2000 --subscribers 10 --window 100"

@@ -25,13 +25,7 @@ mosquitto="${MOSQUITTO:-/usr/sbin/mosquitto}"
 cargo build -q --release --example broker --example loadgen --example restart_time
 broker="${BROKER:-target/release/examples/broker}"
 lg=target/release/examples/loadgen
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+. benches/common/procs.sh
 # mosquitto drops root for its own user, which must write its persistence directory.
 chmod 777 "$tmp"
 workload="--publishers 10 --messages 2000 --subscribers 10 --window 100 --persistent"

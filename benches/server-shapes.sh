@@ -12,13 +12,7 @@ cd "$(dirname "$0")/.."
 rounds="${ROUNDS:-2}"
 cargo build -q --release --example broker --example shape_locked --example loadgen
 lg=target/release/examples/loadgen
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+. benches/common/procs.sh
 
 declare -A workloads=(
     [qos1_10x2000_to_10]="--publishers 10 --messages 2000 --subscribers 10 --window 100"

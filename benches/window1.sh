@@ -26,13 +26,7 @@ split) on_broker=(taskset -c 1); on_loadgen=(taskset -c 0) ;;
 esac
 cargo build -q --release --example broker --example loadgen
 lg=target/release/examples/loadgen
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+. benches/common/procs.sh
 
 drive() { # NAME PORT
     "${on_loadgen[@]}" "$lg" --port "$2" --publishers 1 --messages "$messages" \
