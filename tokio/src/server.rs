@@ -487,25 +487,30 @@ impl Core {
     /// what the broker has to do.
     fn on_ready(&mut self) {
         let now = self.clock.now();
-        let mut listed = std::mem::take(&mut self.listed);
-        for &conn in &listed {
-            self.serve_tcp(now, conn, true);
-        }
-        listed.clear();
-        self.listed = listed;
+        self.listed = self.serve_each(now, std::mem::take(&mut self.listed), true);
         self.drain();
         // The sockets a short read emptied are read once more now that the answers are
         // written (they go out first): the read finds nothing and keeps the waker, or
         // it finds what came meanwhile.
         if !self.emptied.is_empty() {
-            let mut emptied = std::mem::take(&mut self.emptied);
-            for &conn in &emptied {
-                self.serve_tcp(now, conn, false);
-            }
-            emptied.clear();
-            self.emptied = emptied;
+            self.emptied = self.serve_each(now, std::mem::take(&mut self.emptied), false);
             self.drain();
         }
+    }
+
+    /// [`serve_tcp`](Self::serve_tcp) for each of `conns`; gives the list back empty,
+    /// for its allocation.
+    fn serve_each(
+        &mut self,
+        now: mqtt_sansio::Instant,
+        mut conns: Vec<ConnId>,
+        defer: bool,
+    ) -> Vec<ConnId> {
+        for &conn in &conns {
+            self.serve_tcp(now, conn, defer);
+        }
+        conns.clear();
+        conns
     }
 
     /// Writes what waits for a listed plain TCP connection, then reads it unless the
