@@ -487,13 +487,15 @@ impl Core {
     /// what the broker has to do.
     fn on_ready(&mut self) {
         let now = self.clock.now();
-        self.listed = self.serve_each(now, std::mem::take(&mut self.listed), true);
+        let listed = std::mem::take(&mut self.listed);
+        self.listed = self.serve_each(now, listed, true);
         self.drain();
         // The sockets a short read emptied are read once more now that the answers are
         // written (they go out first): the read finds nothing and keeps the waker, or
         // it finds what came meanwhile.
         if !self.emptied.is_empty() {
-            self.emptied = self.serve_each(now, std::mem::take(&mut self.emptied), false);
+            let emptied = std::mem::take(&mut self.emptied);
+            self.emptied = self.serve_each(now, emptied, false);
             self.drain();
         }
     }
